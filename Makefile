@@ -1,0 +1,41 @@
+# trustvis — the two user-facing targets each do the whole set-up first:
+#   make demo   set up, then run the detection benchmark (SynthBench quick; ~30 min on 2 CPU cores)
+#   make test   set up, then run the test suite (a few minutes)
+# A second run skips set-up work already done (stamp file in the venv).
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp-setup
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup lint format test-slow bench-full clean
+
+demo: setup
+	$(VENV)/bin/trustvis data status
+	$(VENV)/bin/trustvis bench detect --quick
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh "$(VENV)"
+	@touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: setup
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench-full: setup
+	$(VENV)/bin/trustvis bench detect
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

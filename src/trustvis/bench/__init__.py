@@ -1,0 +1,1 @@
+"""Benchmarks: one protocol per task (``trustvis bench <task>``)."""

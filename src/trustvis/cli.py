@@ -1,0 +1,388 @@
+"""The ``trustvis`` command line: ``main(argv) -> exit code`` (testable in-process).
+
+    trustvis list [--task detect]               registered methods, with their papers
+    trustvis info METHOD                        paper, summary, presets and every config field
+    trustvis data status                        which real-data sources are installed
+    trustvis data build synthbench [--quick]    build the synthetic-image benchmark (cached)
+    trustvis train METHOD [--preset P] [--set k=v ...] [--out DIR] [--resume]
+    trustvis eval RUN_DIR --data ROOT           per-generator table on a ForenSynths-layout folder
+    trustvis predict RUN_DIR PATH...            score images or folders
+    trustvis bench detect [--quick]             the detection benchmark (what `make demo` runs)
+    trustvis report DIR                         self-contained HTML page for a run or bench folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("trustvis")
+
+EPILOG_TRAIN = """\
+examples:
+  trustvis train bihpf --preset quick --out runs/bihpf
+  trustvis train cnndet --preset quick --set train.steps=200 --set model.blur_prob=0.1
+  trustvis train cnndet --data /data/CNNDetection --set model.weights=/ckpt/resnet50.pth
+  trustvis train bihpf --out runs/bihpf --resume          # continue an interrupted run
+  torchrun --nproc_per_node 2 -m trustvis train cnndet --preset quick --out runs/ddp
+
+data: by default the SynthBench train/val splits of the training family (built on first use);
+--data ROOT trains on ROOT/train and validates on ROOT/val of a ForenSynths-layout folder
+(ROOT/{train,val}/<generator>/[<class>/]{0_real,1_fake}/*.png).
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if v != v else f"{v:.3f}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from trustvis import registry
+
+    rows = [
+        [s.name, s.task, "seed" if s.seed_method else "baseline", f"{s.paper.venue}", s.paper.url]
+        for s in registry.list_methods(args.task)
+    ]
+    print(_table(["method", "task", "kind", "paper", "link"], rows))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import dataclasses
+    import inspect
+
+    from trustvis import registry
+    from trustvis.config import to_dict
+
+    spec = registry.get(args.method)
+    print(f"{spec.name}  ({spec.task}, {'seed method' if spec.seed_method else 'baseline'})")
+    print(f"paper:   {spec.paper.title}. {spec.paper.venue}. {spec.paper.url}")
+    print(f"summary: {spec.summary}")
+    print(f"file:    {inspect.getsourcefile(spec.cls)}")
+    doc = (sys.modules[spec.cls.__module__].__doc__ or "").strip()
+    if doc:
+        print("\n" + textwrap.indent(doc, "  "))
+    print("\nconfig fields (default preset):")
+    default = to_dict(spec.make_config("default"))
+    for f in dataclasses.fields(spec.config):
+        print(f"  model.{f.name} = {default[f.name]!r}")
+    print("\npresets:")
+    for name, values in spec.presets.items():
+        run = getattr(spec.cls, "run_defaults", {}).get(name, {})
+        print(f"  {name}: model {dict(values) or '{}'}  run {run or '{}'}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_cmd == "status":
+        from trustvis.data import sources
+
+        rows = sources.status()
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            print(sources.format_status(rows))
+        return 0
+    if args.data_cmd == "build":
+        if args.name != "synthbench":
+            raise SystemExit(f"Unknown data set {args.name!r}; choose from ['synthbench']")
+        from trustvis.data.synthbench import build_synthbench
+
+        size = "quick" if args.quick else args.size
+        t0 = time.perf_counter()
+        path = build_synthbench(size, force=args.force, progress=not args.no_progress)
+        print(f"SynthBench {size} ready at {path} ({time.perf_counter() - t0:.0f} s)")
+        return 0
+    raise SystemExit("usage: trustvis data {status,build}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trustvis import registry
+    from trustvis.config import make_run_config
+    from trustvis.engine import Trainer, seed_everything
+    from trustvis.engine.checkpoint import read_meta
+
+    overrides = list(args.set or [])
+    if args.data:
+        overrides += ["data.name=folder", f"data.root={args.data}"]
+    if args.steps:
+        overrides.append(f"train.steps={args.steps}")
+    out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.resume and (out / "config.yaml").is_file():
+        from trustvis.config import load_yaml
+
+        saved = load_yaml(out / "config.yaml")
+        if saved.get("method") != args.method:
+            raise SystemExit(f"{out} is a run of {saved.get('method')!r}, not {args.method!r}")
+        run = make_run_config(args.method, saved.get("preset", args.preset),
+                              base={k: v for k, v in saved.items() if k not in ("method", "preset")},
+                              overrides=overrides)  # fmt: skip
+    else:
+        if (out / "model.json").is_file() and not args.resume:
+            meta = read_meta(out)
+            raise SystemExit(f"{out} already holds a finished {meta['method']!r} run; choose another --out")
+        run = make_run_config(args.method, args.preset, args.config, overrides)
+    from trustvis.bench.detect import detection_datasets, evaluate_detector
+
+    seed_everything(run.train.seed)
+    method = registry.get(run.method).cls(run.model)
+    if method.task != "detect":
+        raise SystemExit(f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method")
+    train_set, val_set = detection_datasets(run, method)
+    evaluate_fn = None
+    if val_set is not None:
+
+        def evaluate_fn(m: Any) -> dict[str, float]:
+            res = evaluate_detector(m, val_set, batch_size=max(run.train.batch_size, 64), progress=False)
+            return {f"val_{k}": v for k, v in res["mean"].items()}
+
+    trainer = Trainer(method, run, out)
+    log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
+    summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=args.resume)
+    if trainer.is_main:
+        print(f"trained {run.method} for {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {out}")
+        if summary["eval"]:
+            print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in summary["eval"].items()))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from trustvis.bench.detect import evaluate_detector
+    from trustvis.data.cache import atomic_write_json
+    from trustvis.data.forensynths import ForenSynthsDataset
+    from trustvis.engine import load_method
+
+    method = load_method(args.run_dir, device=args.device)
+    dataset = ForenSynthsDataset(args.data, transform=method.make_transform(False), max_per_class=args.max_images)
+    res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
+    res["data"] = str(args.data)
+    if args.json:
+        print(json.dumps(res, indent=2, default=float))
+    else:
+        rows = [[g, m["n_real"], m["n_fake"], m["acc"], m["acc_real"], m["acc_fake"], m["ap"], m["auc"]]
+                for g, m in res["per_generator"].items()]  # fmt: skip
+        mean = res["mean"]
+        rows.append(["mean", "", "", mean["acc"], "", "", mean["ap"], mean["auc"]])
+        print(_table(["generator", "n_real", "n_fake", "acc", "acc_real", "acc_fake", "ap", "auc"], rows))
+        if dataset.skipped:
+            print(f"\nskipped {len(dataset.skipped)} unreadable file(s); first: {dataset.skipped[0]}")
+    atomic_write_json(Path(args.run_dir) / "eval.json", res)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from trustvis.data.io import ImageReadError, iter_image_files, load_image
+    from trustvis.engine import load_method
+
+    method = load_method(args.run_dir, device=args.device)
+    transform = method.make_transform(False)
+    files: list[Path] = []
+    for p in args.paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(iter_image_files(p))
+        else:
+            files.append(p)
+    results, errors = [], []
+    batch: list[tuple[Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        # images of different sizes are scored one by one; equal sizes are batched
+        groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = {}
+        for item in batch:
+            groups.setdefault(tuple(item[1].shape), []).append(item)
+        for items in groups.values():
+            x = torch.stack([t for _, t in items]).to(method.device)
+            out = method.predict({"image": x})
+            for (path, _), s in zip(items, out["score"].cpu().numpy()):
+                results.append({"path": str(path), "score": float(s), "fake": bool(s >= args.threshold)})
+        batch.clear()
+
+    for f in files:
+        try:
+            batch.append((f, transform(load_image(f))))
+        except ImageReadError as e:
+            errors.append({"path": str(f), "error": e.reason})
+            log.warning("skipped %s: %s", f, e.reason)
+        if len(batch) >= args.batch_size:
+            flush()
+    flush()
+    if args.json:
+        print(json.dumps({"results": results, "errors": errors}, indent=2))
+    else:
+        rows = [[r["path"], r["score"], "fake" if r["fake"] else "real"] for r in results]
+        rows += [[e["path"], float("nan"), f"error: {e['error']}"] for e in errors]
+        print(_table(["path", "p(fake)", "verdict"], rows))
+        if results:
+            print(f"\n{sum(r['fake'] for r in results)}/{len(results)} scored fake at threshold {args.threshold}")
+    return 0 if results or not errors else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.task != "detect":
+        raise SystemExit(f"Unknown bench {args.task!r}; choose from ['detect']")
+    from trustvis.bench.detect import run_detect_bench
+
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    out = run_detect_bench(
+        quick=args.quick,
+        methods=methods,
+        out_dir=args.out,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        command="trustvis " + " ".join(args._argv),
+    )
+    print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
+    print((out / "results.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trustvis.report.html import write_report
+
+    path = write_report(args.folder, out=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trustvis",
+        description="trustvis: detect generated, recaptured and anomalous images; train, adapt, calibrate "
+        "and compress the models involved.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="run `trustvis COMMAND --help` for the options and an example of each command",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    s = sub.add_parser("list", help="list registered methods", formatter_class=raw,
+                       epilog="example:\n  trustvis list --task detect")  # fmt: skip
+    s.add_argument("--task", help="only methods of this task (detect, anomaly, classify, ...)")
+    s.set_defaults(fn=cmd_list)
+
+    s = sub.add_parser("info", help="describe one method: paper, presets, config fields", formatter_class=raw,
+                       epilog="example:\n  trustvis info bihpf")  # fmt: skip
+    s.add_argument("method")
+    s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("data", help="real-data sources and benchmark builders", formatter_class=raw,
+                       epilog="examples:\n  trustvis data status\n  trustvis data build synthbench --quick")  # fmt: skip
+    dsub = s.add_subparsers(dest="data_cmd", required=True, metavar="{status,build}")
+    st = dsub.add_parser("status", help="which sources are installed and how many images each gives")
+    st.add_argument("--json", action="store_true")
+    b = dsub.add_parser("build", help="build a benchmark data set into the cache ($TRUSTVIS_HOME)")
+    b.add_argument("name", help="synthbench")
+    b.add_argument("--size", default="quick", choices=["quick", "full"])
+    b.add_argument("--quick", action="store_true", help="same as --size quick")
+    b.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
+    b.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_data)
+
+    s = sub.add_parser("train", help="train a method", formatter_class=raw, epilog=EPILOG_TRAIN)
+    s.add_argument("method")
+    s.add_argument("--preset", default="default", help="named preset of the method (see `trustvis info`)")
+    s.add_argument("--config", action="append", help="YAML file(s) of overrides (model:, train:, data:)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=500")
+    s.add_argument("--data", help="ForenSynths-layout root with train/ (and val/) instead of SynthBench")
+    s.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
+    s.add_argument("--out", help="run folder (default runs/METHOD-TIME)")
+    s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a trained run on a ForenSynths-layout folder", formatter_class=raw,
+                       epilog="example:\n  trustvis eval runs/bihpf --data ~/.cache/trustvis/synthbench/v1-quick/test")  # fmt: skip
+    s.add_argument("run_dir")
+    s.add_argument("--data", required=True, help="root/<generator>/[<class>/]{0_real,1_fake}/*")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--max-images", type=int, default=0, help="cap per generator and class (0 = all)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("predict", help="score images or folders with a trained run", formatter_class=raw,
+                       epilog="example:\n  trustvis predict runs/bihpf photo.jpg more_images/ --json")  # fmt: skip
+    s.add_argument("run_dir")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("bench", help="run a benchmark protocol end to end", formatter_class=raw,
+                       epilog="examples:\n  trustvis bench detect --quick\n"
+                              "  trustvis bench detect --quick --methods bihpf --steps 200 --out results/try")  # fmt: skip
+    s.add_argument("task", help="detect")
+    s.add_argument("--quick", action="store_true", help="SynthBench quick + quick presets (CPU, ~30 min)")
+    s.add_argument("--methods", help="comma-separated subset (default: every detector)")
+    s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
+    s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("report", help="write a self-contained HTML report", formatter_class=raw,
+                       epilog="example:\n  trustvis report results/detect-quick")  # fmt: skip
+    s.add_argument("folder", help="a bench folder (results.json) or a run folder (model.json)")
+    s.add_argument("--out", help="HTML file (default FOLDER/report.html)")
+    s.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args._argv = argv
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from trustvis.config import ConfigError
+    from trustvis.engine.checkpoint import CheckpointError
+
+    try:
+        return int(args.fn(args) or 0)
+    except (ConfigError, CheckpointError, KeyError, FileNotFoundError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"trustvis: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

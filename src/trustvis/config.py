@@ -1,0 +1,286 @@
+"""Typed dataclass configs: composition, YAML files and ``--set a.b=c`` overrides.
+
+Every component owns a dataclass config with defaults. A run config composes them::
+
+    RunConfig
+      method: str, preset: str
+      model:  <the method's config dataclass>
+      train:  TrainConfig
+      data:   DataConfig
+
+Values from YAML and from the command line are type-checked against the dataclass field types;
+unknown keys raise and name the valid keys. The resolved config is saved with every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value or key is invalid; the message says which and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    """Generic training-loop settings, shared by every trainable method. Budgets are in steps."""
+
+    steps: int = 1000  # optimiser steps in total
+    batch_size: int = 32  # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 0.0  # max global grad norm; 0 disables
+    eval_every: int = 0  # steps between validations; 0 = only at the end
+    log_every: int = 20
+    ckpt_every: int = 200  # steps between resumable checkpoints; 0 = only at the end
+    amp: bool = False  # autocast (bf16 on CPU, fp16 on CUDA); opt-in
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Where training/validation images come from."""
+
+    name: str = "synthbench"  # synthbench | folder
+    root: str = ""  # folder root (ForenSynths layout) when name == folder
+    size: str = "quick"  # synthbench size: quick | full
+    train_family: str = "ae_tconv"  # synthbench family used for training
+    image_size: int = 0  # crop/resize to this size; 0 = native
+    max_images: int = 0  # cap per split (0 = all)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run; saved as ``config.yaml`` in the run directory."""
+
+    method: str = ""
+    preset: str = "default"
+    model: Any = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# conversion
+
+
+def to_dict(cfg: Any) -> Any:
+    """Dataclass (nested) -> plain dict of JSON/YAML-safe values."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, tuple | list):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert ``value`` to type annotation ``tp``; raise ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``values``; unknown keys and wrong types raise ConfigError."""
+    if values is None:
+        values = {}
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"Unknown config key(s) {[prefix + k for k in unknown]}; valid keys: {names}")
+    kwargs = {}
+    for name in names:
+        if name in values:
+            kwargs[name] = _coerce(values[name], hints[name], f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def set_path(cfg: Any, dotted: str, raw: Any) -> None:
+    """Set ``cfg.a.b = raw`` (type-checked). Used for ``--set a.b=c``."""
+    parts = dotted.split(".")
+    obj = cfg
+    for i, p in enumerate(parts):
+        if not dataclasses.is_dataclass(obj):
+            raise ConfigError(f"{'.'.join(parts[:i])} is not a config section; cannot set {dotted!r}")
+        names = [f.name for f in dataclasses.fields(obj)]
+        if p not in names:
+            raise ConfigError(f"Unknown config key {'.'.join(parts[: i + 1])!r}; valid keys here: {names}")
+        if i == len(parts) - 1:
+            tp = typing.get_type_hints(type(obj))[p]
+            if tp is Any and getattr(obj, p) is not None and dataclasses.is_dataclass(getattr(obj, p)):
+                raise ConfigError(f"{dotted!r} is a section; set one of its keys")
+            if isinstance(raw, str) and typing.get_origin(tp) not in (tuple, list) and tp is not str:
+                parsed = yaml.safe_load(raw) if raw != "" else raw
+                raw = parsed if not isinstance(parsed, dict | list) else raw
+            setattr(obj, p, _coerce(raw, tp, dotted))
+        else:
+            obj = getattr(obj, p)
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Apply ``["a.b=c", ...]`` to a (nested) dataclass config in place and return it."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        set_path(cfg, key.strip(), raw.strip())
+    return cfg
+
+
+def merge_dict(cfg: Any, values: dict[str, Any], where: str = "") -> Any:
+    """Recursively apply a (partial) dict of values, e.g. from YAML, onto a dataclass config."""
+    for key, val in (values or {}).items():
+        dotted = f"{where}.{key}" if where else key
+        names = [f.name for f in dataclasses.fields(cfg)]
+        if key not in names:
+            raise ConfigError(f"Unknown config key {dotted!r}; valid keys here: {names}")
+        cur = getattr(cfg, key)
+        if isinstance(val, dict) and dataclasses.is_dataclass(cur):
+            merge_dict(cur, val, dotted)
+        else:
+            tp = typing.get_type_hints(type(cfg))[key]
+            setattr(cfg, key, _coerce(val, tp, dotted))
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (empty file -> {})."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def make_run_config(
+    method: str,
+    preset: str = "default",
+    yaml_files: list[str] | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Compose a run config: method preset -> ``base`` dict -> YAML files -> ``--set`` overrides."""
+    from trustvis import registry
+
+    spec = registry.get(method)
+    presets = spec.presets[preset] if preset in spec.presets else None
+    if presets is None:
+        raise ConfigError(f"Unknown preset {preset!r} for {method!r}; choose from {sorted(spec.presets)}")
+    run = RunConfig(method=method, preset=preset, model=spec.make_config(preset))
+    # a preset may carry suggested train/data settings under the reserved key "_run"
+    run_defaults = dict(getattr(spec.cls, "run_defaults", {}).get(preset, {}))
+    merge_dict(run, run_defaults)
+    merge_dict(run, base or {})
+    for f in yaml_files or []:
+        data = load_yaml(f)
+        if "method" in data and data["method"] != method:
+            raise ConfigError(f"{f} is a config for method {data['method']!r}, not {method!r}")
+        data = {k: v for k, v in data.items() if k not in ("method", "preset")}
+        merge_dict(run, data)
+    apply_overrides(run, overrides or [])
+    return run
+
+
+def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """Rebuild a saved RunConfig (e.g. from a checkpoint's JSON)."""
+    from trustvis import registry
+
+    spec = registry.get(values["method"])
+    run = RunConfig(method=values["method"], preset=values.get("preset", "default"))
+    run.model = from_dict(spec.config, values.get("model") or {}, "model")
+    run.train = from_dict(TrainConfig, values.get("train") or {}, "train")
+    run.data = from_dict(DataConfig, values.get("data") or {}, "data")
+    return run

@@ -1,0 +1,580 @@
+"""SynthBench v1: the built-in synthetic-image benchmark (real photo patches vs. a zoo of small generators).
+
+Builds, offline and on a CPU, the "train on one family, test on every family" protocol of the
+generalisation papers (Wang et al., CVPR 2020; Chandrasegaran et al., CVPR 2021) from the real-photo
+corpus of :mod:`trustvis.data.photos` and the generators of :mod:`trustvis.data.generators`:
+
+- five AutoGAN-style autoencoders (Zhang et al., WIFS 2019) that differ only in their decoder's
+  up-sampling (transposed conv, nearest, bilinear, pixel-shuffle, zero-insertion; the last three
+  follow Chandrasegaran et al.'s N/B/Z variants);
+- a small DCGAN (Radford et al., ICLR 2016) and a VAE (Kingma & Welling, ICLR 2014), both *sampled*.
+
+Dataflow::
+
+    photo_patches(split)  (photos split by source photo, never by patch)
+      |  train / val / test  uint8 (n, S, S, 3)
+      v
+    reals[split] ---- save_png once ---> <split>/<first family>/0_real/<i>.png
+      |                                   hard-linked into every other family's 0_real/
+      | reals["train"] only
+      v
+    for family in FAMILIES:
+      build generator (seeded) -> train on train reals (L1 AE / BCE GAN / ELBO VAE)
+        -> fakes[split]: AE = reconstruct reals[split] (fake i is made from real i)
+                         GAN/VAE = sample len(reals[split]) images
+        -> save_png ---> <split>/<family>/1_fake/<i>.png
+      |
+      v
+    manifest.json (config, seeds, versions, photo ids, losses, counts, sha256 per file)
+      |
+      v
+    atomic_dir: the temporary folder becomes home()/synthbench/v1-<size>/ only on success
+
+Layout (the ForenSynths/CNNDetection convention, so outside detectors can read it directly)::
+
+    home()/synthbench/v1-<size>/<split>/<family>/{0_real,1_fake}/<index>.png    split in train|val|test
+
+The test split holds every family; train and val hold ``config.train_families`` only. The reals of a
+split are the same patches (same bytes, hard links where the file system allows) for every family.
+
+Deviations/choices:
+    - Autoencoder fakes are *paired* with reals: fake ``i`` is the reconstruction of real ``i`` of the
+      same split (as in AutoGAN and the dataset-alignment line of work). GAN/VAE fakes are unpaired.
+      A detector sees both reals and fakes of a split, so paired families are the harder, content-
+      matched case.
+    - All generators are trained on the real *train* patches only (never val or test), so test reals
+      come from photos that no generator and no detector has seen.
+    - Reals and fakes are written by the same :func:`trustvis.data.io.save_png` call (PNG, same
+      compression, no metadata), so the file format carries no label.
+    - Index file names are zero-padded (``00012.png``) so that lexical order equals index order.
+    - The cache is reused only when its manifest holds the same version and the same config and all
+      files are present (hashes are checked by :func:`verify_synthbench` on request); otherwise it is
+      rebuilt. A lock file serialises concurrent builders of the same cache.
+    - ``quick`` trains each generator for a few hundred steps: reconstructions are recognisable but
+      blurry and GAN/VAE samples are texture-like blobs; the up-sampling fingerprints, which the
+      detectors are after, are present from the first steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from trustvis.data.cache import atomic_dir, atomic_write_json, home, sha256_file
+from trustvis.data.generators import (
+    VAE,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    UpsamplingAutoencoder,
+    reconstruct,
+    sample,
+    train_autoencoder,
+    train_dcgan,
+    train_vae,
+)
+from trustvis.data.io import save_png
+from trustvis.data.photos import photo_patches
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FAMILIES",
+    "TRAIN_FAMILY",
+    "SPLITS",
+    "VERSION",
+    "SIZES",
+    "SynthBenchConfig",
+    "build_synthbench",
+    "synthbench_path",
+    "load_manifest",
+    "verify_synthbench",
+]
+
+VERSION = "v1"
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+CLASSES: tuple[str, str] = ("0_real", "1_fake")
+
+#: Family name -> one-line description. Order is the build order.
+FAMILIES: dict[str, str] = {
+    "ae_tconv": "autoencoder, decoder up-samples by 4x4/stride-2 transposed conv (ProGAN/DCGAN-like)",
+    "ae_nearest": "autoencoder, decoder up-samples by nearest x2 + conv3x3 (Chandrasegaran N)",
+    "ae_bilinear": "autoencoder, decoder up-samples by bilinear x2 + conv3x3 (Chandrasegaran B)",
+    "ae_pixelshuffle": "autoencoder, decoder up-samples by conv to 4C + PixelShuffle(2) (sub-pixel conv)",
+    "ae_zeroins": "autoencoder, decoder up-samples by zero-insertion x2 + conv3x3 (Chandrasegaran Z)",
+    "dcgan": "DCGAN generator (transposed convs from a 64-d latent), samples",
+    "vae": "convolutional VAE (nearest x2 + conv3x3 decoder), samples from the prior",
+}
+
+#: The family detectors train on (train/val splits); the ProGAN-like transposed-conv family.
+TRAIN_FAMILY = "ae_tconv"
+
+_AE_UPSAMPLE = {
+    "ae_tconv": "tconv",
+    "ae_nearest": "nearest",
+    "ae_bilinear": "bilinear",
+    "ae_pixelshuffle": "pixelshuffle",
+    "ae_zeroins": "zeroins",
+}
+
+
+@dataclass
+class SynthBenchConfig:
+    """What a SynthBench build contains and how its generators are trained.
+
+    Attributes:
+        patch_size: side of every patch, a power of two >= 16 (16, 32, 64, 128).
+        n_train: real patches of the train split (also the generators' training set).
+        n_val: real patches of the val split.
+        n_test: real patches of the test split.
+        train_families: families whose train and val splits are written (the test split always holds
+            every family of :data:`FAMILIES`).
+        seed: master seed (patch sampling, weight init, batches, latents; per-family seeds derive from it).
+        max_side: photos are downscaled to this longer side before cropping (see ``photo_patches``).
+        ae_depth: autoencoder down/up stages.
+        ae_width: autoencoder channels at full resolution (doubled per stage, capped at 64).
+        ae_steps: autoencoder training steps.
+        ae_lr: autoencoder Adam learning rate.
+        gan_steps: DCGAN iterations (one D and one G step each).
+        gan_lr: DCGAN Adam learning rate (beta1 0.5).
+        gan_width: DCGAN base width.
+        vae_steps: VAE training steps.
+        vae_lr: VAE Adam learning rate.
+        vae_beta: VAE KL weight.
+        latent_dim: DCGAN and VAE latent dimension.
+        batch_size: training batch size of every generator.
+        device: ``"cpu"`` (default; reproducible everywhere), ``"cuda"`` or ``"auto"``.
+    """
+
+    patch_size: int = 64
+    n_train: int = 1500
+    n_val: int = 300
+    n_test: int = 400
+    train_families: list[str] = field(default_factory=lambda: [TRAIN_FAMILY])
+    seed: int = 0
+    max_side: int = 768
+    ae_depth: int = 2
+    ae_width: int = 16
+    ae_steps: int = 300
+    ae_lr: float = 2e-3
+    gan_steps: int = 1000
+    gan_lr: float = 2e-4
+    gan_width: int = 16
+    vae_steps: int = 400
+    vae_lr: float = 1e-3
+    vae_beta: float = 1.0
+    latent_dim: int = 64
+    batch_size: int = 32
+    device: str = "cpu"
+
+    def n_real(self, split: str) -> int:
+        """Number of real patches of ``split``."""
+        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]
+
+    def splits_of(self, family: str) -> list[str]:
+        """The splits written for ``family``."""
+        return list(SPLITS) if family in self.train_families else ["test"]
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on an invalid configuration."""
+        unknown = [f for f in self.train_families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"Unknown train_families {unknown}; choose from {list(FAMILIES)}")
+        s = self.patch_size
+        if s < 16 or s & (s - 1):
+            raise ValueError(f"patch_size must be a power of two >= 16 (e.g. 16, 32, 64, 128), got {s}")
+        if s % 2**self.ae_depth:
+            raise ValueError(f"patch_size {s} must be divisible by 2**ae_depth = {2**self.ae_depth}")
+        for name in ("n_train", "n_val", "n_test", "batch_size", "ae_width", "gan_width", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("ae_steps", "gan_steps", "vae_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(
+                f"Unknown device {self.device!r}; choose from ['cpu', 'cuda', 'cuda:<i>', 'auto']"
+            )
+
+
+#: Presets. ``quick`` (measured ~4-5 min on 2 CPU cores, see the README) builds only the training
+#: family's train/val splits; ``full`` builds every family in every split at 128x128 (hours on a CPU,
+#: minutes on a GPU with ``device="auto"``).
+SIZES: dict[str, SynthBenchConfig] = {
+    "quick": SynthBenchConfig(),
+    "full": SynthBenchConfig(
+        patch_size=128,
+        n_train=4000,
+        n_val=500,
+        n_test=1000,
+        train_families=list(FAMILIES),
+        ae_depth=3,
+        ae_steps=1500,
+        gan_steps=4000,
+        vae_steps=2000,
+        gan_width=16,
+        device="auto",
+    ),
+}
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"Unknown SynthBench size {size!r}; choose from {list(SIZES)}")
+
+
+def synthbench_path(size: str = "quick", home_dir: str | Path | None = None) -> Path:
+    """Folder of a SynthBench build: ``<home>/synthbench/v1-<size>`` (not necessarily built).
+
+    Args:
+        size: one of :data:`SIZES`.
+        home_dir: cache root; default :func:`trustvis.data.cache.home`.
+    """
+    _check_size(size)
+    root = Path(home_dir).expanduser() if home_dir is not None else home()
+    return root / "synthbench" / f"{VERSION}-{size}"
+
+
+def load_manifest(path: str | Path) -> dict:
+    """Read ``manifest.json`` of a build folder (or the file itself).
+
+    Raises:
+        FileNotFoundError: no manifest there.
+        ValueError: the manifest is not valid JSON.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Corrupt SynthBench manifest {p}: {e}") from e
+
+
+def verify_synthbench(path: str | Path, check_hashes: bool = False) -> list[str]:
+    """Check a build folder against its manifest.
+
+    Args:
+        path: a build folder (``synthbench_path(...)``).
+        check_hashes: also re-hash every file (slower) instead of checking presence and counts.
+
+    Returns:
+        Problems found, one line each; empty when the build is complete.
+    """
+    root = Path(path)
+    try:
+        man = load_manifest(root)
+    except (FileNotFoundError, ValueError) as e:
+        return [f"manifest: {e}"]
+    problems: list[str] = []
+    if man.get("version") != VERSION:
+        problems.append(f"manifest version {man.get('version')!r} != {VERSION!r}")
+    files: dict[str, str] = man.get("files", {})
+    if not files:
+        problems.append("manifest lists no files")
+    for rel, digest in tqdm(files.items(), desc="verify synthbench", disable=not check_hashes, leave=False):
+        f = root / rel
+        if not f.is_file():
+            problems.append(f"missing file {rel}")
+        elif check_hashes and sha256_file(f) != digest:
+            problems.append(f"hash mismatch {rel}")
+    for split, fams in man.get("counts", {}).items():
+        for fam, per_class in fams.items():
+            for cls, n in per_class.items():
+                d = root / split / fam / cls
+                found = sum(1 for _ in d.glob("*.png")) if d.is_dir() else 0
+                if found != n:
+                    problems.append(f"{split}/{fam}/{cls}: {found} PNGs, manifest says {n}")
+    listed = set(files) | {"manifest.json"}
+    extra = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).as_posix() not in listed
+    )
+    problems += [f"unexpected file {e}" for e in extra[:20]]
+    if len(extra) > 20:
+        problems.append(f"... and {len(extra) - 20} more unexpected files")
+    return problems
+
+
+def _config_json(cfg: SynthBenchConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def _reusable(target: Path, cfg: SynthBenchConfig) -> bool:
+    if not (target / "manifest.json").is_file():
+        return False
+    try:
+        man = load_manifest(target)
+    except ValueError as e:
+        logger.warning("Rebuilding %s: %s", target, e)
+        return False
+    if man.get("version") != VERSION or man.get("config") != _config_json(cfg):
+        logger.info("Rebuilding %s: built with a different version or config", target)
+        return False
+    problems = verify_synthbench(target)
+    if problems:
+        logger.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """Serialise builders of one cache folder across processes (POSIX ``flock``; no-op elsewhere)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(target.parent / f".{target.name}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+def _family_seed(cfg: SynthBenchConfig, family: str) -> int:
+    return cfg.seed * 1000 + 10 * (list(FAMILIES).index(family) + 1)
+
+
+def _write_images(images: np.ndarray, folder: Path, names: list[str], bar: tqdm) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for img, name in zip(images, names):
+        save_png(folder / name, img)  # img: uint8 (S, S, 3)
+        bar.update(1)
+
+
+def _make_family(
+    family: str,
+    cfg: SynthBenchConfig,
+    reals: dict[str, np.ndarray],
+    device: torch.device,
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Train one family on the train reals and make its fakes for every split it appears in."""
+    seed = _family_seed(cfg, family)
+    splits = cfg.splits_of(family)
+    fakes: dict[str, np.ndarray] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # weight init
+        if family in _AE_UPSAMPLE:
+            model = UpsamplingAutoencoder(_AE_UPSAMPLE[family], depth=cfg.ae_depth, base_width=cfg.ae_width)
+            stats = train_autoencoder(
+                model.to(device),
+                reals["train"],
+                steps=cfg.ae_steps,
+                batch_size=cfg.batch_size,
+                lr=cfg.ae_lr,
+                seed=seed,
+                progress=progress,
+                desc=f"train {family}",
+            )
+            for split in splits:
+                fakes[split] = reconstruct(model, reals[split])  # (n, S, S, 3), fake i <- real i
+        elif family == "dcgan":
+            g = DCGANGenerator(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.gan_width).to(device)
+            d = DCGANDiscriminator(cfg.patch_size, base_width=cfg.gan_width).to(device)
+            stats = train_dcgan(
+                g,
+                d,
+                reals["train"],
+                steps=cfg.gan_steps,
+                batch_size=cfg.batch_size,
+                lr=cfg.gan_lr,
+                seed=seed,
+                progress=progress,
+                desc=f"train {family}",
+            )
+            for k, split in enumerate(splits):
+                fakes[split] = sample(g, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
+        elif family == "vae":
+            model = VAE(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.ae_width).to(device)
+            stats = train_vae(
+                model,
+                reals["train"],
+                steps=cfg.vae_steps,
+                batch_size=cfg.batch_size,
+                lr=cfg.vae_lr,
+                beta=cfg.vae_beta,
+                seed=seed,
+                progress=progress,
+                desc=f"train {family}",
+            )
+            for k, split in enumerate(splits):
+                fakes[split] = sample(model, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
+        else:  # pragma: no cover - FAMILIES and this dispatch are kept in sync
+            raise ValueError(f"Unknown family {family!r}; choose from {list(FAMILIES)}")
+    stats["seed"] = seed
+    return fakes, stats
+
+
+def _hash_tree(root: Path, progress: bool) -> dict[str, str]:
+    """sha256 of every file under ``root`` (relative POSIX path -> hex); hard links are hashed once."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    by_inode: dict[tuple[int, int], str] = {}
+    out: dict[str, str] = {}
+    for p in tqdm(paths, desc="hash files", disable=not progress, leave=False):
+        st = p.stat()
+        key = (st.st_dev, st.st_ino)
+        if key not in by_inode:
+            by_inode[key] = sha256_file(p)
+        out[p.relative_to(root).as_posix()] = by_inode[key]
+    return out
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "Pillow": PIL.__version__,
+    }
+
+
+def build_synthbench(
+    size: str = "quick",
+    force: bool = False,
+    progress: bool = True,
+    home_dir: str | Path | None = None,
+    config: SynthBenchConfig | None = None,
+) -> Path:
+    """Build SynthBench (or return the existing build) and return its folder.
+
+    Args:
+        size: preset name, one of :data:`SIZES` (also names the folder ``v1-<size>``).
+        force: rebuild even if a valid build exists.
+        progress: show tqdm progress bars.
+        home_dir: cache root; default :func:`trustvis.data.cache.home` (``$TRUSTVIS_HOME``).
+        config: overrides the preset (e.g. a micro build for tests); the folder is still ``v1-<size>``
+            and a build made with another config is rebuilt.
+
+    Returns:
+        ``<home>/synthbench/v1-<size>``.
+
+    Raises:
+        ValueError: unknown size or invalid config.
+    """
+    _check_size(size)
+    cfg = dataclasses.replace(SIZES[size] if config is None else config)
+    cfg.train_families = list(cfg.train_families)
+    cfg.validate()
+    target = synthbench_path(size, home_dir)
+    if not force and _reusable(target, cfg):
+        logger.info("SynthBench %s already built at %s", size, target)
+        return target
+    with _build_lock(target):
+        if not force and _reusable(target, cfg):  # another process built it while we waited
+            return target
+        _build(target, size, cfg, progress)
+    return target
+
+
+def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool) -> None:
+    t0 = time.perf_counter()
+    device = _resolve_device(cfg.device)
+    logger.info(
+        "Building SynthBench %s (%dx%d) at %s on %s", size, cfg.patch_size, cfg.patch_size, target, device
+    )
+    families = list(FAMILIES)
+    used_splits = [s for s in SPLITS if any(s in cfg.splits_of(f) for f in families)]
+    reals: dict[str, np.ndarray] = {}
+    photo_ids: dict[str, list[str]] = {}
+    for split in SPLITS:  # train is always drawn: it trains the generators
+        if split == "train" or split in used_splits:
+            reals[split], photo_ids[split] = photo_patches(
+                split, cfg.patch_size, cfg.n_real(split), seed=cfg.seed, max_side=cfg.max_side
+            )  # (n, S, S, 3) uint8
+    leaked = set(photo_ids["train"]) & set(photo_ids.get("test", []))
+    if leaked:
+        raise RuntimeError(f"photo_patches leaked photos between train and test: {sorted(leaked)[:5]}")
+    names = {
+        s: [f"{i:0{max(5, len(str(len(r) - 1)))}d}.png" for i in range(len(r))] for s, r in reals.items()
+    }
+
+    with atomic_dir(target) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache is meant to be readable like any other folder
+        # Reals: written once per split (into the first family that has the split), then hard-linked.
+        real_src: dict[str, Path] = {}
+        n_real_files = sum(len(reals[s]) for s in used_splits)
+        with tqdm(total=n_real_files, desc="write reals", disable=not progress, leave=False) as bar:
+            for split in used_splits:
+                first = next(f for f in families if split in cfg.splits_of(f))
+                real_src[split] = tmp / split / first / "0_real"
+                _write_images(reals[split], real_src[split], names[split], bar)
+
+        losses: dict[str, dict] = {}
+        counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in used_splits}
+        for family in families:
+            fakes, losses[family] = _make_family(family, cfg, reals, device, progress)
+            splits = cfg.splits_of(family)
+            total = sum(len(reals[s]) for s in splits)
+            with tqdm(total=total, desc=f"write {family}", disable=not progress, leave=False) as bar:
+                for split in splits:
+                    real_dir = tmp / split / family / "0_real"
+                    if real_dir != real_src[split]:
+                        real_dir.mkdir(parents=True, exist_ok=True)
+                        for name in names[split]:
+                            _link_or_copy(real_src[split] / name, real_dir / name)
+                    _write_images(fakes[split], tmp / split / family / "1_fake", names[split], bar)
+                    counts[split][family] = {"0_real": len(reals[split]), "1_fake": len(fakes[split])}
+
+        files = _hash_tree(tmp, progress)
+        manifest: dict[str, Any] = {
+            "version": VERSION,
+            "size": size,
+            "patch_size": cfg.patch_size,
+            "config": _config_json(cfg),
+            "families": FAMILIES,
+            "train_family": TRAIN_FAMILY,
+            "seeds": {
+                "master": cfg.seed,
+                "photo_patches": {s: cfg.seed for s in reals},
+                "families": {f: _family_seed(cfg, f) for f in families},
+            },
+            "versions": _versions(),
+            "device": str(device),
+            "photo_ids": {s: sorted(set(ids)) for s, ids in photo_ids.items()},
+            "patch_photo_ids": {s: ids for s, ids in photo_ids.items() if s in used_splits},
+            "generator_losses": losses,
+            "counts": counts,
+            "n_files": len(files),
+            "files": files,
+            "build_seconds": round(time.perf_counter() - t0, 2),
+        }
+        atomic_write_json(tmp / "manifest.json", manifest)
+    logger.info(
+        "SynthBench %s built at %s: %d files in %.1fs", size, target, len(files), time.perf_counter() - t0
+    )

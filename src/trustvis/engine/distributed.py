@@ -1,0 +1,65 @@
+"""Process-group helpers for ``torchrun`` (DDP). A single process is world size 1, rank 0."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the local CUDA device if there is one (per LOCAL_RANK under torchrun), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    if name not in ("cpu",) and not name.startswith("cuda") and name != "mps":
+        raise ValueError(f"Unknown device {name!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N', 'mps']")
+    return torch.device(name)
+
+
+def init_if_needed(device: torch.device) -> bool:
+    """Initialise the default process group when launched by torchrun; returns True if distributed."""
+    if not launched_by_torchrun():
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return True
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_mean(value: float) -> float:
+    """Average a python scalar over processes (identity when not distributed)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return float(t.item() / world_size())

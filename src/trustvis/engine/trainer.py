@@ -1,0 +1,258 @@
+"""A small generic trainer (minGPT-style): steps, callbacks, checkpoints, resume, AMP, DDP.
+
+It knows nothing about tasks. Per step::
+
+    DistributedSampler ─► DataLoader ─► batch to device ─► ddp_or_method(batch) == method.training_step
+        ─► (unless manual_optimization) zero_grad, backward(loss), clip, optimiser step(s)
+        ─► every log_every:  mean scalars ─► metrics.jsonl + progress bar      (rank 0)
+        ─► every eval_every: evaluate_fn(method) ─► metrics.jsonl               (rank 0)
+        ─► every ckpt_every: checkpoints/step-N (weights + optimiser + RNG)    (rank 0)
+
+Under ``torchrun`` the method is wrapped in DistributedDataParallel and every process sees its own
+shard of each epoch (DistributedSampler); rank 0 logs and writes. Data order depends only on the
+seed and the epoch, and the optimiser/RNG states are checkpointed, so a resumed run continues where
+the interrupted one stopped (bit-exact with ``num_workers=0``).
+
+Events for callbacks (``trainer.add_callback(event, fn)``, ``fn(trainer)``): ``on_step_end``,
+``on_log``, ``on_eval``, ``on_checkpoint``, ``on_fit_end``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from tqdm.auto import tqdm
+
+from trustvis.config import RunConfig, dump_yaml, to_dict
+from trustvis.data.cache import atomic_write_text
+from trustvis.engine import checkpoint as ckpt
+from trustvis.engine import distributed as dist_utils
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class _SkipSampler(Sampler[int]):
+    """Yields the indices of ``base`` for the current epoch, skipping the first ``skip`` of them."""
+
+    def __init__(self, base: DistributedSampler, skip: int = 0) -> None:
+        self.base, self.skip = base, skip
+
+    def __iter__(self):
+        indices = list(self.base)
+        return iter(indices[self.skip :])
+
+    def __len__(self) -> int:
+        return len(self.base) - self.skip
+
+
+def _move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+class Trainer:
+    """Runs ``run.train.steps`` optimiser steps of ``method`` and writes the run folder ``out_dir``."""
+
+    def __init__(self, method: Any, run: RunConfig, out_dir: str | Path) -> None:
+        self.method = method
+        self.run = run
+        self.cfg = run.train
+        self.out_dir = Path(out_dir)
+        self.step = 0
+        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = defaultdict(list)
+        self.last_log: dict[str, float] = {}
+        self.last_eval: dict[str, float] = {}
+        self.train_seconds = 0.0
+        self.device = dist_utils.resolve_device(self.cfg.device)
+        self.distributed = dist_utils.init_if_needed(self.device)
+        self.is_main = dist_utils.is_main()
+
+    def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
+        self.callbacks[event].append(fn)
+
+    def _fire(self, event: str) -> None:
+        for fn in self.callbacks.get(event, []):
+            fn(self)
+
+    # ----------------------------------------------------------------------------------------------
+    def _log_record(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _loader(self, dataset: Dataset, epoch: int, skip: int) -> DataLoader:
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=dist_utils.world_size(),
+            rank=dist_utils.rank(),
+            shuffle=True,
+            seed=self.cfg.seed,
+            drop_last=True,
+        )
+        sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)  # keeps global RNG untouched
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=_SkipSampler(sampler, skip),
+            num_workers=self.cfg.num_workers,
+            drop_last=True,
+            generator=gen,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def fit(
+        self,
+        train_set: Dataset,
+        evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
+        resume: bool = False,
+    ) -> dict[str, Any]:
+        """Train for ``train.steps`` steps; returns a summary dict (steps, seconds, last metrics)."""
+        cfg = self.cfg
+        per_rank = len(train_set) // dist_utils.world_size()
+        steps_per_epoch = per_rank // cfg.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(
+                f"training set has {len(train_set)} items, fewer than one batch of {cfg.batch_size} per process; "
+                "lower train.batch_size"
+            )
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / "config.yaml", dump_yaml(self.run))
+        seed_everything(cfg.seed + dist_utils.rank())
+        method = self.method.to(self.device)
+        method.train()
+        optimizers = method.configure_optimizers(cfg)
+        method.optimizers = optimizers
+        run_dict = to_dict(self.run)
+
+        if resume:
+            latest = ckpt.latest_checkpoint(self.out_dir)
+            if latest is None:
+                log.warning("--resume: no checkpoint in %s; starting from step 0", self.out_dir)
+            else:
+                state = ckpt.load_checkpoint(latest, method, optimizers, self.run.method)
+                self.step = int(state["step"])
+                self.train_seconds = float(state.get("extra", {}).get("train_seconds", 0.0))
+                method.to(self.device)
+                log.info("resumed %s from step %d", self.run.method, self.step)
+
+        model = method
+        if self.distributed and not method.manual_optimization:
+            model = DistributedDataParallel(
+                method, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+        params = [p for p in method.parameters() if p.requires_grad]
+
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            desc=f"train {self.run.method}",
+            disable=not (cfg.progress and self.is_main),
+            dynamic_ncols=True,
+        )
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        t0 = time.perf_counter()
+        try:
+            while self.step < cfg.steps:
+                epoch, pos = divmod(self.step, steps_per_epoch)
+                loader = self._loader(train_set, epoch, pos * cfg.batch_size)
+                for batch in loader:
+                    batch = _move(batch, self.device)
+                    with torch.autocast(self.device.type, dtype=amp_dtype, enabled=cfg.amp):
+                        if method.manual_optimization:
+                            out = method.training_step(batch)
+                        else:
+                            out = model(batch)
+                    if not method.manual_optimization:
+                        loss = out["loss"]
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
+                        for opt in optimizers.values():
+                            opt.zero_grad(set_to_none=True)
+                        scaler.scale(loss).backward()
+                        if cfg.grad_clip > 0:
+                            for opt in optimizers.values():
+                                scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                        for opt in optimizers.values():
+                            scaler.step(opt)
+                        scaler.update()
+                    self.step += 1
+                    for k, v in out.items():
+                        if torch.is_tensor(v) and v.numel() == 1:
+                            sums[k] += float(v.detach())
+                    count += 1
+                    bar.update(1)
+                    self._fire("on_step_end")
+
+                    if cfg.log_every and self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        self.last_log = {k: dist_utils.all_reduce_mean(v / max(count, 1)) for k, v in sums.items()}
+                        lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
+                        self._log_record({"step": self.step, "split": "train", "lr": lr, **self.last_log})
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in list(self.last_log.items())[:3]})
+                        sums.clear()
+                        count = 0
+                        self._fire("on_log")
+                    if evaluate_fn is not None and (
+                        (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps
+                    ):
+                        self._evaluate(method, evaluate_fn)
+                    if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
+                        self._checkpoint(method, optimizers, run_dict, t0)
+                    if self.step >= cfg.steps:
+                        break
+        except KeyboardInterrupt:
+            if self.is_main and self.step > 0:
+                self._checkpoint(method, optimizers, run_dict, t0)
+                log.warning("interrupted at step %d; resume with --resume", self.step)
+            raise
+        finally:
+            bar.close()
+        self.train_seconds += time.perf_counter() - t0
+        if self.is_main:
+            self._checkpoint(method, optimizers, run_dict, None)
+            ckpt.save_final(method, self.out_dir, run_dict, self.step)
+        dist_utils.barrier()
+        self._fire("on_fit_end")
+        method.eval()
+        return {"steps": self.step, "train_seconds": self.train_seconds, "last": self.last_log, "eval": self.last_eval}
+
+    def _evaluate(self, method: Any, evaluate_fn: Callable[[Any], dict[str, float]]) -> None:
+        method.eval()
+        if self.is_main:
+            metrics = evaluate_fn(method)
+            self.last_eval = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+            self._log_record({"step": self.step, "split": "val", **self.last_eval})
+            self._fire("on_eval")
+        dist_utils.barrier()
+        method.train()
+
+    def _checkpoint(self, method: Any, optimizers: dict, run_dict: dict, t0: float | None) -> None:
+        if not self.is_main:
+            return
+        seconds = self.train_seconds + (time.perf_counter() - t0 if t0 is not None else 0.0)
+        ckpt.save_checkpoint(self.out_dir, method, optimizers, run_dict, self.step, {"train_seconds": seconds})
+        self._fire("on_checkpoint")

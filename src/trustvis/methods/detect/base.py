@@ -1,0 +1,85 @@
+"""Shared pieces of the binary real/fake detectors: config fields, augmentation, loss, prediction.
+
+A detector method owns a pure ``nn.Module`` (``self.model``: images in [0,1] (B,3,H,W) -> logits (B,))
+and trains it with binary cross-entropy (label 1 = fake). ``predict`` returns ``score`` (B,), the
+probability of fake, and ``logits`` (B,). Training images get CNNDetection's Blur+JPEG augmentation
+(Wang et al. 2020, §1.4 of the detection spec) on uint8 images before they become tensors, so every
+detector in a comparison sees the same augmentation unless its config says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trustvis.data import transforms as T
+from trustvis.methods.base import Batch, Method
+
+
+@dataclass
+class DetectorConfig:
+    """Fields every binary detector has."""
+
+    backbone: str = "resnet50"  # tiny | resnet18 | resnet34 | resnet50
+    weights: str = "imagenet"  # "" = random init; "imagenet" = torchvision cache; or a file path
+    blur_prob: float = 0.5  # CNNDetection Blur+JPEG(0.5)
+    blur_sigma: tuple[float, float] = (0.0, 3.0)
+    jpeg_prob: float = 0.5
+    jpeg_quality: tuple[int, int] = (30, 100)
+    crop_size: int = 0  # random crop (train) / centre crop (eval) to this size; 0 = use images as they are
+    hflip: bool = True
+
+
+class BinaryDetector(Method):
+    """Base of detectors whose whole objective is BCE on one logit (CNNDetection, BiHPF, ...)."""
+
+    config: DetectorConfig
+
+    def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
+        cfg = self.config
+        steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        if train:
+            if cfg.blur_prob > 0 or cfg.jpeg_prob > 0:
+                steps.append(
+                    T.BlurJpeg(
+                        p_blur=cfg.blur_prob,
+                        p_jpeg=cfg.jpeg_prob,
+                        sigma_min=cfg.blur_sigma[0],
+                        sigma_max=cfg.blur_sigma[1],
+                        q_min=cfg.jpeg_quality[0],
+                        q_max=cfg.jpeg_quality[1],
+                    )
+                )
+            if cfg.crop_size:
+                steps.append(lambda im: T.random_crop(im, cfg.crop_size))
+            if cfg.hflip:
+                steps.append(T.random_hflip)
+        elif cfg.crop_size:
+            steps.append(lambda im: T.center_crop(im, cfg.crop_size))
+
+        def transform(img: np.ndarray) -> torch.Tensor:
+            for fn in steps:
+                img = fn(img)
+            return T.to_tensor(img)
+
+        return transform
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) in [0,1] -> (B,) logits of 'fake'."""
+        return self.model(images).squeeze(-1)
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits = self.logits(batch["image"])  # (B,)
+        target = batch["label"].float()
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        acc = ((logits > 0).float() == target).float().mean()
+        return {"loss": loss, "acc": acc.detach()}
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits = self.logits(batch["image"]).float()
+        return {"score": torch.sigmoid(logits), "logits": logits}

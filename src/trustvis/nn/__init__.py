@@ -1,0 +1,1 @@
+"""Shared neural-network building blocks: backbones, frequency transforms, filters."""

@@ -1,0 +1,465 @@
+"""Self-contained HTML reports for bench folders and training-run folders.
+
+``write_report(folder)`` recognises two kinds of folder:
+
+- a **bench folder** (``results.json``, ``results.md``, PNG figures, as written by ``trustvis bench``):
+  title, the command that produced it, environment and data, the main table per metric (method x
+  family, mean over unseen families), per-class accuracy, robustness and cost tables, then every
+  figure with its caption;
+- a **training-run folder** (``config.yaml``, ``metrics.jsonl``, optional ``eval.json`` and
+  ``model.json``): method name, the resolved config, the training curves (drawn into the folder as
+  ``training_curves.png``), the last logged values and the evaluation table.
+
+The page has no external dependencies: images are embedded as base64 ``data:`` URIs, CSS is inline,
+there is no JavaScript and no web font. All text taken from the folder is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trustvis.data.cache import atomic_write_text
+from trustvis.metrics.classification import mean_metrics
+from trustvis.report.tables import MISSING, format_cell, is_number, markdown_table
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["markdown_table", "write_report"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6em; border-bottom: 2px solid #0072B2; padding-bottom: .2em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: .15em; }
+h3 { font-size: 1.05em; margin-top: 1.2em; }
+.meta { color: #555; font-size: .92em; }
+.wrap { overflow-x: auto; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #d0d0d0; padding: .25em .6em; }
+th { background: #f2f4f7; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.best { font-weight: bold; background: #eef6fb; }
+th.train { background: #e9e9e9; }
+pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: .7em; overflow-x: auto; font-size: .88em; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: .9em; margin-top: .3em; }
+.missing { color: #a00; }
+footer { margin-top: 3em; color: #777; font-size: .85em; }
+"""
+
+_METRIC_TITLES = {"ap": "Average precision (AP)", "acc": "Accuracy at 0.5", "auc": "ROC AUC", "eer": "EER"}
+_EVAL_KEYS = ("acc", "acc_real", "acc_fake", "ap", "auc", "eer", "n_real", "n_fake")
+_NOT_CURVES = {"step", "epoch", "time", "timestamp", "elapsed", "wall_time", "n_real", "n_fake"}
+_MAX_CURVES = 6
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _human_count(value: Any) -> str:
+    """``25557032 -> '25.56 M'``; non-numbers pass through :func:`format_cell`."""
+    if not is_number(value) or not math.isfinite(float(value)):
+        return format_cell(value)
+    v = float(value)
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.2f} {unit}"
+    return format_cell(int(v) if v == int(v) else v)
+
+
+def _html_table(
+    header: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    best_cols: Sequence[int] = (),
+    lower_is_better: bool = False,
+    header_classes: Mapping[int, str] | None = None,
+) -> str:
+    """An HTML table; numbers right-aligned, the best value of each column in ``best_cols`` bolded."""
+    best: dict[int, float] = {}
+    for j in best_cols:
+        vals = [_float(r[j]) for r in rows if is_number(r[j]) and math.isfinite(_float(r[j]))]
+        if len(vals) >= 2:
+            best[j] = min(vals) if lower_is_better else max(vals)
+    hc = header_classes or {}
+    out = ['<div class="wrap"><table>', "<thead><tr>"]
+    for j, h in enumerate(header):
+        cls = f' class="{hc[j]}"' if j in hc else ""
+        out.append(f"<th{cls}>{_e(h)}</th>")
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        out.append("<tr>")
+        for j, c in enumerate(r):
+            classes = []
+            if is_number(c) or c is None:
+                classes.append("num")
+            if j in best and is_number(c) and _float(c) == best[j]:
+                classes.append("best")
+            cls = f' class="{" ".join(classes)}"' if classes else ""
+            out.append(f"<td{cls}>{_e(format_cell(c))}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _kv_table(d: Mapping[str, Any]) -> str:
+    rows = []
+    for k, v in d.items():
+        if isinstance(v, (Mapping, list, tuple)):
+            v = json.dumps(v, default=str)
+        rows.append([k, v])
+    if not rows:
+        return f'<p class="meta">{MISSING}</p>'
+    return _html_table(["key", "value"], rows)
+
+
+def _figure(path: Path, caption: str) -> str:
+    if not path.is_file():
+        return f'<p class="missing">Figure file missing: {_e(path.name)}</p>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption or path.name)}">'
+        f"<figcaption>{_e(caption or path.name)}</figcaption></figure>"
+    )
+
+
+def _page(title: str, body: list[str]) -> str:
+    from trustvis import __version__
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="generator" content="trustvis {_e(__version__)}">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + f"\n<footer>Generated by trustvis {_e(__version__)} on {_e(now)}.</footer>\n</body>\n</html>\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------ bench page
+def _bench_body(folder: Path) -> tuple[str, list[str]]:
+    r = _as_dict(_load_json(folder / "results.json"))
+    methods = _as_dict(r.get("methods"))
+    train = r.get("train_family")
+    families = list(r.get("families") or [])
+    if not families:
+        seen: dict[str, None] = {}
+        for m in methods.values():
+            for f in _as_dict(_as_dict(m).get("clean")):
+                seen.setdefault(f, None)
+        families = list(seen)
+    data = _as_dict(r.get("data"))
+    title = f"trustvis bench {r.get('bench', '?')}"
+    if data.get("name"):
+        title += f": {data['name']}" + (f" ({data['size']})" if data.get("size") else "")
+
+    b = [f"<h1>{_e(title)}</h1>"]
+    meta = []
+    if r.get("created"):
+        meta.append(f"created {_e(r['created'])}")
+    if r.get("trustvis_version"):
+        meta.append(f"trustvis {_e(r['trustvis_version'])}")
+    if train:
+        meta.append(f"trained on <b>{_e(train)}</b>, tested on {len(families)} families")
+    if meta:
+        b.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
+    if r.get("command"):
+        b.append(f"<h2>Command</h2><pre><code>{_e(r['command'])}</code></pre>")
+    if (folder / "results.md").is_file():
+        b.append('<p class="meta">Markdown summary: <a href="results.md">results.md</a></p>')
+    if r.get("environment"):
+        b.append("<h2>Environment</h2>" + _kv_table(_as_dict(r["environment"])))
+    if data:
+        b.append("<h2>Data</h2>" + _kv_table(data))
+
+    fam_header = [f"{f} (train)" if f == train else f for f in families]
+    train_cls = {1 + families.index(train): "train"} if train in families else {}
+    mean_label = "mean unseen" if train else "mean"
+    unseen = [f for f in families if f != train]
+
+    def mean_unseen(m: Mapping[str, Any]) -> dict[str, Any]:
+        mu = _as_dict(m.get("mean_unseen"))
+        if mu:
+            return mu
+        clean = _as_dict(m.get("clean"))
+        return mean_metrics([_as_dict(clean.get(f)) for f in unseen], keys=("acc", "ap", "auc", "eer"))
+
+    if methods:
+        b.append("<h2>Results per generator family</h2>")
+        b.append(
+            '<p class="meta">Clean test images. Best value per column in bold; '
+            f"{_e(mean_label)} = mean over the families not trained on.</p>"
+        )
+        for metric in ("ap", "acc", "auc"):
+            rows = []
+            for name, m in methods.items():
+                m = _as_dict(m)
+                clean = _as_dict(m.get("clean"))
+                rows.append(
+                    [name]
+                    + [_as_dict(clean.get(f)).get(metric) for f in families]
+                    + [mean_unseen(m).get(metric)]
+                )
+            b.append(f"<h3>{_e(_METRIC_TITLES.get(metric, metric))}</h3>")
+            b.append(
+                _html_table(
+                    ["method", *fam_header, mean_label],
+                    rows,
+                    best_cols=range(1, len(families) + 2),
+                    header_classes=train_cls,
+                )
+            )
+        rows = []
+        for name, m in methods.items():
+            clean = _as_dict(_as_dict(m).get("clean"))
+            cells = []
+            for f in families:
+                fm = _as_dict(clean.get(f))
+                cells.append(f"{format_cell(fm.get('acc_real'))} / {format_cell(fm.get('acc_fake'))}")
+            rows.append([name, *cells])
+        b.append("<h3>Accuracy on real / fake images</h3>")
+        b.append(
+            '<p class="meta">A detector that ranks well (high AP) but is miscalibrated out of domain shows '
+            "a large gap here.</p>"
+        )
+        b.append(_html_table(["method", *fam_header], rows, header_classes=train_cls))
+
+        degs = list(r.get("degradations") or [])
+        if not degs:
+            seen = {}
+            for m in methods.values():
+                for d in _as_dict(_as_dict(m).get("robustness")):
+                    seen.setdefault(d, None)
+            degs = list(seen)
+        if degs:
+            b.append("<h2>Robustness</h2>")
+            b.append(
+                f'<p class="meta">{_e(mean_label.capitalize())} metric after degrading real and fake test images alike.</p>'
+            )
+            for metric in ("ap", "acc"):
+                rows = []
+                for name, m in methods.items():
+                    m = _as_dict(m)
+                    rob = _as_dict(m.get("robustness"))
+                    row: list[Any] = [name, mean_unseen(m).get(metric)]
+                    for d in degs:
+                        row.append(_as_dict(_as_dict(rob.get(d)).get("mean_unseen")).get(metric))
+                    rows.append(row)
+                b.append(f"<h3>{_e(_METRIC_TITLES.get(metric, metric))}</h3>")
+                b.append(_html_table(["method", "clean", *degs], rows, best_cols=range(1, len(degs) + 2)))
+
+        b.append("<h2>Cost</h2>")
+        rows = []
+        for name, m in methods.items():
+            m = _as_dict(m)
+            rows.append(
+                [
+                    name,
+                    m.get("paper", MISSING),
+                    _human_count(m.get("params")),
+                    m.get("train_steps"),
+                    m.get("train_seconds"),
+                    m.get("throughput_img_s"),
+                ]
+            )
+        device = _as_dict(r.get("environment")).get("device")
+        if device:
+            b.append(f'<p class="meta">Measured on device: {_e(device)}.</p>')
+        b.append(
+            _html_table(
+                ["method", "paper", "parameters", "train steps", "train seconds", "throughput (img/s)"], rows
+            )
+        )
+    else:
+        b.append('<p class="missing">results.json lists no methods.</p>')
+
+    figs = [f for f in r.get("figures") or [] if isinstance(f, Mapping) and f.get("file")]
+    listed = {str(f["file"]) for f in figs}
+    extra = sorted(p.name for p in folder.glob("*.png") if p.name not in listed)
+    if figs or extra:
+        b.append("<h2>Figures</h2>")
+        for f in figs:
+            b.append(_figure(folder / str(f["file"]), str(f.get("caption") or f["file"])))
+        for name in extra:
+            b.append(_figure(folder / name, name))
+    return title, b
+
+
+# -------------------------------------------------------------------------------------------- run page
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records, bad = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+        else:
+            bad += 1
+    if bad:
+        logger.warning("%s: skipped %d malformed line(s).", path, bad)
+    return records
+
+
+def _curve_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in records:
+        for k, v in r.items():
+            if k not in _NOT_CURVES and is_number(v):
+                seen.setdefault(k, None)
+
+    def rank(k: str) -> int:
+        if "loss" in k:
+            return 0
+        if k in ("ap", "acc", "auc"):
+            return 1
+        return 3 if k == "lr" else 2
+
+    return sorted(seen, key=rank)[:_MAX_CURVES]
+
+
+def _run_body(folder: Path) -> tuple[str, list[str]]:
+    model = _as_dict(_load_json(folder / "model.json")) if (folder / "model.json").is_file() else {}
+    cfg: Any = None
+    cfg_text = ""
+    if (folder / "config.yaml").is_file():
+        raw = (folder / "config.yaml").read_text(encoding="utf-8")
+        try:
+            cfg = yaml.safe_load(raw)
+            cfg_text = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        except yaml.YAMLError as exc:
+            logger.warning("%s/config.yaml is not valid YAML (%s); shown as is.", folder, exc)
+            cfg_text = raw
+    elif model.get("config") is not None:
+        cfg = model["config"]
+        cfg_text = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    cfg_method = cfg.get("method") if isinstance(cfg, Mapping) else None
+    if isinstance(cfg_method, Mapping):
+        cfg_method = cfg_method.get("name")
+    method = model.get("method") or model.get("name") or cfg_method or folder.name
+    title = f"trustvis run: {method}"
+
+    b = [f"<h1>{_e(title)}</h1>", f'<p class="meta">Run folder: <code>{_e(folder.resolve())}</code></p>']
+    info = {k: v for k, v in model.items() if k != "config" and not isinstance(v, (Mapping, list))}
+    if info:
+        b.append("<h2>Model</h2>" + _kv_table(info))
+    if cfg_text:
+        b.append(f"<h2>Config</h2><pre>{_e(cfg_text)}</pre>")
+
+    records = _read_jsonl(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
+    figures: list[tuple[Path, str]] = []
+    if records:
+        keys = _curve_keys(records)
+        if keys:
+            from trustvis.bench.plots import plot_training_curves
+
+            try:
+                p = plot_training_curves(
+                    records, folder / "training_curves.png", keys=keys, title=f"{method}"
+                )
+                figures.append((p, f"Training curves of {method} ({', '.join(keys)}) from metrics.jsonl."))
+            except ValueError as exc:
+                logger.warning("No training curves for %s: %s", folder, exc)
+        b.append("<h2>Last logged values</h2>")
+        splits: dict[str, Mapping[str, Any]] = {}
+        for rec in records:
+            splits[str(rec.get("split", "train"))] = rec
+        cols = ["step", *keys] if keys else ["step"]
+        b.append(
+            _html_table(["split", *cols], [[s, *(rec.get(c) for c in cols)] for s, rec in splits.items()])
+        )
+
+    if (folder / "eval.json").is_file():
+        ev = _as_dict(_load_json(folder / "eval.json"))
+        per = _as_dict(ev.get("per_generator"))
+        b.append("<h2>Evaluation</h2>")
+        if ev.get("data"):
+            b.append(f'<p class="meta">Data: <code>{_e(ev["data"])}</code></p>')
+        keys_e = [k for k in _EVAL_KEYS if any(k in _as_dict(v) for v in per.values())]
+        extra = [k for v in per.values() for k in _as_dict(v) if k not in _EVAL_KEYS]
+        keys_e += list(dict.fromkeys(extra))
+        rows = [[g, *(_as_dict(m).get(k) for k in keys_e)] for g, m in per.items()]
+        mean = _as_dict(ev.get("mean"))
+        if mean:
+            rows.append(["mean", *(mean.get(k) for k in keys_e)])
+        if rows and keys_e:
+            b.append(_html_table(["generator", *keys_e], rows))
+        else:
+            b.append('<p class="missing">eval.json has no per-generator results.</p>')
+
+    known = {p.name for p, _ in figures}
+    figures += [(p, p.name) for p in sorted(folder.glob("*.png")) if p.name not in known]
+    if figures:
+        b.append("<h2>Figures</h2>")
+        b.extend(_figure(p, c) for p, c in figures)
+    return title, b
+
+
+# ---------------------------------------------------------------------------------------------- public
+def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Write a self-contained HTML report of a bench folder or a training-run folder.
+
+    Args:
+        folder: a bench folder (with ``results.json``) or a run folder (with ``metrics.jsonl`` and/or
+            ``model.json``; ``config.yaml`` and ``eval.json`` are used when present).
+        out: output file; default ``<folder>/report.html``.
+
+    Returns:
+        Path of the written HTML file.
+
+    Raises:
+        FileNotFoundError: if ``folder`` does not exist or holds neither kind of results.
+        ValueError: if a JSON file in it is malformed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Report folder {folder} does not exist or is not a folder.")
+    if (folder / "results.json").is_file():
+        title, body = _bench_body(folder)
+    elif (folder / "metrics.jsonl").is_file() or (folder / "model.json").is_file():
+        title, body = _run_body(folder)
+    else:
+        raise FileNotFoundError(
+            f"{folder} is neither a bench folder nor a training-run folder: expected results.json "
+            "(from `trustvis bench`) or metrics.jsonl / model.json (from `trustvis train`)."
+        )
+    path = Path(out) if out is not None else folder / "report.html"
+    atomic_write_text(path, _page(title, body))
+    logger.info("wrote report %s", path)
+    return path

@@ -1,0 +1,267 @@
+"""SynthBench builder and generator zoo: shapes, up-sampling ops, layout, manifest, caching, atomicity."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from trustvis.data import generators as G
+from trustvis.data import synthbench as sb
+from trustvis.data.synthbench import (
+    FAMILIES,
+    SPLITS,
+    TRAIN_FAMILY,
+    SynthBenchConfig,
+    build_synthbench,
+    load_manifest,
+    synthbench_path,
+    verify_synthbench,
+)
+
+MICRO = SynthBenchConfig(
+    patch_size=16,
+    n_train=8,
+    n_val=8,
+    n_test=8,
+    ae_steps=5,
+    gan_steps=5,
+    vae_steps=5,
+    batch_size=4,
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Generators
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("up", G.UPSAMPLE_TYPES)
+@pytest.mark.parametrize("size", [16, 64])
+def test_autoencoder_shape(up: str, size: int) -> None:
+    torch.manual_seed(0)
+    model = G.UpsamplingAutoencoder(up, depth=2, base_width=8)
+    x = torch.rand(2, 3, size, size)
+    y = model(x)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_autoencoder_rejects_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="tconv"):
+        G.UpsamplingAutoencoder("cubic")
+    with pytest.raises(ValueError, match="divisible"):
+        G.UpsamplingAutoencoder("nearest", depth=3)(torch.rand(1, 3, 20, 20))
+
+
+def test_zero_insertion_puts_zeros_at_odd_positions() -> None:
+    x = torch.rand(2, 3, 5, 7) + 0.5  # strictly positive
+    y = G.zero_insert(x)
+    assert y.shape == (2, 3, 10, 14)
+    assert torch.equal(y[..., ::2, ::2], x)
+    assert torch.all(y[..., 1::2, :] == 0) and torch.all(y[..., :, 1::2] == 0)
+    # The module form inside the zeroins decoder stage is the op applied before its conv3x3.
+    stage = G.make_upsample("zeroins", 3, 4)
+    assert isinstance(stage[0], G.ZeroInsert) and isinstance(stage[1], torch.nn.Conv2d)
+    assert torch.equal(stage[0](x), y)
+
+
+@pytest.mark.parametrize("size", [16, 64])
+def test_dcgan_and_vae_sample_shapes(size: int) -> None:
+    torch.manual_seed(0)
+    g = G.DCGANGenerator(size, latent_dim=8, base_width=4)
+    d = G.DCGANDiscriminator(size, base_width=4)
+    imgs = G.sample(g, 3, seed=1)
+    assert imgs.shape == (3, size, size, 3) and imgs.dtype == np.uint8
+    assert d(torch.rand(2, 3, size, size)).shape == (2,)
+    v = G.VAE(size, latent_dim=8, base_width=4)
+    assert G.sample(v, 5, seed=1).shape == (5, size, size, 3)
+    x_hat, mu, logvar = v(torch.rand(2, 3, size, size))
+    assert x_hat.shape == (2, 3, size, size) and mu.shape == logvar.shape == (2, 8)
+    assert np.array_equal(G.sample(v, 5, seed=1), G.sample(v, 5, seed=1))
+
+
+def test_training_is_deterministic_and_generate_dispatches() -> None:
+    patches = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = G.UpsamplingAutoencoder("bilinear", base_width=4)
+        stats = G.train_autoencoder(model, patches, steps=3, batch_size=2, seed=3, progress=False)
+        outs.append(G.generate(model, patches_uint8=patches))
+    assert stats["steps"] == 3 and np.isfinite(stats["loss_last"])
+    assert outs[0].shape == patches.shape and np.array_equal(outs[0], outs[1])
+    torch.manual_seed(0)
+    g, d = G.DCGANGenerator(16, latent_dim=8, base_width=4), G.DCGANDiscriminator(16, base_width=4)
+    assert np.isfinite(G.train_dcgan(g, d, patches, steps=2, batch_size=2, progress=False)["d_loss_last"])
+    v = G.VAE(16, latent_dim=8, base_width=4)
+    assert np.isfinite(G.train_vae(v, patches, steps=2, batch_size=2, progress=False)["kl_last"])
+    assert G.generate(v, n=4).shape == (4, 16, 16, 3)
+    with pytest.raises(ValueError, match="needs n"):
+        G.generate(g)
+
+
+# ------------------------------------------------------------------------------------------------
+# Builder
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def micro_home(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("tvhome")
+    path = build_synthbench("quick", progress=False, home_dir=home, config=MICRO)
+    return home, path
+
+
+def test_unknown_size_names_valid_sizes(tmp_path) -> None:
+    with pytest.raises(ValueError, match="quick"):
+        build_synthbench("medium", home_dir=tmp_path)
+    with pytest.raises(ValueError, match="full"):
+        synthbench_path("huge", home_dir=tmp_path)
+    with pytest.raises(ValueError, match="ae_nearest"):
+        build_synthbench("quick", home_dir=tmp_path, config=dataclasses.replace(MICRO, train_families=["x"]))
+
+
+def test_micro_layout_and_counts(micro_home) -> None:
+    home, path = micro_home
+    assert path == synthbench_path("quick", home_dir=home)
+    for split in SPLITS:
+        fams = list(FAMILIES) if split == "test" else MICRO.train_families
+        present = sorted(p.name for p in (path / split).iterdir())
+        assert present == sorted(fams)
+        for fam in fams:
+            for cls in ("0_real", "1_fake"):
+                files = sorted((path / split / fam / cls).glob("*.png"))
+                assert len(files) == MICRO.n_real(split), (split, fam, cls)
+    assert TRAIN_FAMILY in MICRO.train_families
+
+
+def test_reals_identical_across_families(micro_home) -> None:
+    _, path = micro_home
+    ref = path / "test" / TRAIN_FAMILY / "0_real"
+    for fam in FAMILIES:
+        for f in sorted(ref.glob("*.png")):
+            assert (path / "test" / fam / "0_real" / f.name).read_bytes() == f.read_bytes()
+
+
+def test_fakes_are_images_not_copies(micro_home) -> None:
+    from trustvis.data.io import load_image
+
+    _, path = micro_home
+    for fam in FAMILIES:
+        img = load_image(path / "test" / fam / "1_fake" / "00000.png")
+        assert img.shape == (16, 16, 3) and img.dtype == np.uint8
+    real = load_image(path / "test" / "ae_tconv" / "0_real" / "00000.png")
+    assert not np.array_equal(real, load_image(path / "test" / "ae_tconv" / "1_fake" / "00000.png"))
+
+
+def test_manifest_verifies(micro_home) -> None:
+    _, path = micro_home
+    assert verify_synthbench(path, check_hashes=True) == []
+    man = load_manifest(path)
+    assert man["version"] == "v1" and man["size"] == "quick" and man["patch_size"] == 16
+    assert set(man["generator_losses"]) == set(FAMILIES)
+    assert all(np.isfinite(v["loss_last"]) for v in man["generator_losses"].values())
+    assert man["counts"]["test"]["vae"] == {"0_real": 8, "1_fake": 8}
+    assert {"torch", "numpy", "Pillow"} <= set(man["versions"])
+    assert man["n_files"] == len(man["files"])
+    n_expected = sum(2 * MICRO.n_real(s) * (len(FAMILIES) if s == "test" else 1) for s in SPLITS)
+    assert len(man["files"]) == n_expected
+
+
+def test_no_test_photo_in_train(micro_home) -> None:
+    _, path = micro_home
+    ids = load_manifest(path)["photo_ids"]
+    assert ids["train"] and ids["test"]
+    assert not set(ids["train"]) & set(ids["test"])
+    assert not set(ids["val"]) & set(ids["test"])
+
+
+def test_verify_reports_damage(tmp_path) -> None:
+    path = build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    victim = path / "test" / "dcgan" / "1_fake" / "00003.png"
+    victim.write_bytes(b"not a png")
+    assert any("hash mismatch" in p for p in verify_synthbench(path, check_hashes=True))
+    victim.unlink()
+    problems = verify_synthbench(path)
+    assert any("missing file" in p for p in problems) and any("7 PNGs" in p for p in problems)
+    # A damaged build is rebuilt by the next call (no force needed).
+    build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    assert verify_synthbench(path, check_hashes=True) == []
+
+
+def test_second_call_skips_and_force_rebuilds(tmp_path, monkeypatch) -> None:
+    calls = {"n": 0}
+    real_build = sb._build
+
+    def counting_build(*args, **kwargs):
+        calls["n"] += 1
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(sb, "_build", counting_build)
+    monkeypatch.setenv("TRUSTVIS_HOME", str(tmp_path))
+    p1 = build_synthbench("quick", progress=False, config=MICRO)
+    assert p1.parent.parent == tmp_path and calls["n"] == 1
+    mtime = (p1 / "manifest.json").stat().st_mtime_ns
+    first = load_manifest(p1)["files"]
+    assert build_synthbench("quick", progress=False, config=MICRO) == p1
+    assert calls["n"] == 1 and (p1 / "manifest.json").stat().st_mtime_ns == mtime
+    build_synthbench("quick", progress=False, config=MICRO, force=True)
+    assert calls["n"] == 2
+    assert load_manifest(p1)["files"] == first  # deterministic rebuild: same bytes
+    # Another config under the same name is not silently reused.
+    build_synthbench("quick", progress=False, config=dataclasses.replace(MICRO, n_test=4))
+    assert calls["n"] == 3 and load_manifest(p1)["counts"]["test"]["dcgan"]["1_fake"] == 4
+
+
+def test_failure_mid_build_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(sb, "train_dcgan", boom)  # after the five autoencoder families were written
+    target = synthbench_path("quick", home_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="injected"):
+        build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    assert not target.exists()
+    leftovers = [p.name for p in target.parent.iterdir() if p.name.startswith(".v1-quick.tmp")]
+    assert leftovers == []
+    monkeypatch.undo()
+    build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    assert target.is_dir() and verify_synthbench(target) == []
+    assert not [p for p in target.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_failure_during_rebuild_keeps_old_build(tmp_path, monkeypatch) -> None:
+    path = build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    before = load_manifest(path)["files"]
+    monkeypatch.setattr(sb, "train_vae", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected")))
+    with pytest.raises(RuntimeError):
+        build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO, force=True)
+    assert load_manifest(path)["files"] == before and verify_synthbench(path) == []
+
+
+def test_hardlinked_or_copied_reals(micro_home) -> None:
+    _, path = micro_home
+    a = path / "test" / "ae_tconv" / "0_real" / "00000.png"
+    b = path / "test" / "vae" / "0_real" / "00000.png"
+    assert os.path.samefile(a, b) or a.read_bytes() == b.read_bytes()
+
+
+def test_training_family_spectral_peak(micro_home) -> None:
+    """Cheap sanity check: transposed-conv fakes carry more energy at the Nyquist replica than reals."""
+    from trustvis.data.io import load_image
+
+    _, path = micro_home
+
+    def nyquist_ratio(folder) -> float:
+        imgs = np.stack([load_image(f).mean(-1) for f in sorted(folder.glob("*.png"))])  # (n, 16, 16)
+        spec = np.abs(np.fft.fft2(imgs - imgs.mean(axis=(1, 2), keepdims=True))).mean(0)  # (16, 16)
+        return float(spec[8, 8] + spec[0, 8] + spec[8, 0]) / float(spec.sum())
+
+    # Untrained-ish (5 steps) transposed-conv decoders leave a strong checkerboard; reals do not.
+    fake = nyquist_ratio(path / "test" / "ae_tconv" / "1_fake")
+    real = nyquist_ratio(path / "test" / "ae_tconv" / "0_real")
+    assert fake > real
