@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from trustvis.config import ConfigError, apply_overrides, dump_yaml, make_run_config, run_config_from_dict, to_dict
+from trustvis.config import (
+    ConfigError,
+    apply_overrides,
+    dump_yaml,
+    make_run_config,
+    run_config_from_dict,
+    to_dict,
+)
 
 
 def test_overrides_are_type_checked():

@@ -24,6 +24,10 @@ from typing import Any
 
 log = logging.getLogger("trustvis")
 
+
+class UsageError(Exception):
+    """A user error the CLI reports in one line (exit code 2)."""
+
 EPILOG_TRAIN = """\
 examples:
   trustvis train bihpf --preset quick --out runs/bihpf
@@ -105,7 +109,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     if args.data_cmd == "build":
         if args.name != "synthbench":
-            raise SystemExit(f"Unknown data set {args.name!r}; choose from ['synthbench']")
+            raise UsageError(f"Unknown data set {args.name!r}; choose from ['synthbench']")
         from trustvis.data.synthbench import build_synthbench
 
         size = "quick" if args.quick else args.size
@@ -113,7 +117,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         path = build_synthbench(size, force=args.force, progress=not args.no_progress)
         print(f"SynthBench {size} ready at {path} ({time.perf_counter() - t0:.0f} s)")
         return 0
-    raise SystemExit("usage: trustvis data {status,build}")
+    raise UsageError("usage: trustvis data {status,build}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -133,21 +137,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         saved = load_yaml(out / "config.yaml")
         if saved.get("method") != args.method:
-            raise SystemExit(f"{out} is a run of {saved.get('method')!r}, not {args.method!r}")
+            raise UsageError(f"{out} is a run of {saved.get('method')!r}, not {args.method!r}")
         run = make_run_config(args.method, saved.get("preset", args.preset),
                               base={k: v for k, v in saved.items() if k not in ("method", "preset")},
                               overrides=overrides)  # fmt: skip
     else:
         if (out / "model.json").is_file() and not args.resume:
             meta = read_meta(out)
-            raise SystemExit(f"{out} already holds a finished {meta['method']!r} run; choose another --out")
+            raise UsageError(f"{out} already holds a finished {meta['method']!r} run; choose another --out")
         run = make_run_config(args.method, args.preset, args.config, overrides)
     from trustvis.bench.detect import detection_datasets, evaluate_detector
 
     seed_everything(run.train.seed)
     method = registry.get(run.method).cls(run.model)
     if method.task != "detect":
-        raise SystemExit(f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method")
+        raise UsageError(f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method")
     train_set, val_set = detection_datasets(run, method)
     evaluate_fn = None
     if val_set is not None:
@@ -175,6 +179,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     method = load_method(args.run_dir, device=args.device)
     dataset = ForenSynthsDataset(args.data, transform=method.make_transform(False), max_per_class=args.max_images)
     res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
+    res = {k: v for k, v in res.items() if not k.startswith("_")}  # drop the raw score arrays
     res["data"] = str(args.data)
     if args.json:
         print(json.dumps(res, indent=2, default=float))
@@ -244,7 +249,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.task != "detect":
-        raise SystemExit(f"Unknown bench {args.task!r}; choose from ['detect']")
+        raise UsageError(f"Unknown bench {args.task!r}; choose from ['detect']")
     from trustvis.bench.detect import run_detect_bench
 
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
@@ -255,6 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         device=args.device,
+        preset=args.preset,
         command="trustvis " + " ".join(args._argv),
     )
     print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
@@ -349,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="SynthBench quick + quick presets (CPU, ~30 min)")
     s.add_argument("--methods", help="comma-separated subset (default: every detector)")
     s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
+    s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else default)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
@@ -374,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.fn(args) or 0)
-    except (ConfigError, CheckpointError, KeyError, FileNotFoundError, ValueError) as e:
+    except (UsageError, ConfigError, CheckpointError, KeyError, FileNotFoundError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"trustvis: error: {msg}", file=sys.stderr)
         return 2

@@ -155,17 +155,22 @@ def run_detect_bench(
     command: str = "",
     progress: bool = True,
     acm_steps: int = 100,
+    preset: str | None = None,
 ) -> Path:
-    """Run the detection protocol end to end; returns the output folder."""
+    """Run the detection protocol end to end; returns the output folder.
+
+    ``preset`` forces one method preset for all methods (default: ``quick`` with ``quick=True``,
+    else ``default``); the tests use ``tiny``.
+    """
     from trustvis.bench import plots
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.data.transforms import DEGRADATIONS
-    from trustvis.metrics.spectrum import mean_log_spectrum
     from trustvis.methods.detect.bihpf import artifact_compression_map
+    from trustvis.metrics.spectrum import mean_log_spectrum
     from trustvis.report.html import write_report
 
     size = "quick" if quick else "full"
-    preset = "quick" if quick else "default"
+    preset = preset or ("quick" if quick else "default")
     methods = list(methods or DEFAULT_METHODS)
     for name in methods:
         spec = registry.get(name)

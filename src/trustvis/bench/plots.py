@@ -30,6 +30,7 @@ __all__ = [
     "PALETTE",
     "degradation_label",
     "plot_cost",
+    "plot_maps",
     "plot_family_metric",
     "plot_robustness",
     "plot_roc",
@@ -534,4 +535,38 @@ def plot_cost(
     axes[0].set_yticklabels(methods)
     axes[0].invert_yaxis()
     fig.suptitle(title or "Cost per method")
+    return _save(fig, path)
+
+
+def plot_maps(
+    maps: Mapping[str, np.ndarray],
+    path: str | Path,
+    title: str | None = None,
+    label: str = "M (1 = kept, 0 = suppressed)",
+) -> Path:
+    """One panel per entry of ``maps`` (2-D arrays in [0, 1], e.g. artifact compression maps), shared scale.
+
+    Args:
+        maps: ``{name: (H, W) array}``, DC-centred for frequency maps.
+        path: output PNG.
+        title: figure title.
+        label: colour-bar label.
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(maps, "maps")
+    names = list(maps)
+    fig = Figure(figsize=(2.3 * len(names) + 1.2, 2.7), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    im = None
+    for ax, name in zip(axes, names):
+        im = ax.imshow(np.asarray(maps[name], dtype=float), cmap="magma", vmin=0.0, vmax=1.0,
+                       interpolation="nearest")  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), shrink=0.9, label=label)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002  (seeds legacy global RNG users, e.g. third-party code)
     torch.manual_seed(seed)
 
 

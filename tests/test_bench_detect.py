@@ -1,0 +1,48 @@
+"""The detection bench end to end on a micro SynthBench (seconds), through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trustvis.cli import main
+from trustvis.data import synthbench
+
+
+@pytest.fixture
+def micro_synthbench(monkeypatch):
+    micro = synthbench.SynthBenchConfig(patch_size=16, n_train=16, n_val=8, n_test=8, ae_steps=2, gan_steps=2,
+                                        vae_steps=2, ae_width=4, gan_width=4, latent_dim=8, batch_size=8)
+    monkeypatch.setitem(synthbench.SIZES, "quick", micro)
+    return micro
+
+
+def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "detect", "--quick", "--preset", "tiny", "--steps", "2", "--out", str(out)]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"cnndet", "bihpf"}
+    assert res["families"] == list(synthbench.FAMILIES) and res["train_family"] == "ae_tconv"
+    for m in res["methods"].values():
+        assert set(m["clean"]) == set(res["families"])
+        assert set(m["robustness"]) == set(res["degradations"])
+        assert 0 <= m["mean_unseen"]["ap"] <= 1 and m["throughput_img_s"] > 0 and m["params"] > 0
+        assert m["train_steps"] == 2
+    for f in res["figures"]:
+        assert (out / f["file"]).stat().st_size > 1000, f
+    md = (out / "results.md").read_text()
+    assert "trustvis bench detect --quick" in md and ("beats" in md or "does not beat" in md)
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+    # a second run reuses the trained runs instead of training again
+    mtime = (out / "runs" / "cnndet" / "model.safetensors").stat().st_mtime_ns
+    assert main([*argv, "--methods", "cnndet"]) == 0
+    assert (out / "runs" / "cnndet" / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_bench_rejects_unknown_and_non_detector_methods(micro_synthbench, tmp_path, capsys):
+    assert main(["bench", "detect", "--quick", "--methods", "nope", "--out", str(tmp_path)]) == 2
+    assert "choose from" in capsys.readouterr().err
+    assert main(["bench", "segment", "--out", str(tmp_path)]) == 2
