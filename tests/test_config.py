@@ -60,5 +60,5 @@ def test_round_trip_through_dict_and_yaml():
 
 
 def test_preset_run_defaults_apply():
-    assert make_run_config("cnndet", "quick").train.steps == 1000
+    assert make_run_config("cnndet", "quick").train.steps == 800
     assert make_run_config("cnndet", "tiny").train.steps == 2

@@ -7,10 +7,10 @@ Implements the "fakes without big GANs" recipe of ``specs/detection.md`` section
   images only; the decoder's up-sampling operation is a constructor argument, one per family:
 
   =================  ==================================================================
-  ``tconv``          ConvTranspose2d 4x4 / stride 2 (ProGAN/DCGAN-like; the training family)
+  ``tconv``          ConvTranspose2d 4x4 / stride 2, then conv3x3  (ProGAN/DCGAN-like)
   ``nearest``        nearest x2, then conv3x3               (Chandrasegaran "N")
   ``bilinear``       bilinear x2, then conv3x3              (Chandrasegaran "B")
-  ``pixelshuffle``   conv3x3 to 4C, then PixelShuffle(2)    (sub-pixel convolution)
+  ``pixelshuffle``   conv3x3 to 4C, PixelShuffle(2), conv3x3   (sub-pixel convolution)
   ``zeroins``        zero-insertion x2, then conv3x3        (Chandrasegaran "Z"; a delta-kernel
                      ``conv_transpose2d``, as in their ``zero_insert_module.py``)
   =================  ==================================================================
@@ -19,7 +19,7 @@ Implements the "fakes without big GANs" recipe of ``specs/detection.md`` section
   Images Detection", CVPR 2021, arXiv 2103.17195.
 - ``DCGANGenerator`` / ``DCGANDiscriminator``: Radford, Metz & Chintala, "Unsupervised Representation
   Learning with Deep Convolutional GANs", ICLR 2016, arXiv 1511.06434; trained with the standard
-  non-saturating BCE loss (Goodfellow et al. 2014), Adam 2e-4, beta1 0.5.
+  non-saturating BCE loss (Goodfellow et al. 2014), Adam 2e-4, beta1 0.5, the paper's N(0, 0.02) init.
 - ``VAE``: Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv 1312.6114; conv
   encoder -> (mu, logvar) -> decoder whose up-sampling type is a constructor argument.
 
@@ -37,6 +37,14 @@ Deviations/choices:
       ``pixelshuffle`` the up-sampling is itself learned. The output layer is conv3x3 + sigmoid. No
       normalisation layers in the autoencoders (batch statistics would make reconstruction depend on
       the batch).
+    - DCGAN outputs ``sigmoid`` in [0, 1] instead of ``tanh`` in [-1, 1] (same model up to an affine
+      map; every generator here speaks [0, 1]); the discriminator rescales its input to [-1, 1].
+    - Training batches are drawn with replacement and randomly flipped horizontally.
+    - Short runs leave family-specific colour errors: at 64x64 / 300 steps the transposed-conv and
+      zero-insertion autoencoders under-shoot green on green-dominant patches (mean green error about
+      -10/255 on the quick test split, not fixed by more steps, width, a cosine schedule or RGB
+      shuffling), while nearest/bilinear do not. This is kept as a property of the family.
+    - Convolutions zero-pad, as in the reference generators, so outputs also carry a faint border.
     - VAE: Gaussian decoder with a per-pixel MSE (sum over pixels) + KL, weight ``beta`` (default 1);
       decoder up-sampling defaults to ``nearest`` so that the VAE family differs from the DCGAN's
       transposed convolutions.
@@ -181,6 +189,17 @@ def _n_up(size: int, start: int = 4) -> int:
     return n
 
 
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN weight init (Radford et al. 2016): conv weights ~ N(0, 0.02), BatchNorm gain ~ N(1, 0.02)."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
 class DCGANGenerator(nn.Module):
     """DCGAN generator: latent ``(B, latent_dim)`` -> 4x4 -> transposed-conv doublings -> ``size``.
 
@@ -208,6 +227,7 @@ class DCGANGenerator(nn.Module):
             ]
         layers += [nn.ConvTranspose2d(w[-1], 3, 4, 2, 1)]
         self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z (B, latent_dim)`` -> images ``(B, 3, size, size)`` in [0, 1]."""
@@ -235,6 +255,7 @@ class DCGANDiscriminator(nn.Module):
             ]
         layers += [nn.Conv2d(w[-1], 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, 3, S, S)`` in [0, 1] -> logits ``(B,)``."""

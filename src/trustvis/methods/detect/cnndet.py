@@ -56,7 +56,7 @@ class CNNDet(BinaryDetector):
 
     run_defaults = {
         "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 1000}},
+        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
         "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
     }
 
