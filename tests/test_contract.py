@@ -108,3 +108,12 @@ def test_registry_rejects_duplicates_and_unknown_tasks():
         registry.get("no_such_method")
     with pytest.raises(KeyError, match="Unknown preset"):
         registry.build("cnndet", preset="huge")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_transforms_pickle_for_dataloader_workers(name):
+    import pickle
+
+    method = registry.build(name, "tiny")
+    for train in (True, False):
+        pickle.loads(pickle.dumps(method.make_transform(train)))

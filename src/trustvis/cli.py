@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="SynthBench quick + quick presets (CPU, ~30 min)")
     s.add_argument("--methods", help="comma-separated subset (default: every detector)")
     s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
-    s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else default)")
+    s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else full)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")

@@ -159,8 +159,9 @@ def run_detect_bench(
 ) -> Path:
     """Run the detection protocol end to end; returns the output folder.
 
-    ``preset`` forces one method preset for all methods (default: ``quick`` with ``quick=True``,
-    else ``default``); the tests use ``tiny``.
+    ``preset`` forces one method preset for all methods (default: ``quick`` with ``quick=True``, else
+    ``full``, a ResNet-50 from random initialisation sized for a GPU; ``default`` is the paper's recipe
+    and needs the ImageNet weights offline); the tests use ``tiny``.
     """
     from trustvis.bench import plots
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
@@ -170,7 +171,7 @@ def run_detect_bench(
     from trustvis.report.html import write_report
 
     size = "quick" if quick else "full"
-    preset = preset or ("quick" if quick else "default")
+    preset = preset or ("quick" if quick else "full")
     methods = list(methods or DEFAULT_METHODS)
     for name in methods:
         spec = registry.get(name)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import struct
 import threading
 import zlib
 from pathlib import Path
@@ -35,7 +34,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", "
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _OPEN_LOCK = threading.Lock()
 
 
@@ -102,83 +100,13 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
-def _decode_png16(path: Path) -> np.ndarray | None:
-    """Decode a non-interlaced 16-bit RGB/RGBA PNG exactly, as ``uint16 (H, W, C)``.
-
-    Pillow has no 16-bit colour mode and keeps only the high byte of such files (``value >> 8``);
-    this small decoder (zlib + PNG row filters) keeps all 16 bits so that the 8-bit result is
-    ``round(value / 257)``. Returns ``None`` for anything it does not handle (Pillow then decodes it).
-    """
-    data = path.read_bytes()
-    if data[:8] != _PNG_SIG:
-        return None
-    pos, idat, width, height, channels = 8, [], 0, 0, 0
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        if len(body) != length:
-            raise OSError("PNG chunk is truncated")
-        if ctype == b"IHDR":
-            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            channels = {2: 3, 6: 4}.get(colour, 0)
-            if depth != 16 or not channels or interlace:
-                return None
-        elif ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"IEND":
-            break
-        pos += 12 + length
-    else:
-        raise OSError("PNG file is truncated (no IEND chunk)")
-    bpp = 2 * channels
-    stride = width * bpp
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) < height * (stride + 1):
-        raise OSError("PNG image data is truncated")
-    rows = np.frombuffer(raw, dtype=np.uint8, count=height * (stride + 1)).reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.uint8)
-    for y in range(height):
-        ftype, line = int(rows[y, 0]), rows[y, 1:]
-        if ftype == 0:
-            cur = line.copy()
-        elif ftype == 1:  # Sub: running sum per byte lane, modulo 256
-            cur = np.cumsum(line.reshape(-1, bpp), axis=0, dtype=np.uint8).reshape(-1)
-        elif ftype == 2:  # Up
-            cur = line + prev
-        elif ftype in (3, 4):  # Average / Paeth: sequential along the row
-            cur = _unfilter_sequential(ftype, line.tolist(), prev.tolist(), bpp)
-        else:
-            raise OSError(f"invalid PNG filter type {ftype}")
-        out[y] = cur
-        prev = out[y]
-    return out.view(">u2").reshape(height, width, channels).astype(np.uint16)
-
-
-def _unfilter_sequential(ftype: int, line: list[int], prev: list[int], bpp: int) -> np.ndarray:
-    cur = [0] * len(line)
-    for i, x in enumerate(line):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = prev[i]
-        if ftype == 3:
-            cur[i] = (x + ((a + b) >> 1)) & 0xFF
-        else:
-            c = prev[i - bpp] if i >= bpp else 0
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            cur[i] = (x + pred) & 0xFF
-    return np.asarray(cur, dtype=np.uint8)
-
-
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, *, draft_side: int = 0) -> np.ndarray:
     """Read an image file as RGB.
 
-    Handles 1-bit, grayscale, 16-bit grayscale and 16-bit RGB (scaled by ``value / 257``, rounded),
-    palette (with transparency), LA/RGBA (alpha dropped, not composited), CMYK and float TIFF images,
-    and applies the EXIF orientation tag. (Interlaced 16-bit colour PNGs, which are rare, fall back to
-    Pillow's decoder, which keeps the high byte: ``value >> 8``, at most 1 below ``round(value / 257)``.)
+    Handles 1-bit, grayscale, 16-bit grayscale (scaled by ``value / 257``, rounded), 16-bit RGB (Pillow
+    keeps the high byte, ``value >> 8``: at most 1 below ``round(value / 257)``), palette (with
+    transparency), LA/RGBA (alpha dropped, not composited), CMYK and float TIFF images, and applies the
+    EXIF orientation tag.
 
     Args:
         path: Image file.
@@ -220,14 +148,7 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, *, draft_
                 f = draft_side / max(w, h)
                 img.draft(None, (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f)))))
             img.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
-            raw16 = None
-            if img.format == "PNG" and img.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
-                raw16 = _decode_png16(path)
-            if raw16 is not None:
-                arr = np.clip(np.rint(raw16[..., :3] / 257.0), 0, 255).astype(np.uint8)
-                arr = _exif_orient(img, arr)
-            else:
-                arr = to_rgb8(ImageOps.exif_transpose(img))
+            arr = to_rgb8(ImageOps.exif_transpose(img))
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -261,40 +182,6 @@ def _open(path: Path) -> Image.Image:
             return Image.open(path)
         finally:
             Image.MAX_IMAGE_PIXELS = old
-
-
-def _png_bit_depth(path: Path) -> int:
-    """Bit depth from the PNG IHDR chunk (0 if unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(26)
-    except OSError:
-        return 0
-    if len(head) == 26 and head[:8] == _PNG_SIG and head[12:16] == b"IHDR":
-        return head[24]
-    return 0
-
-
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-def _exif_orient(img: Image.Image, arr: np.ndarray) -> np.ndarray:
-    """Apply the EXIF orientation of ``img`` (as ``ImageOps.exif_transpose`` does) to ``arr``."""
-    try:
-        method = _TRANSPOSE.get(int(img.getexif().get(0x0112, 1)))
-    except Exception:  # noqa: BLE001 - a broken EXIF block is not worth failing over
-        method = None
-    if method is None:
-        return arr
-    return np.array(Image.fromarray(arr).transpose(method), dtype=np.uint8)
 
 
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:

@@ -9,6 +9,7 @@ detector in a comparison sees the same augmentation unless its config says other
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,8 +41,9 @@ class BinaryDetector(Method):
     config: DetectorConfig
 
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
+        """Train: Blur+JPEG, random crop, flip; eval: centre crop. Picklable (DataLoader workers)."""
         cfg = self.config
-        steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        steps: list[Callable] = []
         if train:
             if cfg.blur_prob > 0 or cfg.jpeg_prob > 0:
                 steps.append(
@@ -55,18 +57,12 @@ class BinaryDetector(Method):
                     )
                 )
             if cfg.crop_size:
-                steps.append(lambda im: T.random_crop(im, cfg.crop_size))
+                steps.append(functools.partial(T.random_crop, size=cfg.crop_size))
             if cfg.hflip:
                 steps.append(T.random_hflip)
         elif cfg.crop_size:
-            steps.append(lambda im: T.center_crop(im, cfg.crop_size))
-
-        def transform(img: np.ndarray) -> torch.Tensor:
-            for fn in steps:
-                img = fn(img)
-            return T.to_tensor(img)
-
-        return transform
+            steps.append(functools.partial(T.center_crop, size=cfg.crop_size))
+        return T.Compose([*steps, T.to_tensor])
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) in [0,1] -> (B,) logits of 'fake'."""

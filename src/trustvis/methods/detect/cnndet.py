@@ -34,6 +34,7 @@ class CNNDetConfig(DetectorConfig):
 PRESETS = {
     "default": {},
     "quick": {"backbone": "resnet18", "weights": ""},
+    "full": {"backbone": "resnet50", "weights": ""},
     "tiny": {"backbone": "tiny", "weights": "", "blur_prob": 0.1, "jpeg_prob": 0.1},
 }
 
@@ -57,6 +58,7 @@ class CNNDet(BinaryDetector):
     run_defaults = {
         "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
         "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
+        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 5000, "num_workers": 4}},
         "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
     }
 
