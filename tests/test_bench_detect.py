@@ -20,7 +20,8 @@ def micro_synthbench(monkeypatch):
 
 def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["bench", "detect", "--quick", "--preset", "tiny", "--steps", "2", "--out", str(out)]
+    argv = ["bench", "detect", "--quick", "--preset", "tiny", "--steps", "2", "--out", str(out),
+            "--set", "train.log_every=1"]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["methods"]) == {"cnndet", "bihpf"}
@@ -35,6 +36,8 @@ def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, 
     md = (out / "results.md").read_text()
     assert "trustvis bench detect --quick" in md and ("beats" in md or "does not beat" in md)
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    train_log = [json.loads(x) for x in (out / "runs" / "cnndet" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in train_log if r["split"] == "train"] == [1, 2]  # --set reached every method
 
     # a second run reuses the trained runs instead of training again
     mtime = (out / "runs" / "cnndet" / "model.safetensors").stat().st_mtime_ns

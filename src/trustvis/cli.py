@@ -261,6 +261,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         preset=args.preset,
+        overrides=args.set,
         command="trustvis " + " ".join(args._argv),
     )
     print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
@@ -350,13 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="run a benchmark protocol end to end", formatter_class=raw,
                        epilog="examples:\n  trustvis bench detect --quick\n"
-                              "  trustvis bench detect --quick --methods bihpf --steps 200 --out results/try")  # fmt: skip
+                              "  trustvis bench detect --quick --methods bihpf --steps 200 --out results/try\n"
+                              "  trustvis bench detect --device cuda --set train.num_workers=8")  # fmt: skip
     s.add_argument("task", help="detect")
     s.add_argument("--quick", action="store_true", help="SynthBench quick + quick presets (CPU, ~30 min)")
     s.add_argument("--methods", help="comma-separated subset (default: every detector)")
     s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
     s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else full)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override for every method, e.g. train.num_workers=8 (model.* keys must exist in all)")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
     s.set_defaults(fn=cmd_bench)

@@ -156,12 +156,14 @@ def run_detect_bench(
     progress: bool = True,
     acm_steps: int = 100,
     preset: str | None = None,
+    overrides: list[str] | None = None,
 ) -> Path:
     """Run the detection protocol end to end; returns the output folder.
 
     ``preset`` forces one method preset for all methods (default: ``quick`` with ``quick=True``, else
     ``full``, a ResNet-50 from random initialisation sized for a GPU; ``default`` is the paper's recipe
-    and needs the ImageNet weights offline); the tests use ``tiny``.
+    and needs the ImageNet weights offline); the tests use ``tiny``. ``overrides`` (``["train.num_workers=8",
+    ...]``) apply to every method's run config after the bench's own settings.
     """
     from trustvis.bench import plots
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
@@ -192,11 +194,11 @@ def run_detect_bench(
     for name in methods:
         spec = registry.get(name)
         p = preset if preset in spec.presets else "default"
-        overrides = [f"train.seed={seed}", f"train.device={device}", f"data.size={size}",
+        run_overrides = [f"train.seed={seed}", f"train.device={device}", f"data.size={size}",
                      f"data.train_family={TRAIN_FAMILY}", f"train.progress={progress}"]  # fmt: skip
         if steps:
-            overrides.append(f"train.steps={steps}")
-        run = make_run_config(name, p, overrides=overrides)
+            run_overrides.append(f"train.steps={steps}")
+        run = make_run_config(name, p, overrides=run_overrides + list(overrides or []))
         trained[name], train_info[name] = _train_or_reuse(run, out / "runs" / name, progress)
 
     # ---- evaluate: clean + degradations, test images decoded once ---------------------------------
