@@ -15,7 +15,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TRUSTVIS_HOME", str(tmp_path_factory.mktemp("trustvis_home")))
 
 
-def make_forensynths(root: Path, generators=("gen_a", "gen_b"), n: int = 8, size: int = 16, seed: int = 0) -> Path:
+def make_forensynths(
+    root: Path, generators=("gen_a", "gen_b"), n: int = 8, size: int = 16, seed: int = 0
+) -> Path:
     """root/<gen>/{0_real,1_fake}/*.png: reals are smooth noise, fakes carry a checkerboard (learnable)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]

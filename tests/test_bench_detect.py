@@ -12,16 +12,38 @@ from trustvis.data import synthbench
 
 @pytest.fixture
 def micro_synthbench(monkeypatch):
-    micro = synthbench.SynthBenchConfig(patch_size=16, n_train=16, n_val=8, n_test=8, ae_steps=2, gan_steps=2,
-                                        vae_steps=2, ae_width=4, gan_width=4, latent_dim=8, batch_size=8)
+    micro = synthbench.SynthBenchConfig(
+        patch_size=16,
+        n_train=16,
+        n_val=8,
+        n_test=8,
+        ae_steps=2,
+        gan_steps=2,
+        vae_steps=2,
+        ae_width=4,
+        gan_width=4,
+        latent_dim=8,
+        batch_size=8,
+    )
     monkeypatch.setitem(synthbench.SIZES, "quick", micro)
     return micro
 
 
 def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["bench", "detect", "--quick", "--preset", "tiny", "--steps", "2", "--out", str(out),
-            "--set", "train.log_every=1"]
+    argv = [
+        "bench",
+        "detect",
+        "--quick",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--set",
+        "train.log_every=1",
+    ]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["methods"]) == {"cnndet", "bihpf"}

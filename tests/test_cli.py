@@ -44,8 +44,20 @@ def test_data_status(capsys):
 
 def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "cnndet", "--preset", "tiny", "--data", str(tiny_forensynths), "--out", str(run),
-            "--set", "train.steps=3", "--set", "train.progress=false"]
+    argv = [
+        "train",
+        "cnndet",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tiny_forensynths),
+        "--out",
+        str(run),
+        "--set",
+        "train.steps=3",
+        "--set",
+        "train.progress=false",
+    ]
     assert main(argv) == 0
     assert (run / "model.json").is_file() and (run / "config.yaml").is_file()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -63,7 +75,10 @@ def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     gray = tmp_path / "gray.png"
     Image.new("L", (16, 16), 100).save(gray)
-    assert main(["predict", str(run), str(gray), str(bad), str(tiny_forensynths / "test" / "gen_b"), "--json"]) == 0
+    assert (
+        main(["predict", str(run), str(gray), str(bad), str(tiny_forensynths / "test" / "gen_b"), "--json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert len(out["results"]) == 1 + 8 and len(out["errors"]) == 1
     assert out["errors"][0]["path"].endswith("broken.png")
@@ -76,29 +91,69 @@ def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
 
 def test_resume_flag_continues_a_run(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    base = ["train", "bihpf", "--preset", "tiny", "--data", str(tiny_forensynths), "--out", str(run),
-            "--set", "train.progress=false", "--set", "train.ckpt_every=2", "--set", "train.log_every=1"]
+    base = [
+        "train",
+        "bihpf",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tiny_forensynths),
+        "--out",
+        str(run),
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.ckpt_every=2",
+        "--set",
+        "train.log_every=1",
+    ]
     assert main([*base, "--set", "train.steps=2"]) == 0
     (run / "model.json").unlink()  # pretend the run was interrupted after its step-2 checkpoint
     assert main([*base, "--set", "train.steps=4", "--resume"]) == 0
     assert json.loads((run / "model.json").read_text())["step"] == 4
-    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["split"] == "train"]
+    steps = [
+        json.loads(x)["step"]
+        for x in (run / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["split"] == "train"
+    ]
     assert steps[-1] == 4 and 3 in steps  # steps 3-4 ran in the resumed process
 
 
 def test_resume_refuses_a_run_of_another_method(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "cnndet", "--preset", "tiny", "--data", str(tiny_forensynths), "--out", str(run),
-                 "--set", "train.steps=1", "--set", "train.progress=false"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cnndet",
+                "--preset",
+                "tiny",
+                "--data",
+                str(tiny_forensynths),
+                "--out",
+                str(run),
+                "--set",
+                "train.steps=1",
+                "--set",
+                "train.progress=false",
+            ]
+        )
+        == 0
+    )
     assert main(["train", "bihpf", "--preset", "tiny", "--out", str(run), "--resume"]) == 2
     assert "run of 'cnndet'" in capsys.readouterr().err
 
 
 def test_bad_override_and_bad_data_root(tmp_path, capsys):
-    assert main(["train", "cnndet", "--preset", "tiny", "--set", "train.stepz=1", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(["train", "cnndet", "--preset", "tiny", "--set", "train.stepz=1", "--out", str(tmp_path / "r")])
+        == 2
+    )
     assert "valid keys" in capsys.readouterr().err
     empty = tmp_path / "empty"
     (empty / "junk").mkdir(parents=True)
-    assert main(["train", "cnndet", "--preset", "tiny", "--data", str(empty), "--out", str(tmp_path / "r2")]) == 2
+    assert (
+        main(["train", "cnndet", "--preset", "tiny", "--data", str(empty), "--out", str(tmp_path / "r2")])
+        == 2
+    )
     assert "0_real" in capsys.readouterr().err

@@ -15,8 +15,11 @@ from trustvis.config import (
 
 
 def test_overrides_are_type_checked():
-    run = make_run_config("bihpf", "tiny", overrides=["train.steps=7", "model.alpha=2.5", "train.amp=true",
-                                                      "model.blur_sigma=[0.5, 1.5]"])
+    run = make_run_config(
+        "bihpf",
+        "tiny",
+        overrides=["train.steps=7", "model.alpha=2.5", "train.amp=true", "model.blur_sigma=[0.5, 1.5]"],
+    )
     assert run.train.steps == 7 and isinstance(run.train.steps, int)
     assert run.model.alpha == 2.5
     assert run.train.amp is True

@@ -21,13 +21,24 @@ def _task_dataset(method, root, train: bool):
     if method.task in ("detect",):
         from trustvis.data.forensynths import ForenSynthsDataset
 
-        return ForenSynthsDataset(root / ("train" if train else "test"), transform=method.make_transform(train))
+        return ForenSynthsDataset(
+            root / ("train" if train else "test"), transform=method.make_transform(train)
+        )
     pytest.fail(f"contract test has no tiny data for task {method.task!r}; add it here")
 
 
 def _train_tiny(name: str, root, out, seed: int = 0):
-    run = make_run_config(name, "tiny", overrides=[f"train.seed={seed}", "train.steps=2", "train.batch_size=4",
-                                                   "train.progress=false", "train.device=cpu"])
+    run = make_run_config(
+        name,
+        "tiny",
+        overrides=[
+            f"train.seed={seed}",
+            "train.steps=2",
+            "train.batch_size=4",
+            "train.progress=false",
+            "train.device=cpu",
+        ],
+    )
     seed_everything(seed)
     method = registry.get(name).cls(run.model)
     Trainer(method, run, out).fit(_task_dataset(method, root, train=True))
@@ -70,8 +81,12 @@ def test_contract(name, tiny_forensynths, tmp_path):
     # same seed -> same output
     other = _train_tiny(name, tiny_forensynths, tmp_path / "run2")
     other.eval()
-    torch.testing.assert_close(_predict(other, tiny_forensynths)[registry.TASKS[spec.task][0]],
-                               out[registry.TASKS[spec.task][0]], rtol=0, atol=0)
+    torch.testing.assert_close(
+        _predict(other, tiny_forensynths)[registry.TASKS[spec.task][0]],
+        out[registry.TASKS[spec.task][0]],
+        rtol=0,
+        atol=0,
+    )
 
 
 @pytest.mark.parametrize("name", ALL)

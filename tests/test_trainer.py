@@ -19,9 +19,18 @@ from trustvis.engine.checkpoint import latest_checkpoint
 
 
 def _setup(root, steps, ckpt_every=0, extra=()):
-    run = make_run_config("bihpf", "tiny", overrides=[f"train.steps={steps}", f"train.ckpt_every={ckpt_every}",
-                                                      "train.batch_size=4", "train.progress=false",
-                                                      "train.log_every=1", *extra])
+    run = make_run_config(
+        "bihpf",
+        "tiny",
+        overrides=[
+            f"train.steps={steps}",
+            f"train.ckpt_every={ckpt_every}",
+            "train.batch_size=4",
+            "train.progress=false",
+            "train.log_every=1",
+            *extra,
+        ],
+    )
     seed_everything(0)
     method = registry.get("bihpf").cls(run.model)
     data = ForenSynthsDataset(root / "train", transform=method.make_transform(True))
@@ -57,7 +66,9 @@ def test_interrupted_run_resumes_exactly(tiny_forensynths, tmp_path):
     assert summary["steps"] == 9
     for k, v in _weights(method).items():
         torch.testing.assert_close(v, ref[k], rtol=0, atol=0, msg=f"{k} differs after resume")
-    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps[-1] == 9
 
 
@@ -119,8 +130,17 @@ def test_ddp_two_processes_gloo(tiny_forensynths, tmp_path):
     out = tmp_path / "ddp_run"
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(tiny_forensynths / "train"), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tiny_forensynths / "train"),
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = json.loads((out / "rank0.json").read_text())

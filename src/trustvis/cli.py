@@ -1,14 +1,14 @@
 """The ``trustvis`` command line: ``main(argv) -> exit code`` (testable in-process).
 
-    trustvis list [--task detect]               registered methods, with their papers
-    trustvis info METHOD                        paper, summary, presets and every config field
-    trustvis data status                        which real-data sources are installed
-    trustvis data build synthbench [--quick]    build the synthetic-image benchmark (cached)
-    trustvis train METHOD [--preset P] [--set k=v ...] [--out DIR] [--resume]
-    trustvis eval RUN_DIR --data ROOT           per-generator table on a ForenSynths-layout folder
-    trustvis predict RUN_DIR PATH...            score images or folders
-    trustvis bench detect [--quick]             the detection benchmark (what `make demo` runs)
-    trustvis report DIR                         self-contained HTML page for a run or bench folder
+trustvis list [--task detect]               registered methods, with their papers
+trustvis info METHOD                        paper, summary, presets and every config field
+trustvis data status                        which real-data sources are installed
+trustvis data build synthbench [--quick]    build the synthetic-image benchmark (cached)
+trustvis train METHOD [--preset P] [--set k=v ...] [--out DIR] [--resume]
+trustvis eval RUN_DIR --data ROOT           per-generator table on a ForenSynths-layout folder
+trustvis predict RUN_DIR PATH...            score images or folders
+trustvis bench detect [--quick]             the detection benchmark (what `make demo` runs)
+trustvis report DIR                         self-contained HTML page for a run or bench folder
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ log = logging.getLogger("trustvis")
 
 class UsageError(Exception):
     """A user error the CLI reports in one line (exit code 2)."""
+
 
 EPILOG_TRAIN = """\
 examples:
@@ -151,7 +152,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     seed_everything(run.train.seed)
     method = registry.get(run.method).cls(run.model)
     if method.task != "detect":
-        raise UsageError(f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method")
+        raise UsageError(
+            f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method"
+        )
     train_set, val_set = detection_datasets(run, method)
     evaluate_fn = None
     if val_set is not None:
@@ -164,7 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
     summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=args.resume)
     if trainer.is_main:
-        print(f"trained {run.method} for {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {out}")
+        print(
+            f"trained {run.method} for {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {out}"
+        )
         if summary["eval"]:
             print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in summary["eval"].items()))
     return 0
@@ -177,7 +182,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from trustvis.engine import load_method
 
     method = load_method(args.run_dir, device=args.device)
-    dataset = ForenSynthsDataset(args.data, transform=method.make_transform(False), max_per_class=args.max_images)
+    dataset = ForenSynthsDataset(
+        args.data, transform=method.make_transform(False), max_per_class=args.max_images
+    )
     res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
     res = {k: v for k, v in res.items() if not k.startswith("_")}  # drop the raw score arrays
     res["data"] = str(args.data)
@@ -243,7 +250,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         rows += [[e["path"], float("nan"), f"error: {e['error']}"] for e in errors]
         print(_table(["path", "p(fake)", "verdict"], rows))
         if results:
-            print(f"\n{sum(r['fake'] for r in results)}/{len(results)} scored fake at threshold {args.threshold}")
+            print(
+                f"\n{sum(r['fake'] for r in results)}/{len(results)} scored fake at threshold {args.threshold}"
+            )
     return 0 if results or not errors else 1
 
 
@@ -359,8 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
     s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else full)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override for every method, e.g. train.num_workers=8 (model.* keys must exist in all)")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override for every method, e.g. train.num_workers=8 (model.* keys must exist in all)",
+    )
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
     s.set_defaults(fn=cmd_bench)

@@ -63,7 +63,9 @@ class MethodSpec:
         from trustvis.config import from_dict
 
         if preset not in self.presets:
-            raise KeyError(f"Unknown preset {preset!r} for method {self.name!r}; choose from {sorted(self.presets)}")
+            raise KeyError(
+                f"Unknown preset {preset!r} for method {self.name!r}; choose from {sorted(self.presets)}"
+            )
         values = dict(self.presets[preset])
         values.update(overrides)
         return from_dict(self.config, values)
@@ -94,7 +96,9 @@ def register(
         raise ValueError(f"Config of method {name!r} must be a dataclass, got {config!r}")
     missing = {"default", "tiny"} - set(presets)
     if missing:
-        raise ValueError(f"Method {name!r} must define presets 'default' and 'tiny'; missing {sorted(missing)}")
+        raise ValueError(
+            f"Method {name!r} must define presets 'default' and 'tiny'; missing {sorted(missing)}"
+        )
 
     def decorator(cls: type) -> type:
         if name in METHODS:

@@ -62,7 +62,9 @@ class ArrayDataset(Dataset):
         }
 
 
-def evaluate_detector(method: Any, dataset: Dataset, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+def evaluate_detector(
+    method: Any, dataset: Dataset, batch_size: int = 64, progress: bool = True
+) -> dict[str, Any]:
     """Per-generator binary metrics of ``method`` on ``dataset`` plus their mean and the throughput."""
     out = predict_dataset(method, dataset, batch_size=batch_size, keys=("score",), progress=progress)
     scores, labels, gens = out["score"], out["label"].astype(int), out["generator"]
@@ -125,7 +127,11 @@ def _train_or_reuse(run: RunConfig, out: Path, progress: bool) -> tuple[Any, dic
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("config") == run_dict:
             method = load_method(out, device=str(resolve_device(run.train.device)))
-            info = json.loads((out / "train_summary.json").read_text()) if (out / "train_summary.json").is_file() else {}
+            info = (
+                json.loads((out / "train_summary.json").read_text())
+                if (out / "train_summary.json").is_file()
+                else {}
+            )
             log.info("reusing trained %s from %s", run.method, out)
             return method, info
         log.info("config of %s changed; retraining", out)
@@ -140,7 +146,11 @@ def _train_or_reuse(run: RunConfig, out: Path, progress: bool) -> tuple[Any, dic
     trainer = Trainer(method, run, out)
     resume = (out / "checkpoints" / "latest").is_file() and not meta_path.is_file()
     summary = trainer.fit(train_set, evaluate_fn=evaluate_fn if val_set is not None else None, resume=resume)
-    info = {"train_steps": summary["steps"], "train_seconds": summary["train_seconds"], "val": summary["eval"]}
+    info = {
+        "train_steps": summary["steps"],
+        "train_seconds": summary["train_seconds"],
+        "val": summary["eval"],
+    }
     atomic_write_json(out / "train_summary.json", info)
     return method, info
 
@@ -178,7 +188,9 @@ def run_detect_bench(
     for name in methods:
         spec = registry.get(name)
         if spec.task != "detect":
-            raise ValueError(f"{name!r} is a {spec.task} method; detectors: {[s.name for s in registry.list_methods('detect')]}")
+            raise ValueError(
+                f"{name!r} is a {spec.task} method; detectors: {[s.name for s in registry.list_methods('detect')]}"
+            )
     out = Path(out_dir or f"results/detect-{size}")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -241,19 +253,25 @@ def run_detect_bench(
         plots.plot_family_metric(per_method, metric, fig(f"fig_family_{metric}.png",
                                  f"{metric.upper()} per generator family; trained on {TRAIN_FAMILY} only"),
                                  train_family=TRAIN_FAMILY)  # fmt: skip
-    curves = {n: {f: (results[n]["roc"][f]["fpr"], results[n]["roc"][f]["tpr"]) for f in families} for n in methods}
+    curves = {
+        n: {f: (results[n]["roc"][f]["fpr"], results[n]["roc"][f]["tpr"]) for f in families} for n in methods
+    }
     aucs = {n: {f: results[n]["clean"][f]["auc"] for f in families} for n in methods}
     plots.plot_roc(curves, fig("fig_roc.png", "ROC curves per family (clean test sets)"), aucs=aucs)
     rob = {n: {"clean": results[n]["mean_unseen"]["ap"],
                **{c: results[n]["robustness"][c]["mean_unseen"]["ap"] for c in DEGRADATIONS}} for n in methods}  # fmt: skip
-    plots.plot_robustness(rob, fig("fig_robustness_ap.png", "Mean AP over unseen families under degradations"))
+    plots.plot_robustness(
+        rob, fig("fig_robustness_ap.png", "Mean AP over unseen families under degradations")
+    )
     spectra = {"real": mean_log_spectrum(images[(labels == 0) & (gens_arr == TRAIN_FAMILY)])}
     for f in families:
         spectra[f] = mean_log_spectrum(images[(labels == 1) & (gens_arr == f)])
     plots.plot_spectra(spectra, fig("fig_spectra.png",
                        "Mean log-spectrum of high-pass residuals: reals and each family's fakes (top), "
                        "difference to reals (bottom) - the generators' fingerprints"))  # fmt: skip
-    fake_tensor = torch.from_numpy(images[(labels == 1) & (gens_arr == TRAIN_FAMILY)][:256]).permute(0, 3, 1, 2)
+    fake_tensor = torch.from_numpy(images[(labels == 1) & (gens_arr == TRAIN_FAMILY)][:256]).permute(
+        0, 3, 1, 2
+    )
     fake_tensor = fake_tensor.float().div(255)
     maps = {}
     for name, method in trained.items():
@@ -338,7 +356,10 @@ def results_markdown(res: dict[str, Any]) -> str:
             for n, m in methods.items()]  # fmt: skip
     lines += [markdown_table(["method", "clean", *degs], rows), ""]
     lines += ["## Cost", ""]
-    rows = [[n, m["params"], m["train_steps"], m["train_seconds"], m["throughput_img_s"]] for n, m in methods.items()]
+    rows = [
+        [n, m["params"], m["train_steps"], m["train_seconds"], m["throughput_img_s"]]
+        for n, m in methods.items()
+    ]
     lines += [markdown_table(["method", "params", "train steps", "train s", "images/s"], rows), ""]
     baselines = [n for n, m in methods.items() if not m.get("seed_method")]
     seeds = [n for n, m in methods.items() if m.get("seed_method")]

@@ -80,7 +80,9 @@ def save_final(method: torch.nn.Module, run_dir: str | Path, run_config: dict[st
     """Write ``model.safetensors`` + ``model.json`` into ``run_dir`` (each atomically)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _save_model_atomic(method, run_dir / "model.safetensors", {"format": FORMAT, "method": run_config["method"]})
+    _save_model_atomic(
+        method, run_dir / "model.safetensors", {"format": FORMAT, "method": run_config["method"]}
+    )
     meta = {
         "format": FORMAT,
         "trustvis_version": trustvis.__version__,
@@ -106,7 +108,9 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{meta_path} is not valid JSON: {e}") from e
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: unknown checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise CheckpointError(
+            f"{meta_path}: unknown checkpoint format {meta.get('format')!r}, expected {FORMAT!r}"
+        )
     return meta
 
 

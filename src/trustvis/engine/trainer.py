@@ -209,7 +209,9 @@ class Trainer:
                     self._fire("on_step_end")
 
                     if cfg.log_every and self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        self.last_log = {k: dist_utils.all_reduce_mean(v / max(count, 1)) for k, v in sums.items()}
+                        self.last_log = {
+                            k: dist_utils.all_reduce_mean(v / max(count, 1)) for k, v in sums.items()
+                        }
                         lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
                         self._log_record({"step": self.step, "split": "train", "lr": lr, **self.last_log})
                         bar.set_postfix({k: f"{v:.4f}" for k, v in list(self.last_log.items())[:3]})
@@ -238,13 +240,20 @@ class Trainer:
         dist_utils.barrier()
         self._fire("on_fit_end")
         method.eval()
-        return {"steps": self.step, "train_seconds": self.train_seconds, "last": self.last_log, "eval": self.last_eval}
+        return {
+            "steps": self.step,
+            "train_seconds": self.train_seconds,
+            "last": self.last_log,
+            "eval": self.last_eval,
+        }
 
     def _evaluate(self, method: Any, evaluate_fn: Callable[[Any], dict[str, float]]) -> None:
         method.eval()
         if self.is_main:
             metrics = evaluate_fn(method)
-            self.last_eval = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+            self.last_eval = {
+                k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)
+            }
             self._log_record({"step": self.step, "split": "val", **self.last_eval})
             self._fire("on_eval")
         dist_utils.barrier()
@@ -254,5 +263,7 @@ class Trainer:
         if not self.is_main:
             return
         seconds = self.train_seconds + (time.perf_counter() - t0 if t0 is not None else 0.0)
-        ckpt.save_checkpoint(self.out_dir, method, optimizers, run_dict, self.step, {"train_seconds": seconds})
+        ckpt.save_checkpoint(
+            self.out_dir, method, optimizers, run_dict, self.step, {"train_seconds": seconds}
+        )
         self._fire("on_checkpoint")

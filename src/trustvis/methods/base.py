@@ -57,7 +57,9 @@ class Method(nn.Module):
         """Default: one Adam(W) over all trainable parameters with the run's lr/betas/weight decay."""
         params = [p for p in self.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if train.weight_decay > 0 else torch.optim.Adam
-        return {"main": opt_cls(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)}
+        return {
+            "main": opt_cls(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
+        }
 
     # --- data -----------------------------------------------------------------------------------
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:

@@ -104,7 +104,9 @@ def resolve_weights(name: str, weights: str | None) -> dict[str, torch.Tensor] |
         return None
     if weights == "imagenet":
         if name not in _TORCHVISION_FILES:
-            raise ValueError(f"No ImageNet weights known for backbone {name!r}; known: {sorted(_TORCHVISION_FILES)}")
+            raise ValueError(
+                f"No ImageNet weights known for backbone {name!r}; known: {sorted(_TORCHVISION_FILES)}"
+            )
         cached = Path(torch.hub.get_dir()) / "checkpoints" / _TORCHVISION_FILES[name]
         if not cached.is_file():
             raise FileNotFoundError(

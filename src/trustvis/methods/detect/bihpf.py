@@ -171,7 +171,9 @@ def artifact_compression_map(
         m = torch.sigmoid(sym)
         x_c = torch.fft.ifft2(torch.fft.fft2(x) * m).real.clamp(0, 1)
         logits = logits_fn(x_c)
-        loss = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)) + sparsity * (1 - m).mean()
+        loss = (
+            F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)) + sparsity * (1 - m).mean()
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
