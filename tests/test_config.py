@@ -65,3 +65,12 @@ def test_round_trip_through_dict_and_yaml():
 def test_preset_run_defaults_apply():
     assert make_run_config("cnndet", "quick").train.steps == 800
     assert make_run_config("cnndet", "tiny").train.steps == 2
+
+
+def test_saved_runs_from_other_versions_still_load():
+    saved = to_dict(make_run_config("cnndet", "tiny"))
+    saved["train"]["retired_option"] = 3  # train/data keys do not shape the model: ignored with a warning
+    assert run_config_from_dict(saved).train.steps == 2
+    saved["model"]["unknown_layer"] = 1  # model keys do: strict
+    with pytest.raises(ConfigError, match="model.unknown_layer"):
+        run_config_from_dict(saved)

@@ -15,6 +15,7 @@ unknown keys raise and name the valid keys. The resolved config is saved with ev
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,8 +57,7 @@ class DataConfig:
     root: str = ""  # folder root (ForenSynths layout) when name == folder
     size: str = "quick"  # synthbench size: quick | full
     train_family: str = "ae_tconv"  # synthbench family used for training
-    image_size: int = 0  # crop/resize to this size; 0 = native
-    max_images: int = 0  # cap per split (0 = all)
+    max_images: int = 0  # cap per generator and class (0 = all)
 
 
 @dataclass
@@ -95,14 +95,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"{where}: {value!r} does not match {tp}")
     if origin is typing.Literal:
         if value not in args:
@@ -282,7 +281,12 @@ def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
 
     spec = registry.get(values["method"])
     run = RunConfig(method=values["method"], preset=values.get("preset", "default"))
-    run.model = from_dict(spec.config, values.get("model") or {}, "model")
-    run.train = from_dict(TrainConfig, values.get("train") or {}, "train")
-    run.data = from_dict(DataConfig, values.get("data") or {}, "data")
+    run.model = from_dict(spec.config, values.get("model") or {}, "model")  # strict: it shapes the weights
+    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+        saved = dict(values.get(section) or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        dropped = sorted(set(saved) - known)
+        if dropped:  # a run saved by another trustvis version; these keys do not affect the model
+            logging.getLogger(__name__).warning("ignoring unknown %s keys of a saved run: %s", section, dropped)
+        setattr(run, section, from_dict(cls, {k: v for k, v in saved.items() if k in known}, section))
     return run

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: Every task a method can belong to, with the keys its ``predict`` returns (see DESIGN.md).
@@ -56,7 +56,6 @@ class MethodSpec:
     paper: Paper
     summary: str = ""
     seed_method: bool = True  # False for baselines (cnndet, npr, padim, ...)
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def make_config(self, preset: str = "default", **overrides: Any) -> Any:
         """The method's config dataclass for ``preset`` with ``overrides`` applied on top."""
