@@ -157,7 +157,13 @@ class Trainer:
                 log.info("resumed %s from step %d", self.run.method, self.step)
 
         model = method
-        if self.distributed and not method.manual_optimization:
+        if self.distributed and method.manual_optimization:
+            # such a method steps its own optimisers inside training_step, where DDP cannot sync them
+            raise NotImplementedError(
+                f"{self.run.method} uses manual optimisation, which the trainer cannot run under torchrun yet; "
+                "train it in a single process"
+            )
+        if self.distributed:
             model = DistributedDataParallel(
                 method, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
