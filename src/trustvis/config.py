@@ -287,6 +287,8 @@ def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         dropped = sorted(set(saved) - known)
         if dropped:  # a run saved by another trustvis version; these keys do not affect the model
-            logging.getLogger(__name__).warning("ignoring unknown %s keys of a saved run: %s", section, dropped)
+            logging.getLogger(__name__).warning(
+                "ignoring unknown %s keys of a saved run: %s", section, dropped
+            )
         setattr(run, section, from_dict(cls, {k: v for k, v in saved.items() if k in known}, section))
     return run
