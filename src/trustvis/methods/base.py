@@ -15,6 +15,8 @@ its gradients through the usual ``ddp(batch)`` call.
 Methods with several optimisers (GANs, adversarial training) set ``manual_optimization = True``:
 the trainer then hands them ``self.optimizers`` (the dict from ``configure_optimizers``) and leaves
 ``zero_grad``/``backward``/``step`` to ``training_step``, which still returns the dict of scalars.
+Such methods train in a single process for now: the trainer refuses them under torchrun, because DDP
+cannot synchronise optimiser steps taken inside ``training_step``.
 """
 
 from __future__ import annotations
