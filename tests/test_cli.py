@@ -12,6 +12,16 @@ from trustvis.cli import main
 SUBCOMMANDS = ["list", "info", "data", "train", "eval", "predict", "bench", "report"]
 
 
+def train_argv(method: str, out, data=None, *settings: str) -> list[str]:
+    """``trustvis train METHOD --preset tiny`` without progress bars, plus ``--set`` for each setting."""
+    argv = ["train", method, "--preset", "tiny", "--out", str(out), "--set", "train.progress=false"]
+    if data is not None:
+        argv += ["--data", str(data)]
+    for item in settings:
+        argv += ["--set", item]
+    return argv
+
+
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)
 def test_help_explains_with_an_example(cmd, capsys):
     with pytest.raises(SystemExit) as e:
@@ -44,20 +54,7 @@ def test_data_status(capsys):
 
 def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = [
-        "train",
-        "cnndet",
-        "--preset",
-        "tiny",
-        "--data",
-        str(tiny_forensynths),
-        "--out",
-        str(run),
-        "--set",
-        "train.steps=3",
-        "--set",
-        "train.progress=false",
-    ]
+    argv = train_argv("cnndet", run, tiny_forensynths, "train.steps=3")
     assert main(argv) == 0
     assert (run / "model.json").is_file() and (run / "config.yaml").is_file()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -91,22 +88,7 @@ def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
 
 def test_resume_flag_continues_a_run(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    base = [
-        "train",
-        "bihpf",
-        "--preset",
-        "tiny",
-        "--data",
-        str(tiny_forensynths),
-        "--out",
-        str(run),
-        "--set",
-        "train.progress=false",
-        "--set",
-        "train.ckpt_every=2",
-        "--set",
-        "train.log_every=1",
-    ]
+    base = train_argv("bihpf", run, tiny_forensynths, "train.ckpt_every=2", "train.log_every=1")
     assert main([*base, "--set", "train.steps=2"]) == 0
     (run / "model.json").unlink()  # pretend the run was interrupted after its step-2 checkpoint
     assert main([*base, "--set", "train.steps=4", "--resume"]) == 0
@@ -121,39 +103,15 @@ def test_resume_flag_continues_a_run(tiny_forensynths, tmp_path, capsys):
 
 def test_resume_refuses_a_run_of_another_method(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "cnndet",
-                "--preset",
-                "tiny",
-                "--data",
-                str(tiny_forensynths),
-                "--out",
-                str(run),
-                "--set",
-                "train.steps=1",
-                "--set",
-                "train.progress=false",
-            ]
-        )
-        == 0
-    )
+    assert main(train_argv("cnndet", run, tiny_forensynths, "train.steps=1")) == 0
     assert main(["train", "bihpf", "--preset", "tiny", "--out", str(run), "--resume"]) == 2
     assert "run of 'cnndet'" in capsys.readouterr().err
 
 
 def test_bad_override_and_bad_data_root(tmp_path, capsys):
-    assert (
-        main(["train", "cnndet", "--preset", "tiny", "--set", "train.stepz=1", "--out", str(tmp_path / "r")])
-        == 2
-    )
+    assert main(train_argv("cnndet", tmp_path / "r", None, "train.stepz=1")) == 2
     assert "valid keys" in capsys.readouterr().err
     empty = tmp_path / "empty"
     (empty / "junk").mkdir(parents=True)
-    assert (
-        main(["train", "cnndet", "--preset", "tiny", "--data", str(empty), "--out", str(tmp_path / "r2")])
-        == 2
-    )
+    assert main(train_argv("cnndet", tmp_path / "r2", empty)) == 2
     assert "0_real" in capsys.readouterr().err
