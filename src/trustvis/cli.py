@@ -186,7 +186,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.data, transform=method.make_transform(False), max_per_class=args.max_images
     )
     res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
-    res = {k: v for k, v in res.items() if not k.startswith("_")}  # drop the raw score arrays
     res["data"] = str(args.data)
     if args.json:
         print(json.dumps(res, indent=2, default=float))

@@ -62,21 +62,23 @@ class ArrayDataset(Dataset):
         }
 
 
-def evaluate_detector(
-    method: Any, dataset: Dataset, batch_size: int = 64, progress: bool = True
-) -> dict[str, Any]:
-    """Per-generator binary metrics of ``method`` on ``dataset`` plus their mean and the throughput."""
-    out = predict_dataset(method, dataset, batch_size=batch_size, keys=("score",), progress=progress)
+def summarize_predictions(out: dict[str, Any]) -> dict[str, Any]:
+    """Per-generator binary metrics, their mean and the throughput, from :func:`predict_dataset` output."""
     scores, labels, gens = out["score"], out["label"].astype(int), out["generator"]
     per_gen = {g: binary_metrics(labels[gens == g], scores[gens == g]) for g in sorted(set(gens.tolist()))}
     return {
         "per_generator": per_gen,
         "mean": mean_metrics(list(per_gen.values())),
         "images_per_second": out["images_per_second"],
-        "_scores": scores,
-        "_labels": labels,
-        "_generators": gens,
     }
+
+
+def evaluate_detector(
+    method: Any, dataset: Dataset, batch_size: int = 64, progress: bool = True
+) -> dict[str, Any]:
+    """Per-generator binary metrics of ``method`` on ``dataset`` plus their mean and the throughput."""
+    out = predict_dataset(method, dataset, batch_size=batch_size, keys=("score",), progress=progress)
+    return summarize_predictions(out)
 
 
 def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | None]:
@@ -226,7 +228,8 @@ def run_detect_bench(
             imgs = np.stack([fn(im) for im in images])
         for name, method in trained.items():
             ds = ArrayDataset(imgs, labels, gens, transform=method.make_transform(False))
-            res = evaluate_detector(method, ds, batch_size=128, progress=progress)
+            pred = predict_dataset(method, ds, batch_size=128, keys=("score",), progress=progress)
+            res = summarize_predictions(pred)
             per_fam = res["per_generator"]
             entry = {"per_family": per_fam, "mean_unseen": mean_metrics([per_fam[f] for f in unseen])}
             if cond == "clean":
@@ -235,8 +238,8 @@ def run_detect_bench(
                 results[name]["throughput_img_s"] = res["images_per_second"]
                 results[name]["roc"] = {}
                 for f in families:
-                    sel = gens_arr == f
-                    fpr, tpr = roc_points(res["_labels"][sel], res["_scores"][sel])
+                    sel = pred["generator"] == f
+                    fpr, tpr = roc_points(pred["label"][sel].astype(int), pred["score"][sel])
                     results[name]["roc"][f] = {"fpr": list(map(float, fpr)), "tpr": list(map(float, tpr))}
             else:
                 results[name]["robustness"][cond] = entry
