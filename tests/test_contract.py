@@ -22,7 +22,9 @@ def _task_dataset(method, root, train: bool):
         from trustvis.data.forensynths import ForenSynthsDataset
 
         return ForenSynthsDataset(
-            root / ("train" if train else "test"), transform=method.make_transform(train)
+            root / ("train" if train else "test"),
+            transform=method.make_transform(train),
+            labels=method.train_labels if train else None,
         )
     pytest.fail(f"contract test has no tiny data for task {method.task!r}; add it here")
 

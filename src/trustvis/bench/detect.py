@@ -91,7 +91,9 @@ def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | 
 
         root = build_synthbench(data.size, progress=True)
         kw = {"generators": [data.train_family], "max_per_class": data.max_images}
-        train = ForenSynthsDataset(root / "train", transform=method.make_transform(True), **kw)
+        train = ForenSynthsDataset(
+            root / "train", transform=method.make_transform(True), labels=method.train_labels, **kw
+        )
         val = ForenSynthsDataset(root / "val", transform=method.make_transform(False), **kw)
         return train, val
     if data.name == "folder":
@@ -100,7 +102,9 @@ def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | 
         root = Path(data.root).expanduser()
         train_root = root / "train" if (root / "train").is_dir() else root
         kw = {"max_per_class": data.max_images}
-        train = ForenSynthsDataset(train_root, transform=method.make_transform(True), **kw)
+        train = ForenSynthsDataset(
+            train_root, transform=method.make_transform(True), labels=method.train_labels, **kw
+        )
         val = None
         if (root / "val").is_dir():
             val = ForenSynthsDataset(root / "val", transform=method.make_transform(False), **kw)

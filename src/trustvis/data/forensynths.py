@@ -146,6 +146,8 @@ class ForenSynthsDataset(Dataset):
             recorded in :attr:`skipped`).
         max_per_class: Keep at most this many images per (generator, label): the first ones in path
             order (after skipping unreadable files); 0 keeps all.
+        labels: Keep only these labels (``[0]`` = real images only; the generated files are then never
+            listed, decoded or checked).
         num_threads: Threads used by ``check``.
 
     Attributes:
@@ -163,6 +165,7 @@ class ForenSynthsDataset(Dataset):
         check: bool = True,
         max_per_class: int = 0,
         num_threads: int = 2,
+        labels: Iterable[int] | None = None,
     ) -> None:
         self.root = Path(root)
         self.transform = transform
@@ -176,6 +179,11 @@ class ForenSynthsDataset(Dataset):
             if unknown:
                 raise ValueError(f"Unknown generator(s) {unknown} in {self.root}; available: {available}")
             items = [t for t in items if t[2] in set(wanted)]
+        if labels is not None:
+            keep = {int(lab) for lab in labels}
+            if not keep <= set(LABEL_DIRS.values()):
+                raise ValueError(f"labels must be a subset of {sorted(LABEL_DIRS.values())}, got {sorted(keep)}")
+            items = [t for t in items if t[1] in keep]
 
         groups: dict[tuple[str, int], list[tuple[Path, int, str]]] = defaultdict(list)
         for t in items:
@@ -199,7 +207,7 @@ class ForenSynthsDataset(Dataset):
         self.generators: list[str] = sorted({t[2] for t in self.items})
         for g in self.generators:
             present = {t[1] for t in self.items if t[2] == g}
-            if len(present) < 2:
+            if len(present) < 2 and labels is None:
                 only = "real (0_real)" if present == {0} else "generated (1_fake)"
                 log.warning("Generator %r in %s has only %s images", g, self.root, only)
         if self.skipped:

@@ -63,3 +63,24 @@ def all_reduce_mean(value: float) -> float:
         t = t.cuda()
     dist.all_reduce(t)
     return float(t.item() / world_size())
+
+
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process (what DDP does when it wraps a module)."""
+    if world_size() == 1:
+        return
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def all_reduce_gradients(params: list[torch.Tensor]) -> None:
+    """Average the ``.grad`` of ``params`` over processes (missing gradients count as zero)."""
+    n = world_size()
+    if n == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(n)

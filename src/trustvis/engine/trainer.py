@@ -3,7 +3,7 @@
 It knows nothing about tasks. Per step::
 
     DistributedSampler ─► DataLoader ─► batch to device ─► ddp_or_method(batch) == method.training_step
-        ─► (unless manual_optimization) zero_grad, backward(loss), clip, optimiser step(s)
+        ─► zero_grad, backward(loss), clip, optimiser step(s)   (manual methods: Method.optimizer_step)
         ─► every log_every:  mean scalars ─► metrics.jsonl + progress bar      (rank 0)
         ─► every eval_every: evaluate_fn(method) ─► metrics.jsonl               (rank 0)
         ─► every ckpt_every: checkpoints/step-N (weights + optimiser + RNG)    (rank 0)
@@ -19,6 +19,7 @@ Events for callbacks (``trainer.add_callback(event, fn)``, ``fn(trainer)``): ``o
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -61,6 +62,27 @@ class _SkipSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.base) - self.skip
+
+
+def _manual_step(
+    opt: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    scaler: torch.amp.GradScaler,
+    grad_clip: float,
+    distributed: bool,
+) -> None:
+    """The trainer's implementation of :meth:`Method.optimizer_step` (AMP, clipping, DDP averaging)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} in a manual optimiser step")
+    params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward(inputs=params)
+    if distributed:
+        dist_utils.all_reduce_gradients(params)
+    if grad_clip > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
 
 
 def _move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -157,19 +179,21 @@ class Trainer:
                 log.info("resumed %s from step %d", self.run.method, self.step)
 
         model = method
-        if self.distributed and method.manual_optimization:
-            # such a method steps its own optimisers inside training_step, where DDP cannot sync them
-            raise NotImplementedError(
-                f"{self.run.method} uses manual optimisation, which the trainer cannot run under torchrun yet; "
-                "train it in a single process"
-            )
-        if self.distributed:
-            model = DistributedDataParallel(
-                method, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
         amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
         params = [p for p in method.parameters() if p.requires_grad]
+        if method.manual_optimization:
+            # the method steps its own optimisers inside training_step (Method.optimizer_step); DDP
+            # cannot see those steps, so gradients are averaged explicitly instead of wrapping in DDP
+            if self.distributed:
+                dist_utils.broadcast_parameters(method)
+            method._step_fn = functools.partial(
+                _manual_step, scaler=scaler, grad_clip=cfg.grad_clip, distributed=self.distributed
+            )
+        elif self.distributed:
+            model = DistributedDataParallel(
+                method, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
         bar = tqdm(
             total=cfg.steps,
@@ -192,7 +216,9 @@ class Trainer:
                             out = method.training_step(batch)
                         else:
                             out = model(batch)
-                    if not method.manual_optimization:
+                    if method.manual_optimization:
+                        scaler.update()  # once per iteration, after all of the method's optimiser steps
+                    else:
                         loss = out["loss"]
                         if not torch.isfinite(loss):
                             raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
@@ -239,6 +265,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+            method._step_fn = None
         self.train_seconds += time.perf_counter() - t0
         if self.is_main:
             self._checkpoint(method, optimizers, run_dict, None)

@@ -12,11 +12,20 @@ Batches are dicts with one name per concept: ``image (B,3,H,W)`` float in [0,1],
 ``Method.forward`` is ``training_step`` so that a method wrapped in DistributedDataParallel synchronises
 its gradients through the usual ``ddp(batch)`` call.
 
-Methods with several optimisers (GANs, adversarial training) set ``manual_optimization = True``:
-the trainer then hands them ``self.optimizers`` (the dict from ``configure_optimizers``) and leaves
-``zero_grad``/``backward``/``step`` to ``training_step``, which still returns the dict of scalars.
-Such methods train in a single process for now: the trainer refuses them under torchrun, because DDP
-cannot synchronise optimiser steps taken inside ``training_step``.
+Methods with several optimisers (GANs, adversarial training) set ``manual_optimization = True`` and
+take their steps inside ``training_step`` through one hook, :meth:`Method.optimizer_step`::
+
+    def training_step(self, batch):
+        loss_d = ...;  self.optimizer_step("disc", loss_d)     # zero_grad, backward, step of "disc" only
+        loss_g = ...;  self.optimizer_step("gen", loss_g)
+        return {"loss": loss_c.detach(), "loss_d": loss_d.detach(), ...}
+
+``optimizer_step(name, loss)`` back-propagates ``loss`` into the parameters of optimiser ``name`` only
+(``backward(inputs=...)``: no other module's gradients are touched), clips them, averages them over
+processes under ``torchrun`` and steps. The trainer installs the AMP grad scaler and the process
+group behind it; outside the trainer (a test calling ``training_step`` directly) it runs plainly.
+Such methods are not wrapped in DistributedDataParallel: their parameters are broadcast from rank 0
+once, gradients are all-reduced per step, and BatchNorm statistics stay per process.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ class Method(nn.Module):
     method_name: ClassVar[str] = ""  # set by registry.register
     task: ClassVar[str] = ""  # set by registry.register
     manual_optimization: ClassVar[bool] = False
+    #: labels the training set may hold (None = all). FingerprintNet sets (0,): its data pipeline then
+    #: never lists a generated image, because the method makes its own fakes from real ones.
+    train_labels: ClassVar[tuple[int, ...] | None] = None
     #: preset -> partial run config ({"train": {...}, "data": {...}}) suggested for that preset
     run_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -46,6 +58,8 @@ class Method(nn.Module):
         super().__init__()
         self.config = config
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        #: installed by the trainer for manual-optimisation methods: (optimiser, loss) -> None
+        self._step_fn: Callable[[torch.optim.Optimizer, torch.Tensor], None] | None = None
 
     # --- training -------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -62,6 +76,19 @@ class Method(nn.Module):
         return {
             "main": opt_cls(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
         }
+
+    def optimizer_step(self, name: str, loss: torch.Tensor) -> None:
+        """Manual-optimisation hook: zero_grad, backward into optimiser ``name``'s parameters, step."""
+        if name not in self.optimizers:
+            raise KeyError(f"{type(self).__name__} has no optimiser {name!r}; it has {sorted(self.optimizers)}")
+        if self._step_fn is not None:
+            self._step_fn(self.optimizers[name], loss)
+            return
+        opt = self.optimizers[name]
+        params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+        opt.step()
 
     # --- data -----------------------------------------------------------------------------------
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
