@@ -108,11 +108,11 @@ from trustvis.data.forensynths import ForenSynthsDataset
 from trustvis.engine import Trainer, seed_everything
 from trustvis.engine import distributed as D
 
-root, out = sys.argv[1], sys.argv[2]
-run = make_run_config("cnndet", "tiny", overrides=["train.steps=3", "train.batch_size=2", "train.progress=false",
+root, out, name = sys.argv[1], sys.argv[2], sys.argv[3]
+run = make_run_config(name, "tiny", overrides=["train.steps=3", "train.batch_size=2", "train.progress=false",
                                                    "train.device=cpu", "train.log_every=1"])
-seed_everything(0)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-method = registry.get("cnndet").cls(run.model)
+seed_everything(int(os.environ["RANK"]))  # different initial weights: the trainer must broadcast rank 0's
+method = registry.get(name).cls(run.model)
 data = ForenSynthsDataset(root, transform=method.make_transform(True))
 trainer = Trainer(method, run, out)
 trainer.fit(data)
@@ -124,7 +124,8 @@ with open(os.path.join(out, f"rank{D.rank()}.json"), "w") as fh:
 """
 
 
-def test_ddp_two_processes_gloo(tiny_forensynths, tmp_path):
+@pytest.mark.parametrize("name", ["cnndet", "frepgan"])  # frepgan: manual optimisation, 3 optimisers
+def test_ddp_two_processes_gloo(name, tiny_forensynths, tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "ddp_run"
@@ -140,6 +141,7 @@ def test_ddp_two_processes_gloo(tiny_forensynths, tmp_path):
         str(script),
         str(tiny_forensynths / "train"),
         str(out),
+        name,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -54,8 +54,13 @@ def normalize_gradient(grad: torch.Tensor, norm: str) -> torch.Tensor:
     _check_norm(norm)
     if norm == "linf":
         return grad.sign()
-    n = batch_norms(grad, "l2").clamp_min(1e-12).view(-1, *([1] * (grad.dim() - 1)))
-    return grad / n
+    # a saturated BCE gives tiny but valid gradients: rescale by the largest entry first so that the norm
+    # does not underflow, and never clamp it; an all-zero gradient stays zero
+    shape = (-1, *([1] * (grad.dim() - 1)))
+    m = batch_norms(grad, "linf")
+    grad = grad / torch.where(m > 0, m, torch.ones_like(m)).view(shape)
+    n = batch_norms(grad, "l2")
+    return grad / torch.where(n > 0, n, torch.ones_like(n)).view(shape)
 
 
 def random_in_ball(like: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None = None):
