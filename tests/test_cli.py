@@ -68,6 +68,21 @@ def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
     assert set(res["per_generator"]) == {"gen_a", "gen_b"} and 0 <= res["mean"]["ap"] <= 1
     assert (run / "eval.json").is_file()
 
+    # adversarial evaluation: fakes only, budgets reported, adversarial accuracy never above clean
+    argv = ["eval", str(run), "--data", str(tiny_forensynths / "test"), "--no-progress", "--attack", "pgd-l2",
+            "--attack", "pgd-linf", "--attack", "hsja", "--queries", "30", "--attack-images", "3"]  # fmt: skip
+    assert main([*argv, "--json"]) == 0
+    adv = json.loads(capsys.readouterr().out)["adversarial"]
+    assert set(adv) == {"pgd-l2", "pgd-linf", "hsja"}
+    for r in adv.values():
+        assert r["n"] == 3 and r["adv_acc"] <= r["clean_acc"]
+    assert adv["pgd-l2"]["eps"] == pytest.approx(0.0257) and adv["pgd-l2"]["norm"] == "l2"
+    assert adv["hsja"]["mean_queries"] <= 30
+    assert main([*argv[:-6], "--eps", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "adv acc" in out and "normalised L2" in out
+    assert main([*argv[:-6], "--eps", "-1"]) == 2
+
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     gray = tmp_path / "gray.png"

@@ -181,15 +181,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from trustvis.data.forensynths import ForenSynthsDataset
     from trustvis.engine import load_method
 
+    if args.eps is not None and args.eps < 0:
+        raise UsageError(f"--eps must be >= 0, got {args.eps}")
     method = load_method(args.run_dir, device=args.device)
     dataset = ForenSynthsDataset(
         args.data, transform=method.make_transform(False), max_per_class=args.max_images
     )
     res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
     res["data"] = str(args.data)
-    if args.json:
-        print(json.dumps(res, indent=2, default=float))
-    else:
+    if not args.json:
         rows = [[g, m["n_real"], m["n_fake"], m["acc"], m["acc_real"], m["acc_fake"], m["ap"], m["auc"]]
                 for g, m in res["per_generator"].items()]  # fmt: skip
         mean = res["mean"]
@@ -197,8 +197,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(_table(["generator", "n_real", "n_fake", "acc", "acc_real", "acc_fake", "ap", "auc"], rows))
         if dataset.skipped:
             print(f"\nskipped {len(dataset.skipped)} unreadable file(s); first: {dataset.skipped[0]}")
+    if args.attack:
+        res["adversarial"] = _eval_attacks(method, dataset, args)
+    if args.json:
+        print(json.dumps(res, indent=2, default=float))
     atomic_write_json(Path(args.run_dir) / "eval.json", res)
     return 0
+
+
+def _eval_attacks(method: Any, dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``eval --attack``: adversarial accuracy on fake images (the attacker wants fake -> real)."""
+    from trustvis.attacks.evaluate import default_eps
+    from trustvis.bench.detect import adversarial_eval, attack_images
+
+    fakes, reals = attack_images(dataset, args.attack_images)
+    fakes, reals = fakes.to(method.device), reals.to(method.device)
+    for p in method.parameters():
+        p.requires_grad_(False)  # gradients are needed w.r.t. the images only
+    budgets = {a: (args.eps if args.eps is not None else default_eps(a)) for a in dict.fromkeys(args.attack)}
+    res = adversarial_eval(method.logits, fakes, reals, budgets, steps=args.attack_steps,
+                           queries=args.queries, seed=args.seed, progress=not args.no_progress)  # fmt: skip
+    if not args.json:
+        rows = [[a, r["norm"], r["eps"], r["eps_abs"], r["n"], r["clean_acc"], r["adv_acc"], r["median_norm"],
+                 r["steps"] if r["steps"] is not None else r["queries"]] for a, r in res.items()]  # fmt: skip
+        print(f"\nadversarial accuracy on {len(fakes)} fake images (share still flagged fake; the attacker "
+              "wants fake -> real)")  # fmt: skip
+        print(_table(["attack", "norm", "eps", "eps (abs)", "n", "clean acc", "adv acc", "median |δ|",
+                      "steps/queries"], rows))  # fmt: skip
+        print(
+            "eps for l2 attacks is the normalised L2 ‖δ‖₂/sqrt(C·H·W) (D4's convention); for linf, max |δ|."
+        )
+    return res
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -337,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a trained run on a ForenSynths-layout folder", formatter_class=raw,
-                       epilog="example:\n  trustvis eval runs/bihpf --data ~/.cache/trustvis/synthbench/v1-quick/test")  # fmt: skip
+                       epilog="examples:\n  trustvis eval runs/bihpf --data ~/.cache/trustvis/synthbench/v1-quick/test\n"
+                       "  trustvis eval runs/d4 --data DIR --attack pgd-l2 --attack hsja --eps 0.0257 --queries 2000")  # fmt: skip
     s.add_argument("run_dir")
     s.add_argument("--data", required=True, help="root/<generator>/[<class>/]{0_real,1_fake}/*")
     s.add_argument("--batch-size", type=int, default=64)
@@ -345,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
     s.add_argument("--no-progress", action="store_true")
+    from trustvis.attacks.evaluate import ATTACKS
+
+    a = s.add_argument_group("adversarial evaluation (fake images only; the attacker wants fake -> real)")
+    a.add_argument("--attack", action="append", choices=ATTACKS,
+                   help="white-box PGD (pgd-l2, pgd-linf) or black-box HopSkipJump (hsja); repeatable")  # fmt: skip
+    a.add_argument("--eps", type=float, help="budget: normalised L2 ‖δ‖₂/sqrt(C·H·W) for pgd-l2 and hsja "
+                   "(default 0.0257, D4's), max |δ| for pgd-linf (default 4/255)")  # fmt: skip
+    a.add_argument("--attack-steps", type=int, default=10, help="PGD steps (default 10)")
+    a.add_argument(
+        "--queries", type=int, default=1000, help="HopSkipJump query budget per image (default 1000)"
+    )
+    a.add_argument("--attack-images", type=int, default=100, help="fake images attacked (default 100)")
+    a.add_argument("--seed", type=int, default=0, help="seeds the attacks' randomness")
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("predict", help="score images or folders with a trained run", formatter_class=raw,

@@ -81,6 +81,64 @@ def evaluate_detector(
     return summarize_predictions(out)
 
 
+def attack_images(dataset: Dataset, n_fake: int, n_real: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n_fake`` fake and ``n_real`` real images of ``dataset``, taken round-robin over generators.
+
+    Only images of the first image's shape are kept (attacks run in batches); the dataset's transform
+    is applied, so use the eval transform. Returns ``(fakes (N,C,H,W), reals (M,C,H,W))``.
+    """
+    if isinstance(dataset, ArrayDataset):
+        gens = list(dataset.gens)
+    elif hasattr(dataset, "items"):  # ForenSynthsDataset
+        gens = [t[2] for t in dataset.items]
+    else:
+        raise TypeError(
+            f"attack_images needs an ArrayDataset or a ForenSynthsDataset, got {type(dataset).__name__}"
+        )
+    labels = [int(x) for x in dataset.labels]
+    picked: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    want = {0: n_real, 1: n_fake}
+    shape = None
+    for lab in (1, 0):
+        queues = {
+            g: [i for i in range(len(gens)) if gens[i] == g and labels[i] == lab] for g in sorted(set(gens))
+        }
+        pos = dict.fromkeys(queues, 0)
+        while len(picked[lab]) < want[lab] and any(pos[g] < len(q) for g, q in queues.items()):
+            for g, q in queues.items():
+                if pos[g] >= len(q) or len(picked[lab]) >= want[lab]:
+                    continue
+                img = dataset[q[pos[g]]]["image"]
+                pos[g] += 1
+                shape = shape or tuple(img.shape)
+                if tuple(img.shape) == shape:
+                    picked[lab].append(img)
+    if not picked[1]:
+        raise ValueError("no fake image to attack in the data set")
+    reals = torch.stack(picked[0]) if picked[0] else torch.empty(0, *shape)
+    return torch.stack(picked[1]), reals
+
+
+def adversarial_eval(
+    logit_fn: Any,
+    fakes: torch.Tensor,
+    reals: torch.Tensor,
+    attacks: dict[str, float],
+    steps: int = 10,
+    queries: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """``{attack: attack_detector(...)}`` for each ``attack -> eps``; real images seed HopSkipJump."""
+    from trustvis.attacks.evaluate import attack_detector
+
+    return {
+        name: attack_detector(logit_fn, fakes, name, eps, steps=steps, queries=queries, init=reals,
+                              seed=seed, progress=progress)
+        for name, eps in attacks.items()
+    }  # fmt: skip
+
+
 def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | None]:
     """(train set, val set or None) for a detection run config (SynthBench or a ForenSynths folder)."""
     from trustvis.data.forensynths import ForenSynthsDataset
