@@ -130,3 +130,25 @@ def test_bad_override_and_bad_data_root(tmp_path, capsys):
     (empty / "junk").mkdir(parents=True)
     assert main(train_argv("cnndet", tmp_path / "r2", empty)) == 2
     assert "0_real" in capsys.readouterr().err
+
+
+def test_train_and_eval_on_a_genimage_layout(tmp_path, capsys):
+    """GenImage: <generator>/{train,val}/{ai,nature}; train reads train/, validates on val/, eval picks a split."""
+    from conftest import make_forensynths
+
+    root = tmp_path / "genimage"
+    for split, seed in (("train", 0), ("val", 1)):
+        tmp = make_forensynths(tmp_path / f"fs_{split}", ("sdv4",), n=4, size=32, seed=seed)
+        for src, dst in (("0_real", "nature"), ("1_fake", "ai")):
+            (root / "sdv4" / split).mkdir(parents=True, exist_ok=True)
+            (tmp / "sdv4" / src).rename(root / "sdv4" / split / dst)
+    run = tmp_path / "run"
+    assert main(train_argv("cnndet", run, root, "train.steps=2", "train.batch_size=4")) == 0
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["split"] == "val" for r in records)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--data", str(root), "--no-progress"]) == 2  # two splits: which one?
+    assert "split" in capsys.readouterr().err
+    assert main(["eval", str(run), "--data", str(root), "--split", "val", "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["per_generator"]) == {"sdv4"} and res["per_generator"]["sdv4"]["n_fake"] == 4

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from trustvis.data.forensynths import ForenSynthsDataset, LayoutError, scan_forensynths
+from trustvis.data.forensynths import ForenSynthsDataset, LayoutError, genimage_splits, scan_forensynths
 
 
 def _save(path, arr, **kw):
@@ -112,3 +112,133 @@ def test_wrong_layout(tmp_path):
     (tmp_path / "empty" / "g" / "0_real").mkdir(parents=True)
     with pytest.raises(LayoutError, match="no image files"):
         ForenSynthsDataset(tmp_path / "empty")
+
+
+# --- GenImage layout -----------------------------------------------------------------------------
+
+
+def _genimage(root, gens=("imagenet_ai_0419_sdv4", "imagenet_glide"), splits=("train", "val"), n=2):
+    """root/<gen>/<split>/{ai,nature}/*.png with n images each; returns root."""
+    for gi, gen in enumerate(gens):
+        for si, split in enumerate(splits):
+            for sub in ("ai", "nature"):
+                for i in range(n):
+                    _save(root / gen / split / sub / f"{split}_{sub}_{i}.png", _rgb(100 * gi + 10 * si + i))
+    return root
+
+
+def test_genimage_two_generators_split_selection(tmp_path):
+    root = _genimage(tmp_path / "genimage")
+    train = scan_forensynths(root, split="train")
+    assert {g for _, _, g in train} == {"imagenet_ai_0419_sdv4", "imagenet_glide"}
+    assert len(train) == 2 * 2 * 2
+    for path, label, gen in train:
+        assert path.parent.name == ("ai" if label == 1 else "nature")  # ai = generated, nature = real
+        assert path.parent.parent.name == "train" and path.parent.parent.parent.name == gen
+    val = scan_forensynths(root, split="val")
+    assert all(p.parent.parent.name == "val" for p, _, _ in val) and len(val) == 8
+    ds = ForenSynthsDataset(root, split="val", check=False)
+    assert ds.layout == "genimage" and ds.split == "val" and len(ds) == 8
+    assert ds.generators == ["imagenet_ai_0419_sdv4", "imagenet_glide"]
+    assert sorted(ds.labels.tolist()) == [0] * 4 + [1] * 4
+    item = ds[0]
+    assert item["image"].shape == (3, 8, 10) and int(item["label"]) == 0  # sorted: real first
+
+
+def test_genimage_split_errors(tmp_path):
+    root = _genimage(tmp_path / "gi")
+    with pytest.raises(LayoutError, match=r"split=") as ei:  # both splits, none chosen
+        scan_forensynths(root)
+    msg = str(ei.value)
+    assert "'train'" in msg and "'val'" in msg
+    assert "0_real" in msg and "{ai,nature}" in msg  # both expected layouts are shown
+    with pytest.raises(LayoutError, match=r"No split 'test'.*\['train', 'val'\]"):
+        ForenSynthsDataset(root, split="test")
+    only_train = _genimage(tmp_path / "gi1", splits=("train",))
+    assert len(scan_forensynths(only_train)) == 8  # one split: used without asking
+    with pytest.raises(LayoutError, match=r"No split 'val'.*\['train'\]"):
+        scan_forensynths(only_train, split="val")
+    fs = tmp_path / "fs"
+    _save(fs / "gen" / "0_real" / "a.png", _rgb(0))
+    with pytest.raises(LayoutError, match="no <split> folders"):
+        scan_forensynths(fs, split="train")
+
+
+def test_genimage_generator_missing_a_split_is_left_out(tmp_path, caplog):
+    root = _genimage(tmp_path / "gi", gens=("a_gen",))
+    _genimage(root, gens=("b_gen",), splits=("train",))
+    with caplog.at_level(logging.WARNING):
+        items = scan_forensynths(root, split="val")
+    assert {g for _, _, g in items} == {"a_gen"}
+    assert "b_gen" in caplog.text
+
+
+def test_genimage_label_folders_directly_under_root(tmp_path):
+    gen = tmp_path / "imagenet_ai_0419_sdv4"
+    for sub in ("ai", "nature"):  # root/{ai,nature}
+        _save(gen / sub / "cls" / "0.png", _rgb(1))  # class sub-folders inside ai/ are read too
+    items = scan_forensynths(gen)
+    assert [(lab, g) for _, lab, g in items] == [(0, "imagenet_ai_0419_sdv4"), (1, "imagenet_ai_0419_sdv4")]
+    # a split folder as root: the generator is its parent's name
+    split_root = _genimage(tmp_path / "one", gens=("imagenet_glide",)) / "imagenet_glide" / "val"
+    ds = ForenSynthsDataset(split_root, check=False)
+    assert ds.generators == ["imagenet_glide"] and ds.split == "val" and len(ds) == 4
+    assert ForenSynthsDataset(split_root, split="val", check=False).split == "val"
+    # one generator with its split folders: root/<split>/{ai,nature}
+    one = tmp_path / "one" / "imagenet_glide"
+    assert {g for _, _, g in scan_forensynths(one, split="train")} == {"imagenet_glide"}
+    # the GenImage download: root/<family>/<generator>/<split>/{ai,nature}
+    dl = tmp_path / "download"
+    _genimage(dl / "stable_diffusion_v_1_4", gens=("imagenet_ai_0419_sdv4",), n=1)
+    _genimage(dl / "glide", gens=("imagenet_glide",), n=1)
+    assert {g for _, _, g in scan_forensynths(dl, split="train")} == {
+        "imagenet_ai_0419_sdv4",
+        "imagenet_glide",
+    }
+    # split-less generators: root/<generator>/{ai,nature}
+    flat = tmp_path / "flat"
+    _save(flat / "midj" / "ai" / "a.png", _rgb(2))
+    _save(flat / "midj" / "nature" / "b.png", _rgb(3))
+    ds = ForenSynthsDataset(flat)
+    assert ds.generators == ["midj"] and ds.split is None and ds.labels.tolist() == [0, 1]
+
+
+def test_genimage_hidden_folders_ignored_and_label_filter(tmp_path):
+    root = _genimage(tmp_path / "gi")
+    _save(root / ".cache" / "train" / "ai" / "x.png", _rgb(5))  # hidden generator
+    _save(root / "imagenet_glide" / "train" / "ai" / ".thumbs" / "y.png", _rgb(6))  # hidden sub-folder
+    _save(root / "imagenet_glide" / ".train_old" / "ai" / "z.png", _rgb(7))  # hidden split
+    items = scan_forensynths(root, split="train")
+    assert {g for _, _, g in items} == {"imagenet_ai_0419_sdv4", "imagenet_glide"} and len(items) == 8
+    real = ForenSynthsDataset(root, split="train", labels=[0])
+    assert len(real) == 4 and set(real.labels.tolist()) == {0}
+    assert all(p.parent.name == "nature" for p, _, _ in real.items)
+    fake = ForenSynthsDataset(root, split="train", labels=[1], generators=["imagenet_glide"])
+    assert len(fake) == 2 and all(p.parent.name == "ai" for p, _, _ in fake.items)
+
+
+def test_mixed_layouts_are_an_error(tmp_path):
+    root = tmp_path / "mixed"
+    _save(root / "progan" / "0_real" / "a.png", _rgb(0))
+    _genimage(root, gens=("sdv4",), n=1)
+    with pytest.raises(LayoutError, match="mixes the ForenSynths layout") as ei:
+        scan_forensynths(root, split="train")
+    assert "progan" in str(ei.value) and "sdv4" in str(ei.value)
+    shapes = tmp_path / "shapes"
+    _genimage(shapes, gens=("with_splits",), n=1)
+    _save(shapes / "no_splits" / "ai" / "a.png", _rgb(0))
+    with pytest.raises(LayoutError, match="different shapes"):
+        scan_forensynths(shapes, split="train")
+
+
+def test_genimage_splits_and_forensynths_label_filter(tmp_path, tiny_forensynths):
+    root = _genimage(tmp_path / "gi", n=1)
+    assert genimage_splits(root) == ["train", "val"]
+    assert genimage_splits(root / "imagenet_glide") == ["train", "val"]
+    assert genimage_splits(root / "imagenet_glide" / "val") == ["val"]
+    assert genimage_splits(tiny_forensynths) == [] and genimage_splits(tmp_path / "missing") == []
+    # the ForenSynths tree still reads as before, and the label filter keeps working there
+    fakes = ForenSynthsDataset(tiny_forensynths / "train", labels=[1])
+    assert fakes.layout == "forensynths" and fakes.split is None
+    assert len(fakes) == 8 and set(fakes.labels.tolist()) == {1}
+    assert all(p.parent.name == "1_fake" for p, _, _ in fakes.items)

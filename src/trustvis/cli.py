@@ -185,7 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--eps must be >= 0, got {args.eps}")
     method = load_method(args.run_dir, device=args.device)
     dataset = ForenSynthsDataset(
-        args.data, transform=method.make_transform(False), max_per_class=args.max_images
+        args.data, transform=method.make_transform(False), max_per_class=args.max_images, split=args.split
     )
     res = evaluate_detector(method, dataset, batch_size=args.batch_size, progress=not args.no_progress)
     res["data"] = str(args.data)
@@ -208,9 +208,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _eval_attacks(method: Any, dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``eval --attack``: adversarial accuracy on fake images (the attacker wants fake -> real)."""
     from trustvis.attacks.evaluate import default_eps
-    from trustvis.bench.detect import adversarial_eval, attack_images
+    from trustvis.bench.detect import adversarial_eval, attack_images_of
 
-    fakes, reals = attack_images(dataset, args.attack_images)
+    fakes, reals = attack_images_of(dataset, args.attack_images)
     fakes, reals = fakes.to(method.device), reals.to(method.device)
     for p in method.parameters():
         p.requires_grad_(False)  # gradients are needed w.r.t. the images only
@@ -300,6 +300,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         preset=args.preset,
         overrides=args.set,
         command="trustvis " + " ".join(args._argv),
+        attack_images=args.attack_images,
+        attack_queries=args.queries,
     )
     print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
     print((out / "results.md").read_text(encoding="utf-8"))
@@ -359,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default="default", help="named preset of the method (see `trustvis info`)")
     s.add_argument("--config", action="append", help="YAML file(s) of overrides (model:, train:, data:)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=500")
-    s.add_argument("--data", help="ForenSynths-layout root with train/ (and val/) instead of SynthBench")
+    s.add_argument("--data", help="ForenSynths root with train/ (and val/), or a GenImage root "
+                   "(<generator>/{train,val}/{ai,nature}), instead of SynthBench")  # fmt: skip
     s.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
     s.add_argument("--out", help="run folder (default runs/METHOD-TIME)")
     s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -369,8 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  trustvis eval runs/bihpf --data ~/.cache/trustvis/synthbench/v1-quick/test\n"
                        "  trustvis eval runs/d4 --data DIR --attack pgd-l2 --attack hsja --eps 0.0257 --queries 2000")  # fmt: skip
     s.add_argument("run_dir")
-    s.add_argument("--data", required=True, help="root/<generator>/[<class>/]{0_real,1_fake}/*")
+    s.add_argument("--data", required=True, help="ForenSynths root/<generator>/[<class>/]{0_real,1_fake}/* or "
+                   "GenImage root/<generator>/{train,val}/{ai,nature}/*")  # fmt: skip
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument(
+        "--split", help="GenImage layouts (<generator>/{train,val}/{ai,nature}): which split to read"
+    )
     s.add_argument("--max-images", type=int, default=0, help="cap per generator and class (0 = all)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
@@ -418,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
+    s.add_argument("--attack-images", type=int, default=42,
+                   help="fake test images attacked for the adversarial table (default 42; 0 skips it)")  # fmt: skip
+    s.add_argument("--queries", type=int, default=1000, help="HopSkipJump queries per image (default 1000)")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("report", help="write a self-contained HTML report", formatter_class=raw,

@@ -39,7 +39,10 @@ from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_po
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ("cnndet", "bihpf")
+DEFAULT_METHODS = ("cnndet", "bihpf", "frepgan", "fingerprintnet", "d4", "npr")
+
+#: attack -> budget of the adversarial table (see trustvis.attacks.evaluate.default_eps for the units)
+BENCH_ATTACKS = {"pgd-l2": 0.0257, "pgd-linf": 4 / 255, "hsja": 0.0257}
 
 
 class ArrayDataset(Dataset):
@@ -81,7 +84,7 @@ def evaluate_detector(
     return summarize_predictions(out)
 
 
-def attack_images(dataset: Dataset, n_fake: int, n_real: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def attack_images_of(dataset: Dataset, n_fake: int, n_real: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``n_fake`` fake and ``n_real`` real images of ``dataset``, taken round-robin over generators.
 
     Only images of the first image's shape are kept (attacks run in batches); the dataset's transform
@@ -141,7 +144,7 @@ def adversarial_eval(
 
 def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | None]:
     """(train set, val set or None) for a detection run config (SynthBench or a ForenSynths folder)."""
-    from trustvis.data.forensynths import ForenSynthsDataset
+    from trustvis.data.forensynths import ForenSynthsDataset, genimage_splits
 
     data = run.data
     if data.name == "synthbench":
@@ -158,8 +161,18 @@ def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | 
         if not data.root:
             raise ValueError("data.name=folder needs data.root (or pass --data ROOT)")
         root = Path(data.root).expanduser()
-        train_root = root / "train" if (root / "train").is_dir() else root
+        splits = genimage_splits(root)  # GenImage <generator>/<split>/{ai,nature}; [] for ForenSynths trees
         kw = {"max_per_class": data.max_images}
+        if splits:
+            if "train" not in splits:
+                raise ValueError(f"GenImage root {root} has no train split (found {splits})")
+            train = ForenSynthsDataset(root, transform=method.make_transform(True), labels=method.train_labels,
+                                       split="train", **kw)  # fmt: skip
+            val = None
+            if "val" in splits:
+                val = ForenSynthsDataset(root, transform=method.make_transform(False), split="val", **kw)
+            return train, val
+        train_root = root / "train" if (root / "train").is_dir() else root
         train = ForenSynthsDataset(
             train_root, transform=method.make_transform(True), labels=method.train_labels, **kw
         )
@@ -231,6 +244,9 @@ def run_detect_bench(
     acm_steps: int = 100,
     preset: str | None = None,
     overrides: list[str] | None = None,
+    attack_images: int = 42,
+    attack_steps: int = 10,
+    attack_queries: int = 1000,
 ) -> Path:
     """Run the detection protocol end to end; returns the output folder.
 
@@ -238,6 +254,11 @@ def run_detect_bench(
     ``full``, a ResNet-50 from random initialisation sized for a GPU; ``default`` is the paper's recipe
     and needs the ImageNet weights offline); the tests use ``tiny``. ``overrides`` (``["train.num_workers=8",
     ...]``) apply to every method's run config after the bench's own settings.
+
+    The adversarial table attacks ``attack_images`` fake test images (taken evenly from every family)
+    with :data:`BENCH_ATTACKS` at the same budgets for every detector: PGD with ``attack_steps`` steps
+    and HopSkipJump with ``attack_queries`` queries per image; ``attack_images=0`` skips it. A method
+    that exposes ``logits_full`` (D4's single full-spectrum adversarially trained model) gets a second row.
     """
     from trustvis.bench import plots
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
@@ -350,6 +371,23 @@ def run_detect_bench(
                 "train_seconds": train_info[n].get("train_seconds", float("nan"))} for n in methods}  # fmt: skip
     plots.plot_cost(cost, fig("fig_cost.png", "Inference throughput (forward only) and training time"))
 
+    # ---- adversarial table: same fakes, same budgets for every detector -------------------------------
+    adversarial: dict[str, dict[str, Any]] = {}
+    if attack_images > 0:
+        for name, method in trained.items():
+            ds = ArrayDataset(images, labels, gens, transform=method.make_transform(False))
+            fakes, reals = attack_images_of(ds, attack_images)
+            fakes, reals = fakes.to(method.device), reals.to(method.device)
+            rows = {name: method.logits}
+            if hasattr(method, "logits_full"):
+                rows[f"{name} (single AT model)"] = method.logits_full
+            for row, logit_fn in rows.items():
+                log.info("attacking %s", row)
+                adversarial[row] = adversarial_eval(logit_fn, fakes, reals, BENCH_ATTACKS, steps=attack_steps,
+                                                    queries=attack_queries, seed=seed, progress=progress)  # fmt: skip
+        plots.plot_adversarial(adversarial, fig("fig_adversarial.png", "Adversarial accuracy on fake test "
+                               "images: white-box PGD (L2, L∞) and black-box HopSkipJump at the same budgets"))  # fmt: skip
+
     # ---- results.json / results.md / report ------------------------------------------------------
     payload = {
         "bench": "detect",
@@ -367,6 +405,13 @@ def run_detect_bench(
         "train_family": TRAIN_FAMILY,
         "families": families,
         "degradations": list(DEGRADATIONS),
+        "attacks": {
+            "budgets": BENCH_ATTACKS,
+            "images": attack_images,
+            "pgd_steps": attack_steps,
+            "hsja_queries": attack_queries,
+        },
+        "adversarial": adversarial,
         "methods": {},
         "figures": figures,
         "bench_seconds": time.perf_counter() - t_start,
@@ -420,6 +465,26 @@ def results_markdown(res: dict[str, Any]) -> str:
     rows = [[n, m["mean_unseen"]["ap"], *[m["robustness"][d]["mean_unseen"]["ap"] for d in degs]]
             for n, m in methods.items()]  # fmt: skip
     lines += [markdown_table(["method", "clean", *degs], rows), ""]
+    adv = res.get("adversarial") or {}
+    if adv:
+        att = res["attacks"]
+        names = list(att["budgets"])
+        lines += ["## Adversarial accuracy on fake test images", "",
+                  f"{next(iter(adv.values()))[names[0]]['n']} fakes from every family; the attacker wants fake → "
+                  f"real. Budgets: " + ", ".join(f"{a} ε={e:.4g}" for a, e in att["budgets"].items())
+                  + f" (L2: normalised ‖δ‖₂/√(C·H·W), D4's convention; L∞: max |δ|); PGD {att['pgd_steps']} steps, "
+                  f"HopSkipJump {att['hsja_queries']} queries per image (a weak black-box budget: D4 used "
+                  "50,000, so its numbers are upper bounds on robustness).", ""]  # fmt: skip
+        rows = []
+        for row, r in adv.items():
+            base = row.split(" ")[0]
+            clean_ap = methods[base]["mean_unseen"]["ap"] if base in methods and row == base else float("nan")
+            first = r[names[0]]
+            rows.append([row, clean_ap, first["clean_acc"], *[r[a]["adv_acc"] for a in names],
+                         r.get("hsja", {}).get("median_norm")])  # fmt: skip
+        header = ["detector", "clean mean unseen AP", "clean acc (attacked fakes)",
+                  *[f"{a} adv acc" for a in names], "HSJA median ‖δ‖ found"]  # fmt: skip
+        lines += [markdown_table(header, rows), ""]
     lines += ["## Cost", ""]
     rows = [
         [n, m["params"], m["train_steps"], m["train_seconds"], m["throughput_img_s"]]

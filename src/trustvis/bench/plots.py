@@ -570,3 +570,53 @@ def plot_maps(
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def plot_adversarial(
+    per_row: Mapping[str, Mapping[str, Any]], path: str | Path, title: str | None = None
+) -> Path:
+    """Grouped horizontal bars: adversarial accuracy of each detector under each attack.
+
+    Args:
+        per_row: ``{detector: {attack: {"adv_acc": float, "clean_acc": float, "eps": float, ...}}}`` (the
+            ``adversarial`` block of the detection bench's ``results.json``).
+        path: output PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(per_row, "per_row")
+    rows = list(per_row)
+    attacks = _ordered_union(per_row.values())
+    bars = ["clean", *attacks]
+    fig = Figure(figsize=(9.0, 0.32 * len(rows) * len(bars) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(bars)
+    y = np.arange(len(rows))
+    for j, name in enumerate(bars):
+        if name == "clean":  # accuracy on the attacked fakes before any attack (same for every attack)
+            vals = [_float(next(iter(per_row[r].values()), {}).get("clean_acc")) for r in rows]
+            label = "no attack"
+        else:
+            vals = [_float(per_row[r].get(name, {}).get("adv_acc")) for r in rows]
+            eps = next((per_row[r][name].get("eps") for r in rows if name in per_row[r]), None)
+            label = f"{name} (ε={eps:.4g})" if eps is not None else name
+        pos = y + (j - (len(bars) - 1) / 2) * height
+        ax.barh(pos, np.nan_to_num(vals, nan=0.0), height=height, color=_color(j), label=label,
+                edgecolor="white")  # fmt: skip
+        for yi, v in zip(pos, vals):
+            ax.text(max(v, 0) if math.isfinite(v) else 0, yi, f" {v:.2f}" if math.isfinite(v) else " n/a",
+                    va="center", fontsize=7)  # fmt: skip
+    ax.set_yticks(y)
+    ax.set_yticklabels(rows)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("share of fake images still flagged fake (higher is more robust)")
+    ax.xaxis.grid(True, color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_title(
+        title or "Adversarial accuracy on fake test images (attacker wants fake → real)", fontsize=10
+    )
+    return _save(fig, path)

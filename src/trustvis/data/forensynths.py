@@ -1,6 +1,7 @@
-"""Reader for the ForenSynths / CNNDetection folder layout of real-vs-generated image sets.
+"""Reader for the two common folder layouts of real-vs-generated image sets: ForenSynths and GenImage.
 
-The layout (Wang et al., "CNN-generated images are surprisingly easy to spot... for now", CVPR 2020)::
+ForenSynths / CNNDetection (Wang et al., "CNN-generated images are surprisingly easy to spot... for
+now", CVPR 2020)::
 
     root/
       progan/                 <- generator
@@ -12,6 +13,28 @@ The layout (Wang et al., "CNN-generated images are surprisingly easy to spot... 
         0_real/  1_fake/      <- class level may be omitted
 
 ``root/{0_real,1_fake}`` directly is accepted too; the generator is then the root folder's name.
+
+GenImage (Zhu et al., "GenImage: A Million-Scale Benchmark for Detecting AI-Generated Image",
+NeurIPS 2023 Datasets and Benchmarks)::
+
+    root/
+      imagenet_ai_0419_sdv4/  <- generator
+        train/                <- split (train | val); pick one with ``split=``
+          ai/**/*.png         <- label 1: generated (class sub-folders allowed)
+          nature/**/*.JPEG    <- label 0: real
+        val/
+          ai/  nature/
+      imagenet_glide/...
+
+Also accepted: the GenImage download itself, ``root/<family>/<generator>/<split>/{ai,nature}``
+(``stable_diffusion_v_1_4/imagenet_ai_0419_sdv4/train/ai``); one generator,
+``root/<split>/{ai,nature}``; a split folder, ``root/{ai,nature}``; and split-less trees,
+``root/<generator>/{ai,nature}``. The generator is always the folder that holds the split folders (or
+the ``{ai,nature}`` folders when there are no splits), so every entry point names a generator the same
+way. When a root holds both splits, ``split=`` must say which one to read; a root with one split uses
+it. One root holds one layout: ForenSynths and GenImage folders together, or GenImage generators with
+and without split folders, are a :class:`LayoutError`.
+
 Hidden files and folders and files without an image extension are ignored. Unreadable images are
 skipped (with one warning each) instead of stopping a long evaluation.
 """
@@ -19,8 +42,10 @@ skipped (with one warning each) instead of stopping a long evaluation.
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
@@ -34,14 +59,29 @@ from trustvis.data.transforms import to_tensor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LABEL_DIRS", "LayoutError", "scan_forensynths", "ForenSynthsDataset"]
+__all__ = [
+    "LABEL_DIRS",
+    "GENIMAGE_LABEL_DIRS",
+    "SPLITS",
+    "LayoutError",
+    "scan_forensynths",
+    "genimage_splits",
+    "ForenSynthsDataset",
+]
 
-#: Folder name -> label.
+#: ForenSynths folder name -> label.
 LABEL_DIRS: dict[str, int] = {"0_real": 0, "1_fake": 1}
+#: GenImage folder name -> label.
+GENIMAGE_LABEL_DIRS: dict[str, int] = {"nature": 0, "ai": 1}
+#: Folder names read as GenImage splits.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+_LAYOUT_DIRS = {"forensynths": LABEL_DIRS, "genimage": GENIMAGE_LABEL_DIRS}
 
 EXPECTED_LAYOUT = """\
-Expected the ForenSynths/CNNDetection layout:
-  root/<generator>/[<class>/]{0_real,1_fake}/<images>
+Expected one of two layouts.
+1. ForenSynths/CNNDetection:
+  root/<generator>/[<class>/]{0_real,1_fake}/<images>      (0_real = real, 1_fake = generated)
 for example
   root/
     progan/
@@ -50,15 +90,30 @@ for example
     stylegan/
       0_real/000.png
       1_fake/000.png
-or root/{0_real,1_fake}/<images> directly (the generator is then the root folder's name)."""
+or root/{0_real,1_fake}/<images> directly (the generator is then the root folder's name).
+2. GenImage:
+  root/<generator>/<split>/{ai,nature}/<images>            (nature = real, ai = generated; split = train|val)
+for example
+  root/
+    imagenet_ai_0419_sdv4/
+      train/ai/000.png
+      train/nature/000.JPEG
+      val/ai/001.png
+      val/nature/001.JPEG
+also root/<family>/<generator>/<split>/{ai,nature} (the GenImage download), root/<split>/{ai,nature}
+(one generator), root/{ai,nature} (the generator is the root folder's name, or its parent's when the
+root is a split folder) and root/<generator>/{ai,nature} (no splits).
+Pass split='train' or split='val' when a GenImage root holds both splits."""
 
 
 class LayoutError(ValueError):
-    """A folder does not follow the ForenSynths layout; the message shows the expected layout."""
+    """A folder follows neither supported layout; the message shows the expected layouts."""
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sub-folders not starting with a dot (``os.scandir``: no stat call per file in big folders)."""
+    with os.scandir(folder) as it:
+        return sorted(Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir())
 
 
 def _describe_root(root: Path, limit: int = 8) -> str:
@@ -70,57 +125,182 @@ def _describe_root(root: Path, limit: int = 8) -> str:
     return f"Found at {root}: {', '.join(shown)}{more}"
 
 
-def _label_dirs(root: Path) -> list[tuple[Path, int, str]]:
-    """``(label folder, label, generator)`` for every label folder at depth 1, 2 or 3."""
-    found: list[tuple[Path, int, str]] = []
+@dataclass(frozen=True)
+class _Group:
+    """One folder holding label folders: where it is, which layout, and what it means."""
 
-    def take(folder: Path, generator: str) -> bool:
-        hits = [(folder / d, lab, generator) for d, lab in LABEL_DIRS.items() if (folder / d).is_dir()]
-        found.extend(hits)
-        return bool(hits)
+    parts: tuple[str, ...]  # path of the folder relative to the root
+    layout: str  # forensynths | genimage
+    label_dirs: tuple[tuple[Path, int], ...]  # (label folder, label)
+    generator: str = ""
+    split: str | None = None
 
-    if take(root, root.resolve().name):
-        return found
-    for gen in _visible_dirs(root):
-        if take(gen, gen.name):
-            continue
-        for cls in _visible_dirs(gen):
-            take(cls, gen.name)
+
+def _find_groups(root: Path, max_depth: int = 3) -> list[_Group]:
+    """Every folder at depth <= ``max_depth`` that holds label folders (searching stops there)."""
+    found: list[_Group] = []
+
+    def visit(folder: Path, parts: tuple[str, ...]) -> None:
+        hit = False
+        for layout, names in _LAYOUT_DIRS.items():
+            dirs = tuple((folder / d, lab) for d, lab in names.items() if (folder / d).is_dir())
+            if dirs:
+                found.append(_Group(parts, layout, dirs))
+                hit = True
+        if not hit and len(parts) < max_depth:
+            for sub in _visible_dirs(folder):
+                visit(sub, (*parts, sub.name))
+
+    visit(root, ())
     return found
 
 
-def scan_forensynths(root: str | Path) -> list[tuple[Path, int, str]]:
-    """List the images of a ForenSynths-layout folder.
+def _name_group(root: Path, g: _Group) -> _Group | None:
+    """Fill in generator and split; None where the folder is at no valid position of its layout."""
+    here = root.resolve()
+    p = g.parts
+    if g.layout == "forensynths":
+        if len(p) > 2:
+            return None
+        return _Group(p, g.layout, g.label_dirs, p[0] if p else here.name, None)
+    if not p:  # root/{ai,nature}: a split folder or a split-less generator folder
+        if here.name in SPLITS:
+            return _Group(p, g.layout, g.label_dirs, here.parent.name, here.name)
+        return _Group(p, g.layout, g.label_dirs, here.name, None)
+    if len(p) == 1:  # root/<split>/{ai,nature} (one generator) or root/<generator>/{ai,nature}
+        if p[0] in SPLITS:
+            return _Group(p, g.layout, g.label_dirs, here.name, p[0])
+        return _Group(p, g.layout, g.label_dirs, p[0], None)
+    if p[-1] in SPLITS:  # root/[<family>/]<generator>/<split>/{ai,nature}
+        return _Group(p, g.layout, g.label_dirs, p[-2], p[-1])
+    return None
+
+
+def _shape(g: _Group) -> str:
+    """How a GenImage group sits in the tree, for the mixed-layout check and its message."""
+    depth = len(g.parts) - (g.split is not None and len(g.parts) > 0)
+    gen = ["root/", "root/<generator>/", "root/<family>/<generator>/"][min(depth, 2)]
+    return gen + ("<split>/" if g.split is not None else "") + "{ai,nature}"
+
+
+def _where(root: Path, g: _Group) -> str:
+    return "/".join(("root", *g.parts)) + "/" + "{" + ",".join(d.name for d, _ in g.label_dirs) + "}"
+
+
+def _resolve_groups(root: Path, split: str | None) -> tuple[list[_Group], str, str | None]:
+    """Valid label-folder groups of ``root`` for ``split``, with the layout name and the split used."""
+    raw = _find_groups(root)
+    groups = [n for g in raw if (n := _name_group(root, g)) is not None]
+    if not groups:
+        where = ""
+        if raw:
+            where = "Label folders at unsupported places: " + ", ".join(_where(root, g) for g in raw[:6])
+            where += "\n"
+        raise LayoutError(
+            f"No 0_real/1_fake or ai/nature folders under {root} at a supported place.\n"
+            f"{where}{EXPECTED_LAYOUT}\n{_describe_root(root)}"
+        )
+    layouts = {g.layout for g in groups}
+    if len(layouts) > 1:
+        fs = next(g for g in groups if g.layout == "forensynths")
+        gi = next(g for g in groups if g.layout == "genimage")
+        raise LayoutError(
+            f"{root} mixes the ForenSynths layout ({_where(root, fs)}) and the GenImage layout "
+            f"({_where(root, gi)}); point the root at one data set.\n{EXPECTED_LAYOUT}"
+        )
+    layout = layouts.pop()
+    if layout == "genimage":
+        shapes = sorted({_shape(g) for g in groups})
+        if len(shapes) > 1:
+            examples = "; ".join(
+                f"{s}: {next(_where(root, g) for g in groups if _shape(g) == s)}" for s in shapes
+            )
+            raise LayoutError(
+                f"{root} mixes GenImage trees of different shapes ({examples}); every generator needs "
+                f"the same depth and either split folders or none.\n{EXPECTED_LAYOUT}"
+            )
+    found = sorted({g.split for g in groups if g.split is not None}, key=lambda s: (SPLITS.index(s), s))
+    if not found:
+        if split is not None:
+            raise LayoutError(
+                f"split={split!r} was given, but {root} has no <split> folders (the {layout} layout "
+                f"without splits was found); split= selects root/<generator>/<split>/{{ai,nature}} of the "
+                f"GenImage layout. Leave split=None, or point the root at the split folder.\n{EXPECTED_LAYOUT}"
+            )
+        return groups, layout, None
+    if split is None:
+        if len(found) > 1:
+            raise LayoutError(
+                f"{root} holds the GenImage splits {found}; pass split= to choose one "
+                f"(e.g. split={found[0]!r}).\n{EXPECTED_LAYOUT}"
+            )
+        split = found[0]
+    elif split not in found:
+        raise LayoutError(
+            f"No split {split!r} under {root}; the splits found are {found}.\n{EXPECTED_LAYOUT}"
+        )
+    missing = sorted({g.generator for g in groups} - {g.generator for g in groups if g.split == split})
+    if missing:
+        log.warning("Generator(s) %s in %s have no %r split; they are left out", missing, root, split)
+    return [g for g in groups if g.split == split], layout, split
+
+
+def _scan(
+    root: str | Path, split: str | None, labels: set[int] | None = None
+) -> tuple[list[tuple[Path, int, str]], str, str | None]:
+    """(items, layout, split used); label folders not in ``labels`` are never listed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset root {root} is not an existing folder.\n{EXPECTED_LAYOUT}")
+    groups, layout, used = _resolve_groups(root, split)
+    dirs = [(folder, label, g.generator) for g in groups for folder, label in g.label_dirs]
+    if labels is not None:
+        dirs = [d for d in dirs if d[1] in labels]
+    items = sorted(
+        {(p, label, gen) for folder, label, gen in dirs for p in iter_image_files(folder)},
+        key=lambda t: (t[2], t[1], str(t[0])),
+    )
+    if not items:
+        folders = ", ".join(str(f.relative_to(root)) for f, _, _ in dirs[:6]) or "none"
+        which = "" if labels is None else f" with labels {sorted(labels)}"
+        raise LayoutError(
+            f"Found label folders{which} under {root} ({folders}) but no image files in them "
+            f"(extensions: png, jpg, jpeg, bmp, webp, tif, tiff).\n{EXPECTED_LAYOUT}"
+        )
+    return items, layout, used
+
+
+def scan_forensynths(root: str | Path, split: str | None = None) -> list[tuple[Path, int, str]]:
+    """List the images of a ForenSynths- or GenImage-layout folder.
 
     Args:
-        root: Dataset root (see the module docstring for the layout).
+        root: Dataset root (see the module docstring for both layouts).
+        split: GenImage split to read (``"train"`` or ``"val"``). Needed when the root holds both; a
+            root with one split uses it. Must stay None for roots without split folders.
 
     Returns:
         Sorted ``(path, label, generator)`` tuples; label 0 is real, 1 is generated.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder.
-        LayoutError: No ``0_real`` / ``1_fake`` folder with images was found.
+        LayoutError: No label folder with images was found; the layouts are mixed; or ``split`` is
+            missing (both splits present), unknown, or given for a root without splits.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"Dataset root {root} is not an existing folder.\n{EXPECTED_LAYOUT}")
-    dirs = _label_dirs(root)
-    if not dirs:
-        raise LayoutError(
-            f"No 0_real/1_fake folders under {root}.\n{EXPECTED_LAYOUT}\n{_describe_root(root)}"
-        )
-    items = sorted(
-        {(p, label, gen) for folder, label, gen in dirs for p in iter_image_files(folder)},
-        key=lambda t: (t[2], t[1], str(t[0])),
-    )
-    if not items:
-        folders = ", ".join(str(f.relative_to(root)) for f, _, _ in dirs[:6])
-        raise LayoutError(
-            f"Found label folders under {root} ({folders}) but no image files in them "
-            f"(extensions: png, jpg, jpeg, bmp, webp, tif, tiff).\n{EXPECTED_LAYOUT}"
-        )
-    return items
+    return _scan(root, split)[0]
+
+
+def genimage_splits(root: str | Path) -> list[str]:
+    """The GenImage splits under ``root`` (e.g. ``["train", "val"]``); ``[]`` for any other folder.
+
+    Never raises: a missing or malformed root gives ``[]`` (reading it then reports the problem).
+    """
+    try:
+        groups = [n for g in _find_groups(Path(root)) if (n := _name_group(Path(root), g)) is not None]
+    except OSError:
+        return []
+    if not groups or any(g.layout != "genimage" for g in groups):
+        return []
+    return sorted({g.split for g in groups if g.split is not None}, key=lambda s: (SPLITS.index(s), s))
 
 
 def _check_file(path: Path) -> str | None:
@@ -132,7 +312,7 @@ def _check_file(path: Path) -> str | None:
 
 
 class ForenSynthsDataset(Dataset):
-    """Real-vs-generated images in the ForenSynths layout, as a PyTorch dataset.
+    """Real-vs-generated images in the ForenSynths or GenImage layout, as a PyTorch dataset.
 
     Each item is ``{"image": (3, H, W) float in [0, 1] (or transform(img)), "label": long scalar,
     "path": str, "generator": str}``.
@@ -149,12 +329,16 @@ class ForenSynthsDataset(Dataset):
         labels: Keep only these labels (``[0]`` = real images only; the generated files are then never
             listed, decoded or checked).
         num_threads: Threads used by ``check``.
+        split: GenImage split to read (``"train"`` or ``"val"``); needed when the root holds both
+            (see :func:`scan_forensynths`).
 
     Attributes:
         items: ``(path, label, generator)`` per sample.
         labels: ``int64`` array of labels.
         generators: Sorted generator names present.
         skipped: ``(path, reason)`` of unreadable files.
+        layout: ``"forensynths"`` or ``"genimage"``.
+        split: The GenImage split read (None for roots without splits).
     """
 
     def __init__(
@@ -166,12 +350,16 @@ class ForenSynthsDataset(Dataset):
         max_per_class: int = 0,
         num_threads: int = 2,
         labels: Iterable[int] | None = None,
+        split: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.transform = transform
         if max_per_class < 0:
             raise ValueError(f"max_per_class must be >= 0 (0 = no cap), got {max_per_class}")
-        items = scan_forensynths(self.root)
+        keep = None if labels is None else {int(lab) for lab in labels}
+        if keep is not None and not keep <= set(LABEL_DIRS.values()):
+            raise ValueError(f"labels must be a subset of {sorted(LABEL_DIRS.values())}, got {sorted(keep)}")
+        items, self.layout, self.split = _scan(self.root, split, keep)
         available = sorted({g for _, _, g in items})
         if generators is not None:
             wanted = [generators] if isinstance(generators, str) else list(generators)
@@ -179,11 +367,6 @@ class ForenSynthsDataset(Dataset):
             if unknown:
                 raise ValueError(f"Unknown generator(s) {unknown} in {self.root}; available: {available}")
             items = [t for t in items if t[2] in set(wanted)]
-        if labels is not None:
-            keep = {int(lab) for lab in labels}
-            if not keep <= set(LABEL_DIRS.values()):
-                raise ValueError(f"labels must be a subset of {sorted(LABEL_DIRS.values())}, got {sorted(keep)}")
-            items = [t for t in items if t[1] in keep]
 
         groups: dict[tuple[str, int], list[tuple[Path, int, str]]] = defaultdict(list)
         for t in items:
@@ -208,7 +391,7 @@ class ForenSynthsDataset(Dataset):
         for g in self.generators:
             present = {t[1] for t in self.items if t[2] == g}
             if len(present) < 2 and labels is None:
-                only = "real (0_real)" if present == {0} else "generated (1_fake)"
+                only = "real (0_real/nature)" if present == {0} else "generated (1_fake/ai)"
                 log.warning("Generator %r in %s has only %s images", g, self.root, only)
         if self.skipped:
             log.warning("Skipped %d unreadable image(s) under %s", len(self.skipped), self.root)
@@ -256,7 +439,8 @@ class ForenSynthsDataset(Dataset):
         n_fake = int(self.labels.sum())
         return (
             f"ForenSynthsDataset(root={str(self.root)!r}, n={len(self)}, real={len(self) - n_fake}, "
-            f"fake={n_fake}, generators={self.generators}, skipped={len(self.skipped)})"
+            f"fake={n_fake}, generators={self.generators}, layout={self.layout!r}, split={self.split!r}, "
+            f"skipped={len(self.skipped)})"
         )
 
 

@@ -279,6 +279,23 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 b.append(f"<h3>{_e(_METRIC_TITLES.get(metric, metric))}</h3>")
                 b.append(_html_table(["method", "clean", *degs], rows, best_cols=range(1, len(degs) + 2)))
 
+        adv = _as_dict(r.get("adversarial"))
+        if adv:
+            budgets = _as_dict(_as_dict(r.get("attacks")).get("budgets"))
+            names = list(budgets) or list(_as_dict(next(iter(adv.values()))))
+            b.append("<h2>Adversarial accuracy on fake test images</h2>")
+            b.append('<p class="meta">Share of attacked fakes still flagged fake (the attacker wants fake → real); '
+                     "budgets: " + _e(", ".join(f"{a} ε={_float(e):.4g}" for a, e in budgets.items()))
+                     + " (L2 normalised by √(C·H·W), L∞ as max |δ|).</p>")  # fmt: skip
+            rows = []
+            for row, res in adv.items():
+                res = _as_dict(res)
+                first = _as_dict(res.get(names[0])) if names else {}
+                rows.append(
+                    [row, first.get("clean_acc"), *[_as_dict(res.get(a)).get("adv_acc") for a in names]]
+                )
+            b.append(_html_table(["detector", "no attack", *names], rows, best_cols=range(1, len(names) + 2)))
+
         b.append("<h2>Cost</h2>")
         rows = []
         for name, m in methods.items():
