@@ -43,10 +43,21 @@ def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, 
         str(out),
         "--set",
         "train.log_every=1",
+        "--attack-images",
+        "3",
+        "--queries",
+        "20",
     ]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["methods"]) == {"cnndet", "bihpf"}
+    assert set(res["methods"]) == {"cnndet", "bihpf", "frepgan", "fingerprintnet", "d4", "npr"}
+    # adversarial table: every detector plus D4's single adversarially trained model, same budgets
+    assert set(res["adversarial"]) == set(res["methods"]) | {"d4 (single AT model)"}
+    for row in res["adversarial"].values():
+        assert set(row) == {"pgd-l2", "pgd-linf", "hsja"}
+        for a, r in row.items():
+            assert r["n"] == 3 and r["adv_acc"] <= r["clean_acc"] and r["eps"] == res["attacks"]["budgets"][a]
+        assert row["hsja"]["mean_queries"] <= 20
     assert res["families"] == list(synthbench.FAMILIES) and res["train_family"] == "ae_tconv"
     for m in res["methods"].values():
         assert set(m["clean"]) == set(res["families"])
@@ -57,6 +68,7 @@ def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, 
         assert (out / f["file"]).stat().st_size > 1000, f
     md = (out / "results.md").read_text()
     assert "trustvis bench detect --quick" in md and ("beats" in md or "does not beat" in md)
+    assert "## Adversarial accuracy" in md and "d4 (single AT model)" in md
     assert "data:image/png;base64," in (out / "report.html").read_text()
     train_log = [json.loads(x) for x in (out / "runs" / "cnndet" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in train_log if r["split"] == "train"] == [1, 2]  # --set reached every method

@@ -412,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "  trustvis bench detect --quick --methods bihpf --steps 200 --out results/try\n"
                               "  trustvis bench detect --device cuda --set train.num_workers=8")  # fmt: skip
     s.add_argument("task", help="detect")
-    s.add_argument("--quick", action="store_true", help="SynthBench quick + quick presets (CPU, ~30 min)")
+    s.add_argument(
+        "--quick", action="store_true", help="SynthBench quick + quick presets (2-core CPU: about an hour)"
+    )
     s.add_argument("--methods", help="comma-separated subset (default: every detector)")
     s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
     s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else full)")
@@ -425,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
-    s.add_argument("--attack-images", type=int, default=42,
-                   help="fake test images attacked for the adversarial table (default 42; 0 skips it)")  # fmt: skip
+    s.add_argument("--attack-images", type=int, default=28,
+                   help="fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
     s.add_argument("--queries", type=int, default=1000, help="HopSkipJump queries per image (default 1000)")
     s.set_defaults(fn=cmd_bench)
 

@@ -244,7 +244,7 @@ def run_detect_bench(
     acm_steps: int = 100,
     preset: str | None = None,
     overrides: list[str] | None = None,
-    attack_images: int = 42,
+    attack_images: int = 28,
     attack_steps: int = 10,
     attack_queries: int = 1000,
 ) -> Path:
@@ -355,14 +355,13 @@ def run_detect_bench(
     plots.plot_spectra(spectra, fig("fig_spectra.png",
                        "Mean log-spectrum of high-pass residuals: reals and each family's fakes (top), "
                        "difference to reals (bottom) - the generators' fingerprints"))  # fmt: skip
-    fake_tensor = torch.from_numpy(images[(labels == 1) & (gens_arr == TRAIN_FAMILY)][:256]).permute(
-        0, 3, 1, 2
-    )
-    fake_tensor = fake_tensor.float().div(255)
+    train_fakes = images[(labels == 1) & (gens_arr == TRAIN_FAMILY)][:256]
     maps = {}
     for name, method in trained.items():
         for p in method.parameters():
             p.requires_grad_(False)
+        to_input = method.make_transform(False)  # what the method sees at test time (crop, resize)
+        fake_tensor = torch.stack([to_input(im) for im in train_fakes])
         maps[name] = artifact_compression_map(lambda x, m=method: m.logits(x.to(m.device)).cpu(), fake_tensor,
                                               steps=acm_steps, seed=seed)  # fmt: skip
     plots.plot_maps(maps, fig("fig_acm.png", "Artifact compression maps (BiHPF analysis): frequencies each "

@@ -80,7 +80,9 @@ class Method(nn.Module):
     def optimizer_step(self, name: str, loss: torch.Tensor) -> None:
         """Manual-optimisation hook: zero_grad, backward into optimiser ``name``'s parameters, step."""
         if name not in self.optimizers:
-            raise KeyError(f"{type(self).__name__} has no optimiser {name!r}; it has {sorted(self.optimizers)}")
+            raise KeyError(
+                f"{type(self).__name__} has no optimiser {name!r}; it has {sorted(self.optimizers)}"
+            )
         if self._step_fn is not None:
             self._step_fn(self.optimizers[name], loss)
             return

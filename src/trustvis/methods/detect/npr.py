@@ -200,7 +200,7 @@ class NPR(BinaryDetector):
 
     run_defaults = {
         "default": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 20000}},
-        "quick": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 700}},
+        "quick": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 800}},
         "full": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 10000, "num_workers": 4}},
         "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
     }
