@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from trustvis import registry
 from trustvis.config import RunConfig, make_run_config, to_dict
 from trustvis.data.cache import atomic_write_json, atomic_write_text
 from trustvis.engine import Trainer, load_method, predict_dataset, seed_everything
+from trustvis.engine import checkpoint as ckpt
 from trustvis.engine.distributed import resolve_device
 from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_points
 
@@ -221,7 +223,15 @@ def _train_or_reuse(run: RunConfig, out: Path, progress: bool) -> tuple[Any, dic
         return {f"val_{k}": v for k, v in res["mean"].items()}
 
     trainer = Trainer(method, run, out)
-    resume = (out / "checkpoints" / "latest").is_file() and not meta_path.is_file()
+    latest = ckpt.latest_checkpoint(out) if not meta_path.is_file() else None
+    resume = False
+    if latest is not None:
+        state = json.loads((latest / "state.json").read_text(encoding="utf-8"))
+        resume = state.get("config") == run_dict
+        if not resume:  # an interrupted run of another config: its checkpoints cannot continue this one
+            log.info("checkpoints in %s belong to another config; training from scratch", out)
+            shutil.rmtree(out / "checkpoints")
+            (out / "metrics.jsonl").unlink(missing_ok=True)
     summary = trainer.fit(train_set, evaluate_fn=evaluate_fn if val_set is not None else None, resume=resume)
     info = {
         "train_steps": summary["steps"],
