@@ -83,3 +83,20 @@ def test_bench_rejects_unknown_and_non_detector_methods(micro_synthbench, tmp_pa
     assert main(["bench", "detect", "--quick", "--methods", "nope", "--out", str(tmp_path)]) == 2
     assert "choose from" in capsys.readouterr().err
     assert main(["bench", "segment", "--out", str(tmp_path)]) == 2
+
+
+def test_interrupted_run_of_another_config_is_restarted(micro_synthbench, tmp_path, capsys):
+    """Checkpoints left by an interrupted run with a different config must not be resumed into the bench."""
+    out = tmp_path / "bench"
+    run = out / "runs" / "cnndet"
+    argv = ["train", "cnndet", "--preset", "tiny", "--steps", "3", "--out", str(run), "--set", "train.progress=false",
+            "--set", "model.blur_prob=0.3"]  # fmt: skip
+    assert main(argv) == 0
+    (run / "model.json").unlink()  # as if it had been interrupted before the end
+    bench = ["bench", "detect", "--quick", "--preset", "tiny", "--steps", "2", "--methods", "cnndet", "--out",
+             str(out), "--attack-images", "0", "--set", "train.log_every=1"]  # fmt: skip
+    assert main(bench) == 0
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s is not None][:2] == [1, 2]  # trained from step 0 again, 2 steps
+    res = json.loads((out / "results.json").read_text())
+    assert res["methods"]["cnndet"]["train_steps"] == 2 and res["adversarial"] == {}
