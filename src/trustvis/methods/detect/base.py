@@ -45,17 +45,8 @@ class BinaryDetector(Method):
         cfg = self.config
         steps: list[Callable] = []
         if train:
-            if cfg.blur_prob > 0 or cfg.jpeg_prob > 0:
-                steps.append(
-                    T.BlurJpeg(
-                        p_blur=cfg.blur_prob,
-                        p_jpeg=cfg.jpeg_prob,
-                        sigma_min=cfg.blur_sigma[0],
-                        sigma_max=cfg.blur_sigma[1],
-                        q_min=cfg.jpeg_quality[0],
-                        q_max=cfg.jpeg_quality[1],
-                    )
-                )
+            if (aug := self.blur_jpeg()) is not None:
+                steps.append(aug)
             if cfg.crop_size:
                 steps.append(functools.partial(T.random_crop, size=cfg.crop_size))
             if cfg.hflip:
@@ -63,6 +54,20 @@ class BinaryDetector(Method):
         elif cfg.crop_size:
             steps.append(functools.partial(T.center_crop, size=cfg.crop_size))
         return T.Compose([*steps, T.to_tensor])
+
+    def blur_jpeg(self) -> T.BlurJpeg | None:
+        """The configured Blur+JPEG augmentation (uint8 images), or None when both probabilities are 0."""
+        cfg = self.config
+        if cfg.blur_prob <= 0 and cfg.jpeg_prob <= 0:
+            return None
+        return T.BlurJpeg(
+            p_blur=cfg.blur_prob,
+            p_jpeg=cfg.jpeg_prob,
+            sigma_min=cfg.blur_sigma[0],
+            sigma_max=cfg.blur_sigma[1],
+            q_min=cfg.jpeg_quality[0],
+            q_max=cfg.jpeg_quality[1],
+        )
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) in [0,1] -> (B,) logits of 'fake'."""

@@ -478,17 +478,8 @@ class D4(BinaryDetector):
         centre crop. Images smaller than ``image_size`` are enlarged first. Picklable."""
         cfg = self.config
         steps: list[Callable] = []
-        if train and (cfg.blur_prob > 0 or cfg.jpeg_prob > 0):
-            steps.append(
-                T.BlurJpeg(
-                    p_blur=cfg.blur_prob,
-                    p_jpeg=cfg.jpeg_prob,
-                    sigma_min=cfg.blur_sigma[0],
-                    sigma_max=cfg.blur_sigma[1],
-                    q_min=cfg.jpeg_quality[0],
-                    q_max=cfg.jpeg_quality[1],
-                )
-            )
+        if train and (aug := self.blur_jpeg()) is not None:
+            steps.append(aug)
         crop = T.random_crop if train and cfg.crop_size else T.center_crop
         steps.append(functools.partial(crop, size=cfg.image_size))
         if train and cfg.hflip:
