@@ -71,11 +71,14 @@ class Method(nn.Module):
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """Default: one Adam(W) over all trainable parameters with the run's lr/betas/weight decay."""
-        params = [p for p in self.parameters() if p.requires_grad]
+        return {"main": self.run_optimizer(self.parameters(), train)}
+
+    @staticmethod
+    def run_optimizer(params, train: TrainConfig) -> torch.optim.Optimizer:
+        """Adam (AdamW when ``train.weight_decay > 0``) over the trainable ``params`` with the run's settings."""
+        params = [p for p in params if p.requires_grad]
         opt_cls = torch.optim.AdamW if train.weight_decay > 0 else torch.optim.Adam
-        return {
-            "main": opt_cls(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
-        }
+        return opt_cls(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
 
     def optimizer_step(self, name: str, loss: torch.Tensor) -> None:
         """Manual-optimisation hook: zero_grad, backward into optimiser ``name``'s parameters, step."""

@@ -510,11 +510,9 @@ class D4(BinaryDetector):
 
     # --- training -------------------------------------------------------------------------------
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        opt_cls = torch.optim.AdamW if train.weight_decay > 0 else torch.optim.Adam
-        kw = {"lr": train.lr, "betas": tuple(train.betas), "weight_decay": train.weight_decay}
         return {
-            "full": opt_cls(self.model.full.parameters(), **kw),
-            "members": opt_cls(self.model.members.parameters(), **kw),
+            "full": self.run_optimizer(self.model.full.parameters(), train),
+            "members": self.run_optimizer(self.model.members.parameters(), train),
         }
 
     def _eps_abs(self) -> float:
@@ -556,9 +554,8 @@ class D4(BinaryDetector):
             )
             net.full.train(was_training)
         if dist_utils.world_size() > 1:  # every process must hold the same partition
-            torch.distributed.all_reduce(sal)
+            torch.distributed.all_reduce(sal)  # the mean saliency, identical on every process
             sal /= dist_utils.world_size()
-            torch.distributed.broadcast(sal, src=0)
         net.set_masks(sal)
         self._fakes = []
 

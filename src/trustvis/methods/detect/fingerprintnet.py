@@ -429,13 +429,7 @@ class FingerprintNet(BinaryDetector):
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """``detector``: Adam(W) with the run's lr; ``bank`` (train mode): Adam with ``bank_lr``."""
-        opt_cls = torch.optim.AdamW if train.weight_decay > 0 else torch.optim.Adam
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opts = {
-            "detector": opt_cls(
-                params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay
-            )
-        }
+        opts = {"detector": self.run_optimizer(self.model.parameters(), train)}
         if self.config.bank_mode == "train":
             opts["bank"] = torch.optim.Adam(self.bank.parameters(), lr=self.config.bank_lr)
         return opts

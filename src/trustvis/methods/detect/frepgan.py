@@ -202,13 +202,11 @@ class FrePGAN(BinaryDetector):
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
-        opt_cls = torch.optim.AdamW if train.weight_decay > 0 else torch.optim.Adam
         return {
             "disc": torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=tuple(cfg.gan_betas)),
             "gen": torch.optim.Adam(self.gen.parameters(), lr=cfg.gen_lr, betas=tuple(cfg.gan_betas)),
-            "detector": opt_cls(self.model.parameters(), lr=train.lr, betas=tuple(train.betas),
-                                weight_decay=train.weight_decay),
-        }  # fmt: skip
+            "detector": self.run_optimizer(self.model.parameters(), train),
+        }
 
     def perturb(self, images: torch.Tensor) -> torch.Tensor:
         """``A_G(x) = clip(x + G(x), 0, 1)``."""
@@ -226,15 +224,16 @@ class FrePGAN(BinaryDetector):
         # under torchrun), so losses are masked means over the batch instead of sub-batches that could be
         # empty on one process.
 
+        # G(x) once: D's step does not change G, so the same perturbation serves D (detached) and G
+        pert = self.gen(x)
+
         # 1) discriminator: real images (or the originals) vs perturbed fakes
-        with torch.no_grad():
-            x_pert = self.perturb(x)
+        x_pert = (x + pert.detach()).clamp(0, 1)
         pos_w = is_fake if cfg.disc_target == "perturbed_vs_original" else is_real
         loss_d = _masked_bce(self.disc(x), 1.0, pos_w) + _masked_bce(self.disc(x_pert), 0.0, is_fake)
         self.optimizer_step("disc", loss_d)
 
-        # 2) generator: perturbed fakes should look real to D, with a small perturbation
-        pert = self.gen(x)
+        # 2) generator: perturbed fakes should look real to D (after its step), with a small perturbation
         mag = (pert.abs().flatten(1).mean(1) * is_fake).sum() / is_fake.sum().clamp_min(1)
         loss_g = _masked_bce(self.disc((x + pert).clamp(0, 1)), 1.0, is_fake) + cfg.lambda_mag * mag
         self.optimizer_step("gen", loss_g)
