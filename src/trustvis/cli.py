@@ -25,6 +25,10 @@ from typing import Any
 log = logging.getLogger("trustvis")
 
 
+#: tasks whose methods train an image classifier (classification data sets, `trustvis train`)
+CLASSIFY_TASKS = ("classify", "augment", "adapt", "active")
+
+
 class UsageError(Exception):
     """A user error the CLI reports in one line (exit code 2)."""
 
@@ -37,9 +41,31 @@ examples:
   trustvis train bihpf --out runs/bihpf --resume          # continue an interrupted run
   torchrun --nproc_per_node 2 -m trustvis train cnndet --preset quick --out runs/ddp
 
-data: by default the SynthBench train/val splits of the training family (built on first use);
---data ROOT trains on ROOT/train and validates on ROOT/val of a ForenSynths-layout folder
-(ROOT/{train,val}/<generator>/[<class>/]{0_real,1_fake}/*.png).
+data, detectors: by default the SynthBench train/val splits of the training family (built on first
+use); --data ROOT trains on ROOT/train and validates on ROOT/val of a ForenSynths-layout folder
+(ROOT/{train,val}/<generator>/[<class>/]{0_real,1_fake}/*.png) or a GenImage root.
+data, classifiers (classifier, kmix, mixup, cutmix): --set data.name=fashion-mnist (default) |
+opencv-digits | sklearn-digits; --data ROOT reads a class-per-folder tree ROOT/<class>/*.png (or
+ROOT/{train,[val],test}/<class>/*); --set data.imbalance=100 makes train/val long-tailed.
+  trustvis train kmix --preset quick --set model.K=3 --out runs/kmix
+  trustvis train classifier --set data.name=opencv-digits --steps 500
+"""
+
+
+EPILOG_BENCH = """\
+benchmarks (each writes results.json, results.md, figures and report.html to --out):
+  detect     train detectors on one SynthBench family, test on all; robustness; adversarial table
+  augment    no mixing / Mixup / CutMix / DCutMix / DMixup (K=2,3,5) on Fashion-MNIST and OpenCV digits,
+             3 seeds: error, NLL, ECE, accuracy under noise/blur/JPEG, sample-wise uncertainty
+  calibrate  TS / CTS / ETS / PTS with the CE loss and with SCTL on balanced and long-tailed
+             Fashion-MNIST, plus binary detectors' scores on unseen SynthBench families
+
+examples:
+  trustvis bench detect --quick
+  trustvis bench augment --quick
+  trustvis bench augment --quick --methods none,cutmix,dcutmix-K3 --seeds 0 --datasets opencv-digits
+  trustvis bench calibrate --quick --detect-dir results/detect-quick
+  trustvis bench detect --device cuda --set train.num_workers=8
 """
 
 
@@ -147,21 +173,37 @@ def cmd_train(args: argparse.Namespace) -> int:
             meta = read_meta(out)
             raise UsageError(f"{out} already holds a finished {meta['method']!r} run; choose another --out")
         run = make_run_config(args.method, args.preset, args.config, overrides)
-    from trustvis.bench.detect import detection_datasets, evaluate_detector
-
     seed_everything(run.train.seed)
-    method = registry.get(run.method).cls(run.model)
-    if method.task != "detect":
+    task = registry.get(run.method).task
+    if task == "detect":
+        from trustvis.bench.detect import detection_datasets as datasets_fn
+        from trustvis.bench.detect import evaluate_detector
+
+        def val_fn(m: Any, val_set: Any) -> dict[str, float]:
+            return evaluate_detector(m, val_set, batch_size=max(run.train.batch_size, 64), progress=False)[
+                "mean"
+            ]
+
+    elif task in CLASSIFY_TASKS:
+        from trustvis.bench.classify import classification_datasets as datasets_fn
+        from trustvis.bench.classify import classifier_val_metrics as val_fn
+        from trustvis.bench.classify import load_classification_split
+
+        if not any(o.startswith("model.num_classes=") for o in overrides):
+            run.model.num_classes = load_classification_split(run, "train").num_classes
+    elif task == "calibrate":
         raise UsageError(
-            f"`trustvis train` supports detectors so far; {run.method} is a {method.task} method"
+            f"{run.method} is a post-hoc calibrator: fit it with `trustvis calibrate --method {run.method}`"
         )
-    train_set, val_set = detection_datasets(run, method)
+    else:
+        raise UsageError(f"`trustvis train` does not support {task} methods yet ({run.method})")
+    method = registry.get(run.method).cls(run.model)
+    train_set, val_set = datasets_fn(run, method)
     evaluate_fn = None
     if val_set is not None:
 
         def evaluate_fn(m: Any) -> dict[str, float]:
-            res = evaluate_detector(m, val_set, batch_size=max(run.train.batch_size, 64), progress=False)
-            return {f"val_{k}": v for k, v in res["mean"].items()}
+            return {f"val_{k}": v for k, v in val_fn(m, val_set).items()}
 
     trainer = Trainer(method, run, out)
     log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
@@ -284,25 +326,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if results or not errors else 1
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.task != "detect":
-        raise UsageError(f"Unknown bench {args.task!r}; choose from ['detect']")
-    from trustvis.bench.detect import run_detect_bench
+BENCHES = ("detect", "augment", "calibrate")
 
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    out = run_detect_bench(
-        quick=args.quick,
-        methods=methods,
-        out_dir=args.out,
-        steps=args.steps,
-        seed=args.seed,
-        device=args.device,
-        preset=args.preset,
-        overrides=args.set,
-        command="trustvis " + " ".join(args._argv),
-        attack_images=args.attack_images,
-        attack_queries=args.queries,
-    )
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.task not in BENCHES:
+        raise UsageError(f"Unknown bench {args.task!r}; choose from {list(BENCHES)}")
+    common = {"quick": args.quick, "out_dir": args.out, "steps": args.steps, "device": args.device,
+              "preset": args.preset, "overrides": args.set, "command": "trustvis " + " ".join(args._argv)}  # fmt: skip
+    if args.task == "detect":
+        from trustvis.bench.detect import run_detect_bench
+
+        out = run_detect_bench(methods=_csv(args.methods), seed=args.seed, attack_images=args.attack_images,
+                               attack_queries=args.queries, **common)  # fmt: skip
+    elif args.task == "augment":
+        from trustvis.bench.augment import run_augment_bench
+
+        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+        out = run_augment_bench(
+            datasets=_csv(args.datasets), conditions=_csv(args.methods), seeds=seeds, **common
+        )
+    else:
+        from trustvis.bench.calibrate import run_calibrate_bench
+
+        out = run_calibrate_bench(seed=args.seed, detect_dir=args.detect_dir, **common)
     print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
     print((out / "results.md").read_text(encoding="utf-8"))
     return 0
@@ -408,17 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_predict)
 
     s = sub.add_parser("bench", help="run a benchmark protocol end to end", formatter_class=raw,
-                       epilog="examples:\n  trustvis bench detect --quick\n"
-                              "  trustvis bench detect --quick --methods bihpf --steps 200 --out results/try\n"
-                              "  trustvis bench detect --device cuda --set train.num_workers=8")  # fmt: skip
-    s.add_argument("task", help="detect")
+                       epilog=EPILOG_BENCH)  # fmt: skip
+    s.add_argument("task", help="detect | augment | calibrate")
+    s.add_argument("--quick", action="store_true",
+                   help="CPU-sized protocol (detect: about an hour; augment, calibrate: under 30 min on 2 cores)")  # fmt: skip
+    s.add_argument("--methods", help="comma-separated subset: detectors (detect) or conditions (augment: none, "
+                   "mixup, cutmix, dcutmix-K2, ..., dmixup-K5)")  # fmt: skip
+    s.add_argument("--steps", type=int, help="training steps per run (default: the protocol's)")
+    s.add_argument("--preset", help="method preset for every method (default: quick with --quick)")
+    s.add_argument("--seed", type=int, default=0, help="training seed (detect, calibrate)")
+    s.add_argument("--seeds", help="augment: comma-separated training seeds (default 0,1,2)")
     s.add_argument(
-        "--quick", action="store_true", help="SynthBench quick + quick presets (2-core CPU: about an hour)"
+        "--datasets", help="augment: comma-separated data sets (default fashion-mnist,opencv-digits)"
     )
-    s.add_argument("--methods", help="comma-separated subset (default: every detector)")
-    s.add_argument("--steps", type=int, help="training steps per method (default: the preset's)")
-    s.add_argument("--preset", help="method preset for every method (default: quick with --quick, else full)")
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument(
         "--set",
         action="append",
@@ -426,10 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="override for every method, e.g. train.num_workers=8 (model.* keys must exist in all)",
     )
     s.add_argument("--device", default="auto")
-    s.add_argument("--out", help="output folder (default results/detect-quick or results/detect)")
+    s.add_argument("--out", help="output folder (default results/<task>-quick or results/<task>)")
     s.add_argument("--attack-images", type=int, default=28,
-                   help="fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
-    s.add_argument("--queries", type=int, default=1000, help="HopSkipJump queries per image (default 1000)")
+                   help="detect: fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
+    s.add_argument(
+        "--queries", type=int, default=1000, help="detect: HopSkipJump queries per image (default 1000)"
+    )
+    s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
+                   "(default: train the quick cnndet and npr here)")  # fmt: skip
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("report", help="write a self-contained HTML report", formatter_class=raw,

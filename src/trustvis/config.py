@@ -39,6 +39,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 0.0  # max global grad norm; 0 disables
+    schedule: str = "constant"  # learning-rate schedule over `steps`: constant | cosine (to 0)
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over these first steps
     eval_every: int = 0  # steps between validations; 0 = only at the end
     log_every: int = 20
     ckpt_every: int = 200  # steps between resumable checkpoints; 0 = only at the end
@@ -53,11 +55,14 @@ class TrainConfig:
 class DataConfig:
     """Where training/validation images come from."""
 
-    name: str = "synthbench"  # synthbench | folder
-    root: str = ""  # folder root (ForenSynths layout) when name == folder
+    # detectors: synthbench | folder (ForenSynths/GenImage layout)
+    # classifiers: fashion-mnist | opencv-digits | sklearn-digits | folder (class-per-folder tree)
+    name: str = "synthbench"
+    root: str = ""  # folder root when name == folder (or an IDX folder / digits.png for the named sets)
     size: str = "quick"  # synthbench size: quick | full
     train_family: str = "ae_tconv"  # synthbench family used for training
-    max_images: int = 0  # cap per generator and class (0 = all)
+    max_images: int = 0  # cap per generator and class (detection) or per class (classification); 0 = all
+    imbalance: float = 1.0  # classification: long-tailed train/val with max/min class ratio (1 = as is)
 
 
 @dataclass

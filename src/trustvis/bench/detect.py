@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +30,10 @@ from torch.utils.data import Dataset
 
 import trustvis
 from trustvis import registry
-from trustvis.config import RunConfig, make_run_config, to_dict
+from trustvis.bench.common import environment, train_or_reuse
+from trustvis.config import RunConfig, make_run_config
 from trustvis.data.cache import atomic_write_json, atomic_write_text
-from trustvis.engine import Trainer, load_method, predict_dataset, seed_everything
-from trustvis.engine import checkpoint as ckpt
-from trustvis.engine.distributed import resolve_device
+from trustvis.engine import predict_dataset
 from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_points
 
 log = logging.getLogger(__name__)
@@ -197,49 +194,8 @@ def _load_split(root: Path, families: list[str]) -> tuple[np.ndarray, np.ndarray
     return images, labels, gens
 
 
-def _train_or_reuse(run: RunConfig, out: Path, progress: bool) -> tuple[Any, dict[str, Any]]:
-    """Train ``run`` into ``out``, or load it if ``out`` already holds the same finished run."""
-    spec = registry.get(run.method)
-    run_dict = to_dict(run)
-    meta_path = out / "model.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("config") == run_dict:
-            method = load_method(out, device=str(resolve_device(run.train.device)))
-            info = (
-                json.loads((out / "train_summary.json").read_text())
-                if (out / "train_summary.json").is_file()
-                else {}
-            )
-            log.info("reusing trained %s from %s", run.method, out)
-            return method, info
-        log.info("config of %s changed; retraining", out)
-    seed_everything(run.train.seed)
-    method = spec.cls(run.model)
-    train_set, val_set = detection_datasets(run, method)
-
-    def evaluate_fn(m: Any) -> dict[str, float]:
-        res = evaluate_detector(m, val_set, batch_size=128, progress=False)
-        return {f"val_{k}": v for k, v in res["mean"].items()}
-
-    trainer = Trainer(method, run, out)
-    latest = ckpt.latest_checkpoint(out) if not meta_path.is_file() else None
-    resume = False
-    if latest is not None:
-        state = json.loads((latest / "state.json").read_text(encoding="utf-8"))
-        resume = state.get("config") == run_dict
-        if not resume:  # an interrupted run of another config: its checkpoints cannot continue this one
-            log.info("checkpoints in %s belong to another config; training from scratch", out)
-            shutil.rmtree(out / "checkpoints")
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-    summary = trainer.fit(train_set, evaluate_fn=evaluate_fn if val_set is not None else None, resume=resume)
-    info = {
-        "train_steps": summary["steps"],
-        "train_seconds": summary["train_seconds"],
-        "val": summary["eval"],
-    }
-    atomic_write_json(out / "train_summary.json", info)
-    return method, info
+def _val_metrics(method: Any, val_set: Dataset) -> dict[str, float]:
+    return evaluate_detector(method, val_set, batch_size=128, progress=False)["mean"]
 
 
 def run_detect_bench(
@@ -306,7 +262,9 @@ def run_detect_bench(
         if steps:
             run_overrides.append(f"train.steps={steps}")
         run = make_run_config(name, p, overrides=run_overrides + list(overrides or []))
-        trained[name], train_info[name] = _train_or_reuse(run, out / "runs" / name, progress)
+        trained[name], train_info[name] = train_or_reuse(
+            run, out / "runs" / name, detection_datasets, _val_metrics
+        )
 
     # ---- evaluate: clean + degradations, test images decoded once ---------------------------------
     images, labels, gens = _load_split(root / "test", families)
@@ -403,13 +361,7 @@ def run_detect_bench(
         "trustvis_version": trustvis.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command or f"trustvis bench detect{' --quick' if quick else ''}",
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "device": str(resolve_device(device)),
-            "threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-        },
+        "environment": environment(device),
         "data": {"name": "synthbench", "size": size, "path": str(root), "image_size": image_size},
         "train_family": TRAIN_FAMILY,
         "families": families,

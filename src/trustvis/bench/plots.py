@@ -32,10 +32,13 @@ __all__ = [
     "plot_cost",
     "plot_maps",
     "plot_family_metric",
+    "plot_metric_bars",
+    "plot_reliability",
     "plot_robustness",
     "plot_roc",
     "plot_spectra",
     "plot_training_curves",
+    "plot_uncertainty",
 ]
 
 # Okabe & Ito (2008) colour-blind-safe palette, ordered for contrast on white (yellow last).
@@ -619,4 +622,232 @@ def plot_adversarial(
     ax.set_title(
         title or "Adversarial accuracy on fake test images (attacker wants fake → real)", fontsize=10
     )
+    return _save(fig, path)
+
+
+# --- Calibration figures -------------------------------------------------------------------------------
+
+_CAL_METRIC_NAMES = {
+    "ece": "ECE (top-1, lower is better)",
+    "cw_ece": "class-wise ECE (lower is better)",
+    "mce": "MCE (lower is better)",
+    "nll": "NLL (nats, lower is better)",
+    "brier": "Brier score (lower is better)",
+}
+_RELIABILITY_KEYS = ("edges", "count", "accuracy", "confidence")
+_MAX_RELIABILITY_PANELS = 12
+
+
+def _reliability_arrays(name: str, d: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    missing = [k for k in _RELIABILITY_KEYS if k not in d]
+    if missing:
+        raise ValueError(
+            f"Reliability entry {name!r} lacks {missing}; expected the keys {list(_RELIABILITY_KEYS)} "
+            "of trustvis.metrics.calibration.reliability_bins (plus an optional 'ece')."
+        )
+    edges = np.asarray(d["edges"], dtype=float)
+    count = np.asarray(d["count"], dtype=float)
+    acc = np.asarray(d["accuracy"], dtype=float)
+    conf = np.asarray(d["confidence"], dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or not count.size == acc.size == conf.size == edges.size - 1:
+        raise ValueError(
+            f"Reliability entry {name!r}: need n_bins + 1 edges and n_bins counts/accuracies/confidences; "
+            f"got {edges.size}, {count.size}, {acc.size}, {conf.size}."
+        )
+    return edges, count, acc, conf
+
+
+def plot_reliability(diagrams: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Reliability diagrams, one panel per entry, with the confidence histogram underneath.
+
+    Each panel shows the accuracy of every confidence bin (bars), the diagonal of perfect calibration,
+    the gap between accuracy and mean confidence (hatched overlay; above the bar = over-confident) and,
+    in a small row below, the share of samples per bin with dashed lines at the overall accuracy and
+    mean confidence. The panel title gives the ECE (x100): the entry's ``"ece"`` when present, otherwise
+    the value recomputed from the bins (identical for the same binning). Empty bins are left blank.
+
+    Args:
+        diagrams: ``{name: reliability}`` where ``reliability`` is the dict of
+            :func:`trustvis.metrics.calibration.reliability_bins` (``edges``, ``count``, ``accuracy``,
+            ``confidence``) plus an optional ``"ece"`` fraction; up to ~12 entries (more are drawn but
+            crowd the figure).
+        path: output PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(diagrams, "diagrams")
+    names = list(diagrams)
+    if len(names) > _MAX_RELIABILITY_PANELS:
+        logger.warning("plot_reliability: %d panels; more than %d crowd the figure.", len(names),
+                       _MAX_RELIABILITY_PANELS)  # fmt: skip
+    data = {n: _reliability_arrays(n, diagrams[n]) for n in names}
+    ncols = min(4, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig = Figure(figsize=(3.3 * ncols, 4.1 * nrows + 0.6), layout="constrained")
+    outer = fig.add_gridspec(nrows, ncols)
+    acc_color, gap_color, hist_color = _color(0), _color(3), _color(4)
+    for k, name in enumerate(names):
+        edges, count, acc, conf = data[name]
+        inner = outer[k // ncols, k % ncols].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.05)
+        ax = fig.add_subplot(inner[0])
+        hx = fig.add_subplot(inner[1], sharex=ax)
+        lo, widths = edges[:-1], np.diff(edges)
+        nz = (count > 0) & np.isfinite(acc) & np.isfinite(conf)
+        total = count.sum()
+        ax.bar(lo[nz], acc[nz], widths[nz], align="edge", color=acc_color, edgecolor="white",
+               linewidth=0.6, label="accuracy")  # fmt: skip
+        ax.bar(lo[nz], conf[nz] - acc[nz], widths[nz], bottom=acc[nz], align="edge", color=gap_color,
+               alpha=0.35, hatch="//", edgecolor=gap_color, linewidth=0.6, label="gap (conf \u2212 acc)")  # fmt: skip
+        ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(True, color="0.9", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(labelbottom=False)
+        if k % ncols == 0:
+            ax.set_ylabel("accuracy")
+        ece = _float(diagrams[name].get("ece"))
+        if not math.isfinite(ece) and total > 0:
+            ece = float(np.sum(count[nz] / total * np.abs(acc[nz] - conf[nz])))
+        ece_txt = f"ECE {100 * ece:.2f}%" if math.isfinite(ece) else "ECE n/a"
+        ax.set_title(f"{name}\n{ece_txt} (n={int(total)})", fontsize=9)
+
+        share = count / total if total > 0 else np.zeros_like(count)
+        hx.bar(lo, share, widths, align="edge", color=hist_color, edgecolor="white", linewidth=0.5)
+        if total > 0:
+            hx.axvline(float(np.sum(count[nz] * acc[nz]) / total), color=acc_color, linestyle="--",
+                       linewidth=1.2, label="overall accuracy")  # fmt: skip
+            hx.axvline(float(np.sum(count[nz] * conf[nz]) / total), color=gap_color, linestyle=":",
+                       linewidth=1.4, label="mean confidence")  # fmt: skip
+        hx.set_ylim(0, max(float(share.max()) * 1.15, 0.05))
+        hx.set_xlabel("confidence (max softmax)", fontsize=8)
+        hx.tick_params(labelsize=7)
+        if k % ncols == 0:
+            hx.set_ylabel("share", fontsize=8)
+        if k == 0:
+            handles, labels = ax.get_legend_handles_labels()
+            h2, l2 = hx.get_legend_handles_labels()
+            fig.legend(handles + h2, labels + l2, loc="outside lower center",
+                       ncols=min(5, len(handles) + len(h2)), fontsize=8, frameon=False)  # fmt: skip
+    fig.suptitle(title or "Reliability diagrams (bars above the diagonal = under-confident)", fontsize=11)
+    return _save(fig, path)
+
+
+def _mean_std(v: Any) -> tuple[float, float]:
+    if isinstance(v, (tuple, list)) or (isinstance(v, np.ndarray) and v.ndim == 1):
+        if len(v) != 2:
+            raise ValueError(
+                f"A bar value must be a number or a (mean, std) pair, got {len(v)} values: {v!r}."
+            )
+        return _float(v[0]), _float(v[1])
+    return _float(v), math.nan
+
+
+def plot_metric_bars(
+    table: Mapping[str, Mapping[str, Any]], metric: str, path: str | Path, title: str = ""
+) -> Path:
+    """Grouped bar chart of one metric: one group per row key, one bar per column key.
+
+    Args:
+        table: ``{row: {column: value}}``, e.g. ``{dataset: {method: ECE}}``. A value is a number or a
+            ``(mean, std)`` pair, drawn with a ±std error bar; missing or nan values show as "n/a".
+        metric: metric key, for the axis label (``ece``, ``cw_ece``, ``nll``, ``acc``, ...).
+        path: output PNG.
+        title: figure title (default derived from the metric).
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(table, "table")
+    rows = list(table)
+    cols = _ordered_union(table.values())
+    if not cols:
+        raise ValueError("Nothing to plot: no values in table.")
+    n_rows, n_cols = len(rows), len(cols)
+    width = 0.8 / n_cols
+    x = np.arange(n_rows, dtype=float)
+    label = _CAL_METRIC_NAMES.get(metric, _metric_name(metric))
+    fig_w = min(18.0, max(6.0, 1.6 + n_rows * (0.22 * n_cols + 0.45)))
+    fig = Figure(figsize=(fig_w, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    all_vals: list[float] = []
+    for i, c in enumerate(cols):
+        pairs = [_mean_std(table[r].get(c)) for r in rows]
+        means = np.array([m for m, _ in pairs])
+        stds = np.array([s for _, s in pairs])
+        all_vals.extend((means + np.nan_to_num(stds)).tolist())
+        pos = x - 0.4 + width * (i + 0.5)
+        ax.bar(pos, np.nan_to_num(means, nan=0.0), width, color=_color(i), hatch=_hatch(i), edgecolor="white",
+               linewidth=0.5, label=c)  # fmt: skip
+        has_err = np.isfinite(means) & np.isfinite(stds)
+        if has_err.any():
+            ax.errorbar(pos[has_err], means[has_err], yerr=stds[has_err], fmt="none", ecolor="0.2",
+                        elinewidth=1, capsize=2.5)  # fmt: skip
+        for p, v in zip(pos, means):
+            if not math.isfinite(v):
+                ax.text(p, 0.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="0.35")
+    finite = [v for v in all_vals if math.isfinite(v)]
+    if finite and min(finite) >= 0:
+        ax.set_ylim(0, max(finite) * 1.1 if max(finite) > 0 else 1.0)
+    ax.set_xlim(-0.6, n_rows - 0.4)
+    ax.set_xticks(x)
+    long_names = max(len(str(r)) for r in rows) > 12 or n_rows > 8
+    ax.set_xticklabels(rows, rotation=30 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_ylabel(label)
+    ax.yaxis.grid(True, color="0.85", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.set_title(title or label)
+    fig.legend(loc="outside right upper", fontsize=9)
+    return _save(fig, path)
+
+
+def _risk_coverage(score: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage (share kept, most certain first) and the error rate among the kept images."""
+    order = np.argsort(score, kind="stable")  # low uncertainty first
+    err = np.cumsum(error[order]) / np.arange(1, len(order) + 1)
+    return np.arange(1, len(order) + 1) / len(order), err
+
+
+def plot_uncertainty(entries: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str | Path) -> Path:
+    """Sample-wise uncertainty scores against errors: one row per (data set, model).
+
+    Args:
+        entries: ``{dataset: {model: {"error": 0/1 per image, "mixing": scores, "msp": scores,
+            "auroc_mixing", "auroc_msp"}}}`` (``trustvis.bench.augment``).
+        path: output PNG.
+
+    Left panel: histograms of the mixing-model score for correctly classified and misclassified
+    images. Right panel: risk-coverage curves of both scores (error rate among the most certain
+    share of images; lower is better) with the oracle for reference.
+    """
+    _check_nonempty(entries, "entries")
+    rows = [(ds, m, e) for ds, models in entries.items() for m, e in models.items()]
+    fig = Figure(figsize=(10.0, 2.6 * len(rows) + 0.4), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    for (ds, model, e), (ax_h, ax_r) in zip(rows, axes):
+        error = np.asarray(e["error"], dtype=int)
+        mix, msp = np.asarray(e["mixing"], dtype=float), np.asarray(e["msp"], dtype=float)
+        bins = np.linspace(0.0, max(float(mix.max()), 1e-6), 30)
+        ax_h.hist(mix[error == 0], bins=bins, color=PALETTE[0], alpha=0.7, density=True, label="correct")
+        if error.any():
+            ax_h.hist(mix[error == 1], bins=bins, color=PALETTE[3], alpha=0.7, density=True, label="misclassified")
+        ax_h.set_title(f"{ds} · {model}: mixing uncertainty", fontsize=10)
+        ax_h.set_xlabel("mixing-model score (TV distance)")
+        ax_h.set_ylabel("density")
+        ax_h.legend(fontsize=8)
+        for i, (name, score) in enumerate((("mixing", mix), ("max-softmax", msp))):
+            cov, risk = _risk_coverage(score, error)
+            auroc = e.get("auroc_mixing" if name == "mixing" else "auroc_msp", float("nan"))
+            ax_r.plot(cov, risk * 100, color=_color(i), **{k: v for k, v in _line_style(i).items() if k != "color"},
+                      markevery=max(1, len(cov) // 8), label=f"{name} (AUROC {_float(auroc):.3f})")  # fmt: skip
+        oracle = np.clip(np.arange(1, len(error) + 1) - (len(error) - error.sum()), 0, None)
+        ax_r.plot(np.arange(1, len(error) + 1) / len(error), oracle / np.arange(1, len(error) + 1) * 100,
+                  color="0.5", linestyle=":", label="oracle")  # fmt: skip
+        ax_r.set_xlabel("coverage (share of images kept, most certain first)")
+        ax_r.set_ylabel("error among kept (%)")
+        ax_r.set_title(f"{ds} · {model}: risk–coverage", fontsize=10)
+        ax_r.grid(True, color="0.85", linewidth=0.6)
+        ax_r.legend(fontsize=8)
     return _save(fig, path)

@@ -3,7 +3,9 @@
 trustvis never downloads data. Real photographs and small labelled sets come from files that popular
 packages already carry (see ``specs/data_sources.md``): the scikit-image, scikit-learn and matplotlib
 wheels (always installed with trustvis) and the Debian packages opencv-doc, mate-backgrounds,
-plasma-workspace-wallpapers, libjxl-testdata and dataset-fashion-mnist (optional). :data:`SOURCES`
+plasma-workspace-wallpapers, libjxl-testdata and dataset-fashion-mnist (optional). Classification sets
+(``purpose="classification"``: Fashion-MNIST, OpenCV ``digits.png``, scikit-learn digits) are read by
+:mod:`trustvis.data.classification`. :data:`SOURCES`
 lists them; :func:`status` reports what is installed and :func:`format_status` renders it with the
 command that installs what is missing (``trustvis data status``).
 
@@ -280,6 +282,31 @@ SOURCES: list[Source] = [
         },
         n_items=70_000,
     ),
+    Source(
+        name="opencv-digits",
+        kind="apt",
+        package="opencv-doc",
+        base="/usr/share/doc/opencv-doc/examples/data",
+        description="OpenCV digits.png: 5,000 handwritten digits of 20x20 in 10 classes (one grid image)",
+        licence="Apache-2.0 AND BSD-3-Clause",
+        install_hint="sudo apt-get install opencv-doc",
+        purpose="classification",
+        members={"digits": "digits.png"},
+        n_items=5_000,
+    ),
+    Source(
+        name="sklearn-digits",
+        kind="pip",
+        package="scikit-learn",
+        module="sklearn",
+        base="datasets/data",
+        description="load_digits(): 1,797 8x8 handwritten digits in 10 classes (UCI optdigits)",
+        licence="CC-BY 4.0 (UCI)",
+        install_hint="pip install scikit-learn",
+        purpose="classification",
+        members={"digits": "digits.csv.gz"},
+        n_items=1_797,
+    ),
 ]
 
 
@@ -343,8 +370,9 @@ def format_status(rows: list[dict]) -> str:
     lines.append("")
     lines.append(f"{n_photos} real photos available.")
     missing = [r for r in rows if not r["installed"]]
-    apt = [r["package"] for r in missing if r["kind"] == "apt"]
-    pip = [r["package"] for r in missing if r["kind"] == "pip"]
+    # several sources can come from one package (opencv-doc: photos and digits): name it once
+    apt = list(dict.fromkeys(r["package"] for r in missing if r["kind"] == "apt"))
+    pip = list(dict.fromkeys(r["package"] for r in missing if r["kind"] == "pip"))
     if missing:
         lines.append("Missing sources (optional; more photos give more varied patches):")
         for r in missing:

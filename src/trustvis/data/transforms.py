@@ -81,6 +81,15 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def gaussian_noise(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Add i.i.d. Gaussian noise of std ``sigma`` (in [0,1] intensity units), clip, round; seeded."""
+    _check_image(img)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    noise = np.random.default_rng(seed).normal(0.0, 255.0 * float(sigma), img.shape)
+    return np.clip(np.rint(img.astype(np.float64) + noise), 0, 255).astype(np.uint8)
+
+
 def _resize_to(img: np.ndarray, width: int, height: int) -> np.ndarray:
     # Pillow's bilinear filter widens its support when down-scaling, i.e. it antialiases.
     return np.array(Image.fromarray(img).resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
@@ -226,6 +235,18 @@ def center_crop(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     ih, iw = img.shape[:2]
     y, x = (ih - h) // 2, (iw - w) // 2
     return np.ascontiguousarray(img[y : y + h, x : x + w])
+
+
+def random_translate(img: np.ndarray, pad: int) -> np.ndarray:
+    """Shift by up to ``pad`` pixels in each direction, filling with zeros (CIFAR's pad-and-crop)."""
+    img = _check_image(img)
+    if pad <= 0:
+        return img
+    h, w = img.shape[:2]
+    padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)))
+    y = int(torch.randint(0, 2 * pad + 1, (1,)).item())
+    x = int(torch.randint(0, 2 * pad + 1, (1,)).item())
+    return np.ascontiguousarray(padded[y : y + h, x : x + w])
 
 
 def random_hflip(img: np.ndarray, p: float = 0.5) -> np.ndarray:

@@ -85,6 +85,21 @@ def _manual_step(
     scaler.step(opt)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, total: int, schedule: str = "constant", warmup: int = 0) -> float:
+    """Multiplier of the base learning rate for the optimiser step that follows ``step`` steps."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown train.schedule {schedule!r}; choose from {list(SCHEDULES)}")
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        done = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return 1.0
+
+
 def _move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
@@ -165,6 +180,8 @@ class Trainer:
         method.train()
         optimizers = method.configure_optimizers(cfg)
         method.optimizers = optimizers
+        lr_factor(0, cfg.steps, cfg.schedule, cfg.warmup_steps)  # fails early on an unknown schedule
+        base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers.values()]
         run_dict = to_dict(self.run)
 
         if resume:
@@ -211,6 +228,11 @@ class Trainer:
                 loader = self._loader(train_set, epoch, pos * cfg.batch_size)
                 for batch in loader:
                     batch = _move(batch, self.device)
+                    if cfg.schedule != "constant" or cfg.warmup_steps:
+                        f = lr_factor(self.step, cfg.steps, cfg.schedule, cfg.warmup_steps)
+                        for opt, lrs in zip(optimizers.values(), base_lrs):
+                            for g, lr in zip(opt.param_groups, lrs):
+                                g["lr"] = lr * f
                     with torch.autocast(self.device.type, dtype=amp_dtype, enabled=cfg.amp):
                         if method.manual_optimization:
                             out = method.training_step(batch)

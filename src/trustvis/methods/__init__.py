@@ -3,6 +3,11 @@
 detect/cnndet.py          CNNDetection (baseline)      detect/npr.py       NPR (baseline)
 detect/bihpf.py           BiHPF (seed method)          detect/frepgan.py   FrePGAN (seed method)
 detect/fingerprintnet.py  FingerprintNet (seed method) detect/d4.py        D4 (seed method)
+classify/classifier.py    the classification recipe: ResNet + cross-entropy (baseline "classifier")
+augment/kmix.py           DCutMix / DMixup (seed method) augment/twoimage.py  Mixup, CutMix (baselines)
+calibrate/sctl.py         SCTL (seed method)           calibrate/temperature.py  TS, CTS, ETS, PTS (baselines)
 """
 
+from trustvis.methods.augment import kmix, twoimage  # noqa: F401
+from trustvis.methods.classify import classifier  # noqa: F401
 from trustvis.methods.detect import bihpf, cnndet, d4, fingerprintnet, frepgan, npr  # noqa: F401

@@ -22,6 +22,7 @@ import html
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -448,6 +449,76 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
     return title, b
 
 
+# ------------------------------------------------------------------------------- other benches
+def _inline(text: str) -> str:
+    """Escape, then render `code` and **bold** of our own Markdown summaries."""
+    out = _e(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+
+
+def markdown_to_html(md: str) -> str:
+    """The subset of Markdown that trustvis writes (``#`` headings, pipe tables, ``-`` lists, paragraphs)."""
+    html: list[str] = []
+    lines = md.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if not line:
+            i += 1
+        elif line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 4)
+            html.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):
+                    rows.append(cells)
+                i += 1
+            head, body = rows[0], rows[1:]
+            out = [
+                '<div class="wrap"><table><thead><tr>',
+                *(f"<th>{_inline(h)}</th>" for h in head),
+                "</tr></thead><tbody>",
+            ]
+            for r in body:
+                out.append("<tr>" + "".join(
+                    f'<td{" class=num" if is_number(c.split(" ")[0]) else ""}>{_inline(c)}</td>' for c in r) + "</tr>")  # fmt: skip
+            html.append("".join(out) + "</tbody></table></div>")
+        elif line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:].strip())}</li>")
+                i += 1
+            html.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|", "- ")):
+                para.append(lines[i].strip())
+                i += 1
+            html.append(f"<p>{_inline(' '.join(para))}</p>")
+    return "\n".join(html)
+
+
+def _summary_body(folder: Path) -> tuple[str, list[str]]:
+    """Page of a bench whose results.md carries the tables (augment, calibrate): Markdown + figures."""
+    r = _as_dict(_load_json(folder / "results.json"))
+    title = f"trustvis bench {r.get('bench', '?')}"
+    b = [markdown_to_html((folder / "results.md").read_text(encoding="utf-8"))]
+    if r.get("environment"):
+        b.append("<h2>Environment</h2>" + _kv_table(_as_dict(r["environment"])))
+    figures = [(folder / str(f.get("file")), str(f.get("caption", ""))) for f in r.get("figures") or []
+               if isinstance(f, Mapping)]  # fmt: skip
+    known = {p.name for p, _ in figures}
+    figures += [(p, p.name) for p in sorted(folder.glob("*.png")) if p.name not in known]
+    if figures:
+        b.append("<h2>Figures</h2>")
+        b.extend(_figure(p, c) for p, c in figures)
+    return title, b
+
+
 # ---------------------------------------------------------------------------------------------- public
 def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """Write a self-contained HTML report of a bench folder or a training-run folder.
@@ -468,7 +539,9 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"Report folder {folder} does not exist or is not a folder.")
     if (folder / "results.json").is_file():
-        title, body = _bench_body(folder)
+        bench = _as_dict(_load_json(folder / "results.json")).get("bench")
+        has_md = (folder / "results.md").is_file()
+        title, body = _summary_body(folder) if bench != "detect" and has_md else _bench_body(folder)
     elif (folder / "metrics.jsonl").is_file() or (folder / "model.json").is_file():
         title, body = _run_body(folder)
     else:

@@ -1,0 +1,89 @@
+"""Pieces every benchmark protocol shares: train-or-reuse a run folder, and the environment record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from trustvis import registry
+from trustvis.config import RunConfig, to_dict
+from trustvis.data.cache import atomic_write_json
+from trustvis.engine import Trainer, load_method, seed_everything
+from trustvis.engine import checkpoint as ckpt
+from trustvis.engine.distributed import resolve_device
+
+log = logging.getLogger(__name__)
+
+#: (run config, freshly built method) -> (train set, validation set or None)
+DatasetsFn = Callable[[RunConfig, Any], tuple[Dataset, Dataset | None]]
+#: (method, validation set) -> {metric: value}, logged as val_<metric>
+ValFn = Callable[[Any, Dataset], dict[str, float]]
+
+
+def environment(device: str = "auto") -> dict[str, Any]:
+    """Where a benchmark ran: versions, device, threads, platform."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(resolve_device(device)),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def train_or_reuse(
+    run: RunConfig, out: Path, datasets_fn: DatasetsFn, val_fn: ValFn | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Train ``run`` into ``out``, or load it if ``out`` already holds the same finished run.
+
+    An interrupted run of the same config resumes from its last checkpoint; checkpoints of another
+    config are discarded (they cannot continue this one). Returns the method (in eval mode) and
+    ``{"train_steps", "train_seconds", "val"}``.
+    """
+    spec = registry.get(run.method)
+    run_dict = to_dict(run)
+    meta_path = out / "model.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("config") == run_dict:
+            method = load_method(out, device=str(resolve_device(run.train.device)))
+            summary = out / "train_summary.json"
+            info = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {}
+            log.info("reusing trained %s from %s", run.method, out)
+            return method, info
+        log.info("config of %s changed; retraining", out)
+    seed_everything(run.train.seed)
+    method = spec.cls(run.model)
+    train_set, val_set = datasets_fn(run, method)
+    evaluate_fn = None
+    if val_fn is not None and val_set is not None:
+
+        def evaluate_fn(m: Any) -> dict[str, float]:
+            return {f"val_{k}": v for k, v in val_fn(m, val_set).items()}
+
+    trainer = Trainer(method, run, out)
+    latest = ckpt.latest_checkpoint(out) if not meta_path.is_file() else None
+    resume = False
+    if latest is not None:
+        state = json.loads((latest / "state.json").read_text(encoding="utf-8"))
+        resume = state.get("config") == run_dict
+        if not resume:
+            log.info("checkpoints in %s belong to another config; training from scratch", out)
+            shutil.rmtree(out / "checkpoints")
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+    summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=resume)
+    info = {
+        "train_steps": summary["steps"],
+        "train_seconds": summary["train_seconds"],
+        "val": summary["eval"],
+    }
+    atomic_write_json(out / "train_summary.json", info)
+    return method, info

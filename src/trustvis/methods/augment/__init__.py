@@ -1,0 +1,1 @@
+"""Training-time augmentations (image mixing)."""

@@ -1,0 +1,1 @@
+"""Image classifiers: the small CPU-friendly recipe every classification method plugs into."""

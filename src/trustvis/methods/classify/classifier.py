@@ -1,0 +1,128 @@
+"""The classification recipe: a ResNet trained with (soft-target) cross-entropy — the ``classifier`` baseline.
+
+Paper of the network: He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition". CVPR 2016.
+arXiv 1512.03385 (the CIFAR ResNets of its section 4.2 are the default backbones here).
+
+This file is the base of every method that trains an image classifier (``kmix``, ``mixup``, ``cutmix``;
+later adapters and active learners). A subclass changes *what the network sees* by overriding
+:meth:`Classifier.mix`; the objective is always cross-entropy against the (possibly soft) targets::
+
+    image (B,3,H,W) in [0,1], label (B,)
+        ──► mix(image, label) ──► x (B,3,H,W), target (B,C) rows summing to 1   (identity: one-hot)
+        ──► backbone ──► logits (B,C) ──► CE(logits, target)  [label smoothing optional]
+    predict: image ──► logits (B,C), probs = softmax(logits)
+
+Recipe (CPU-sized, documented choices rather than a paper's): ``resnet8`` (78k parameters), AdamW
+lr 2e-3 with weight decay 5e-4, cosine schedule with a short warm-up, batch 64, random translation by
+up to 2 pixels (zero fill, CIFAR's pad-and-crop); no flip by default because digits are not mirror
+symmetric (``hflip=True`` for Fashion-MNIST-like data). Grayscale sets are replicated to 3 channels by
+the data pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trustvis.data import transforms as T
+from trustvis.methods.base import Batch, Method
+from trustvis.nn.backbones import BACKBONES, build_classifier
+from trustvis.registry import Paper, register
+
+
+@dataclass
+class ClassifierConfig:
+    """Fields every image classifier has."""
+
+    backbone: str = "resnet8"  # tiny | resnet8 | resnet20 | resnet18 | resnet34 | resnet50
+    num_classes: int = 10  # set from the data by `trustvis train` / the benches
+    weights: str = ""  # "" = random init; "imagenet" (torchvision cache) or a file for the large ResNets
+    crop_pad: int = 2  # train: random translation by up to this many pixels (zero fill); 0 = off
+    hflip: bool = False  # train: random horizontal flip
+    label_smoothing: float = 0.0
+
+
+CLASSIFIER_RUN_DEFAULTS = {
+    "default": {
+        "train": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 3000,
+                  "schedule": "cosine", "warmup_steps": 100},
+        "data": {"name": "fashion-mnist"},
+    },
+    "quick": {
+        "train": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 600,
+                  "schedule": "cosine", "warmup_steps": 50},
+        "data": {"name": "fashion-mnist"},
+    },
+    "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}, "data": {"name": "sklearn-digits"}},
+}  # fmt: skip
+
+
+class Classifier(Method):
+    """A classifier trained with cross-entropy; subclasses override :meth:`mix`."""
+
+    config: ClassifierConfig
+    run_defaults = CLASSIFIER_RUN_DEFAULTS
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__(config)
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {config.backbone!r}; choose from {list(BACKBONES)}")
+        if config.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {config.num_classes}")
+        if not 0.0 <= config.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        self.model = build_classifier(config.backbone, config.num_classes, config.weights or None)
+
+    def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
+        cfg = self.config
+        steps: list[Callable] = []
+        if train and cfg.crop_pad > 0:
+            steps.append(functools.partial(T.random_translate, pad=cfg.crop_pad))
+        if train and cfg.hflip:
+            steps.append(T.random_hflip)
+        return T.Compose([*steps, T.to_tensor])
+
+    def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training inputs and soft targets (B,C); the plain classifier uses the one-hot labels."""
+        return images, F.one_hot(labels, self.config.num_classes).float()
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, target = self.mix(batch["image"], batch["label"])  # (B,3,H,W), (B,C)
+        logits = self.model(images)  # (B,C)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.config.label_smoothing)
+        acc = (logits.argmax(1) == target.argmax(1)).float().mean()
+        return {"loss": loss, "acc": acc.detach()}
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logits = self.model(batch["image"]).float()  # (B,C)
+        return {"logits": logits, "probs": logits.softmax(1)}
+
+
+PRESETS = {
+    "default": {},
+    "quick": {},
+    "tiny": {"backbone": "tiny", "crop_pad": 1},
+}
+
+
+@register(
+    "classifier",
+    task="classify",
+    config=ClassifierConfig,
+    presets=PRESETS,
+    paper=Paper(
+        "Deep Residual Learning for Image Recognition",
+        "He et al., CVPR 2016",
+        "https://arxiv.org/abs/1512.03385",
+    ),  # fmt: skip
+    summary="ResNet image classifier with cross-entropy: the recipe (and no-mixing baseline) of classification",
+    seed_method=False,
+)
+class PlainClassifier(Classifier):
+    """The classification recipe without any mixing (baseline)."""
