@@ -6,6 +6,7 @@ gives identical predictions -> same seed gives the same output.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,34 @@ from trustvis.engine.checkpoint import CheckpointError
 ALL = [s.name for s in registry.list_methods()]
 
 
+CLASSIFY_TASKS = ("classify", "augment")
+
+
+def _tiny_classes(method, train: bool):
+    """10 classes of 12x12 RGB images whose mean colour encodes the class (learnable, deterministic)."""
+    from trustvis.data.classification import ClassificationDataset, ImageSet
+
+    rng = np.random.default_rng(0 if train else 1)
+    labels = np.arange(20) % 10
+    images = (rng.integers(0, 60, (20, 12, 12, 3)) + labels[:, None, None, None] * 19).astype(np.uint8)
+    return ClassificationDataset(
+        ImageSet(images, labels, [str(i) for i in range(10)]), method.make_transform(train)
+    )
+
+
+def _tiny_logits(num_classes: int, train: bool):
+    """Over-confident synthetic logits (N,K) and labels for the fit-only calibrators."""
+    g = torch.Generator().manual_seed(0 if train else 1)
+    labels = torch.arange(60) % num_classes
+    logits = 4.0 * (
+        torch.randn(60, num_classes, generator=g) + 1.5 * torch.nn.functional.one_hot(labels, num_classes)
+    )
+    return {"logits": logits, "label": labels}
+
+
 def _task_dataset(method, root, train: bool):
+    if method.task in CLASSIFY_TASKS:
+        return _tiny_classes(method, train)
     if method.task in ("detect",):
         from trustvis.data.forensynths import ForenSynthsDataset
 
@@ -43,18 +71,39 @@ def _train_tiny(name: str, root, out, seed: int = 0):
     )
     seed_everything(seed)
     method = registry.get(name).cls(run.model)
+    if method.task == "calibrate":  # fit-only: full-batch fit on held-out logits, then the same final save
+        from trustvis.config import to_dict
+        from trustvis.engine.checkpoint import save_final
+
+        method.fit(_tiny_logits(method.config.num_classes, train=True))
+        save_final(method, out, to_dict(run), 0)
+        return method
     Trainer(method, run, out).fit(_task_dataset(method, root, train=True))
     return method
 
 
 def _predict(method, root):
+    if method.task == "calibrate":
+        return method.predict({"logits": _tiny_logits(method.config.num_classes, train=False)["logits"]})
     ds = _task_dataset(method, root, train=False)
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
     return method.predict(batch)
 
 
 def test_registry_lists_methods_with_papers():
-    assert {"cnndet", "bihpf"} <= set(ALL)
+    assert {
+        "cnndet",
+        "bihpf",
+        "classifier",
+        "kmix",
+        "mixup",
+        "cutmix",
+        "sctl",
+        "ts",
+        "cts",
+        "ets",
+        "pts",
+    } <= set(ALL)
     for spec in registry.list_methods():
         assert spec.paper.url.startswith("https://")
         assert {"default", "tiny"} <= set(spec.presets)
@@ -72,6 +121,8 @@ def test_contract(name, tiny_forensynths, tmp_path):
     if spec.task in ("detect", "antispoof"):
         assert out["score"].shape == (4,)
         assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
+    if "probs" in out:
+        torch.testing.assert_close(out["probs"].sum(1), torch.ones(len(out["probs"])))
 
     # checkpoint round trip: identical predictions, no unpickling involved
     loaded = load_method(tmp_path / "run")

@@ -7,7 +7,8 @@ trustvis data build synthbench [--quick]    build the synthetic-image benchmark 
 trustvis train METHOD [--preset P] [--set k=v ...] [--out DIR] [--resume]
 trustvis eval RUN_DIR --data ROOT           per-generator table on a ForenSynths-layout folder
 trustvis predict RUN_DIR PATH...            score images or folders
-trustvis bench detect [--quick]             the detection benchmark (what `make demo` runs)
+trustvis calibrate --logits F.npz | --run D fit TS/CTS/ETS/PTS with the CE and the SCTL loss
+trustvis bench detect|augment|calibrate     benchmark protocols (`make demo` runs detect --quick)
 trustvis report DIR                         self-contained HTML page for a run or bench folder
 """
 
@@ -66,6 +67,21 @@ examples:
   trustvis bench augment --quick --methods none,cutmix,dcutmix-K3 --seeds 0 --datasets opencv-digits
   trustvis bench calibrate --quick --detect-dir results/detect-quick
   trustvis bench detect --device cuda --set train.num_workers=8
+"""
+
+
+EPILOG_CALIBRATE = """\
+Fits on the calibration logits and scores on the held-out test logits (never on test labels).
+Temperatures are constrained positive; ECE uses 15 equal-width bins.
+
+examples:
+  trustvis calibrate --logits my_logits.npz                       # every calibrator, CE vs SCTL loss
+  trustvis calibrate --logits my_logits.npz --method sctl --calibrator cts --out cal/cts_sctl
+  trustvis calibrate --run runs/classifier --out cal/run          # a trained classifier: val -> test
+  trustvis calibrate --run results/detect-quick/runs/cnndet       # detector: seen family -> unseen
+
+make the .npz with numpy:  np.savez("my_logits.npz", cal_logits=..., cal_labels=..., test_logits=...,
+test_labels=...)   (pickled logits files, e.g. NN_calibration's, are never loaded: convert them once)
 """
 
 
@@ -272,6 +288,123 @@ def _eval_attacks(method: Any, dataset: Any, args: argparse.Namespace) -> dict[s
     return res
 
 
+_NPZ_KEYS = {"cal": ("cal_logits", "val_logits", "logits"), "cal_y": ("cal_labels", "val_labels", "labels"),
+             "test": ("test_logits",), "test_y": ("test_labels",)}  # fmt: skip
+
+
+def _read_logits_npz(path: str) -> dict[str, Any]:
+    """Calibration (and test) logits/labels from an ``.npz`` file (never a pickle)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            found = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: not a readable .npz file of arrays ({e})") from e
+    out: dict[str, Any] = {}
+    for role, names in _NPZ_KEYS.items():
+        out[role] = next((found[n] for n in names if n in found), None)
+    if out["cal"] is None or out["cal_y"] is None:
+        raise UsageError(f"{path} holds {sorted(found)}; it needs cal_logits and cal_labels (or val_logits/val_labels, "
+                         "or logits/labels), and optionally test_logits and test_labels")  # fmt: skip
+    if (out["test"] is None) != (out["test_y"] is None):
+        raise UsageError(f"{path}: test_logits and test_labels go together")
+    return out
+
+
+def _run_logits(run_dir: str, device: str) -> dict[str, Any]:
+    """Calibration/test logits of a trained run: a classifier (its val/test splits) or a detector
+    (val of its training family / test of the other SynthBench families)."""
+    from trustvis.engine import load_method
+
+    method = load_method(run_dir, device=device)
+    run = method.run_config
+    if method.task in CLASSIFY_TASKS:
+        from trustvis.bench.classify import class_logits, load_classification_split
+        from trustvis.data.classification import ClassificationDataset
+
+        parts = {}
+        for role, split in (("cal", "val"), ("test", "test")):
+            o = class_logits(method, ClassificationDataset(load_classification_split(run, split),
+                                                           method.make_transform(False)))  # fmt: skip
+            parts[role], parts[f"{role}_y"] = o["logits"], o["label"]
+        return parts
+    if method.task == "detect" and run.data.name == "synthbench":
+        from trustvis.bench.calibrate import _detector_logits
+        from trustvis.data.synthbench import FAMILIES, build_synthbench
+
+        root = build_synthbench(run.data.size)
+        cal, cal_y = _detector_logits(method, root, [run.data.train_family], "val")
+        test, test_y = _detector_logits(
+            method, root, [f for f in FAMILIES if f != run.data.train_family], "test"
+        )
+        return {"cal": cal, "cal_y": cal_y, "test": test, "test_y": test_y}
+    raise UsageError(f"calibrate --run supports classifier runs and SynthBench detector runs; {run_dir} is a "
+                     f"{method.task} run on {run.data.name!r}: export its logits to an .npz and use --logits")  # fmt: skip
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from trustvis.bench.calibrate import CALIBRATORS, argmax_changed, build_calibrator, calibrate_logits
+    from trustvis.data.cache import atomic_write_json
+
+    if bool(args.logits) == bool(args.run):
+        raise UsageError("give exactly one of --logits FILE.npz or --run RUN_DIR")
+    data = _read_logits_npz(args.logits) if args.logits else _run_logits(args.run, args.device)
+    if data["test"] is None:
+        log.warning(
+            "no test_logits: scoring on the calibration set itself (optimistic; pass held-out test logits)"
+        )
+        data["test"], data["test_y"] = data["cal"], data["cal_y"]
+    out = Path(args.out) if args.out else None
+    if args.method == "all":
+        rows = calibrate_logits(data["cal"], data["cal_y"], data["test"], data["test_y"])
+        diagrams = rows.pop("_diagrams")
+    else:
+        spec_name = args.method
+        loss = "sctl" if spec_name == "sctl" else "ce"
+        cal = args.calibrator if spec_name == "sctl" else spec_name
+        if cal not in CALIBRATORS:
+            raise UsageError(f"--calibrator must be one of {list(CALIBRATORS)}")
+        k = 2 if np.asarray(data["cal"]).ndim == 1 else int(np.asarray(data["cal"]).shape[1])
+        method = build_calibrator(cal, loss, k)
+        report = method.fit((data["cal"], data["cal_y"]))
+        from trustvis.metrics.calibration import as_probs, calibration_metrics, reliability_bins
+
+        raw = as_probs(np.asarray(data["test"], dtype=np.float64), from_logits=True)
+        probs = method.predict({"logits": torch.as_tensor(data["test"]).float()})["probs"].numpy()
+        rows = {"uncalibrated": calibration_metrics(raw, data["test_y"], from_logits=False),
+                f"{cal}+{loss}": {**calibration_metrics(probs, data["test_y"], from_logits=False),
+                                  "argmax_changed": argmax_changed(raw.argmax(1), probs),
+                                  "fit": {k_: v for k_, v in report.items() if isinstance(v, int | float | bool | str)}}}  # fmt: skip
+        diagrams = {"uncalibrated": reliability_bins(raw, data["test_y"]),
+                    f"{cal}+{loss}": reliability_bins(probs, data["test_y"])}  # fmt: skip
+        if out is not None:
+            from trustvis.config import RunConfig, to_dict
+            from trustvis.engine.checkpoint import save_final
+
+            save_final(method, out, to_dict(RunConfig(method=method.method_name, model=method.config)), 0)
+    header = ["calibrator + loss", "acc", "ECE %", "cw-ECE %", "MCE %", "NLL", "Brier", "argmax changed"]
+    table = [[n, m["acc"], 100 * m["ece"], 100 * m["cw_ece"], 100 * m["mce"], m["nll"], m["brier"],
+              m.get("argmax_changed", "")] for n, m in rows.items()]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        print(_table(header, table))
+    if out is not None:
+        from trustvis.bench.plots import plot_reliability
+
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "calibration.json", rows)
+        panels = {n: {**diagrams[n], "ece": rows[n]["ece"]} for n in list(diagrams)[:12]}
+        plot_reliability(panels, out / "reliability.png", title="Reliability on the test logits")
+        print(f"wrote {out / 'calibration.json'} and {out / 'reliability.png'}"
+              + (f"; the fitted calibrator loads with trustvis.engine.load_method('{out}')" if args.method != "all" else ""))  # fmt: skip
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -447,6 +580,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--attack-images", type=int, default=100, help="fake images attacked (default 100)")
     a.add_argument("--seed", type=int, default=0, help="seeds the attacks' randomness")
     s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("calibrate", help="fit post-hoc calibrators (TS, CTS, ETS, PTS, SCTL) to logits",
+                       formatter_class=raw, epilog=EPILOG_CALIBRATE)  # fmt: skip
+    s.add_argument("--logits", help=".npz with cal_logits (N,K) or (N,) binary, cal_labels (N,), and optionally "
+                   "test_logits, test_labels (aliases: val_logits/val_labels, logits/labels)")  # fmt: skip
+    s.add_argument("--run", help="a trained classifier run (val -> test) or SynthBench detector run "
+                   "(training family's val -> unseen families' test)")  # fmt: skip
+    s.add_argument("--method", default="all", choices=["all", "ts", "cts", "ets", "pts", "sctl"],
+                   help="one calibrator, or all of them with the CE and the SCTL loss (default all)")  # fmt: skip
+    s.add_argument(
+        "--calibrator", default="ts", help="with --method sctl: the calibrator it fits (ts|cts|ets|pts)"
+    )
+    s.add_argument(
+        "--out", help="folder for calibration.json, reliability.png and (one method) the fitted calibrator"
+    )
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_calibrate)
 
     s = sub.add_parser("predict", help="score images or folders with a trained run", formatter_class=raw,
                        epilog="example:\n  trustvis predict runs/bihpf photo.jpg more_images/ --json")  # fmt: skip

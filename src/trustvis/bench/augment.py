@@ -50,7 +50,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 #: training steps (batch 64) per data set
 STEPS = {
-    "quick": {"fashion-mnist": 300, "opencv-digits": 200},
+    "quick": {"fashion-mnist": 250, "opencv-digits": 200},
     "full": {"fashion-mnist": 4000, "opencv-digits": 2000},
 }
 #: test-time corruptions (uint8 (H,W,3) -> same); noise is seeded by the image index
@@ -128,13 +128,15 @@ def run_augment_bench(
     preset: str | None = None,
     overrides: list[str] | None = None,
     max_test: int | None = None,
+    corruption_images: int | None = None,
     uncertainty_images: int = 1000,
 ) -> Path:
     """Run the augmentation protocol end to end; returns the output folder.
 
     ``preset`` forces one preset for every method (the tests use ``tiny``); ``steps`` overrides the
     per-data-set budgets of :data:`STEPS`; ``max_test`` caps the test images per data set (default: 5,000
-    with ``quick``, all otherwise; a stratified subset fixed by the data set).
+    with ``quick``, all otherwise; a stratified subset fixed by the data set) and ``corruption_images`` the
+    images of each corrupted copy (default 2,000 with ``quick``, all otherwise).
     """
     from trustvis.bench import plots
     from trustvis.report.html import write_report
@@ -149,6 +151,8 @@ def run_augment_bench(
         raise ValueError(f"Unknown condition(s) {unknown}; choose from {list(CONDITIONS)}")
     if max_test is None:
         max_test = 5000 if quick else 0
+    if corruption_images is None:
+        corruption_images = 2000 if quick else 0
     out = Path(out_dir or f"results/augment-{mode}")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -157,7 +161,7 @@ def run_augment_bench(
     uncertainty: dict[str, Any] = {}
     for ds in datasets:
         test = _test_subset(load_split(ds, "test"), max_test)
-        corrupted = {c: corrupt(test, c) for c in CORRUPTIONS}
+        corrupted = {c: corrupt(_test_subset(test, corruption_images), c) for c in CORRUPTIONS}
         n_steps = steps or STEPS[mode].get(ds, STEPS[mode]["fashion-mnist"])
         results[ds] = {}
         trained_seed0: dict[str, Any] = {}
@@ -228,7 +232,12 @@ def run_augment_bench(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command or f"trustvis bench augment{' --quick' if quick else ''}",
         "environment": environment(device),
-        "data": {"name": ", ".join(datasets), "size": mode, "max_test": max_test},
+        "data": {
+            "name": ", ".join(datasets),
+            "size": mode,
+            "max_test": max_test,
+            "corruption_images": corruption_images,
+        },  # fmt: skip
         "seeds": seeds,
         "conditions": {c: {"method": CONDITIONS[c][0], "model": CONDITIONS[c][1]} for c in conditions},
         "corruptions": CORRUPTIONS,

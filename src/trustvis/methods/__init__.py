@@ -9,5 +9,6 @@ calibrate/sctl.py         SCTL (seed method)           calibrate/temperature.py 
 """
 
 from trustvis.methods.augment import kmix, twoimage  # noqa: F401
+from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier  # noqa: F401
 from trustvis.methods.detect import bihpf, cnndet, d4, fingerprintnet, frepgan, npr  # noqa: F401

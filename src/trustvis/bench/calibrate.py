@@ -1,0 +1,290 @@
+"""``trustvis bench calibrate``: TS / CTS / ETS / PTS fitted with the CE loss and with SCTL, side by side.
+
+Protocol::
+
+    classifiers (the classification recipe, resnet8) on Fashion-MNIST:
+        balanced, long-tailed ratio 10 (LT10) and ratio 100 (LT100) train/val  ──► runs/<setting>
+        logits of the val split (calibration set, same distribution as training)
+        logits of the test split (balanced t10k; the usual long-tailed protocol)
+    binary detectors (cnndet by default, or every run of a `bench detect` folder):
+        logits of the training family's val split (calibration set, seen generator)
+        logits of the *unseen* families' test splits (the out-of-distribution complaint)
+    for each setting: uncalibrated, then {ts, cts, ets, pts} × {CE loss, SCTL loss} fitted on the
+    calibration set ──► test acc, ECE, class-wise ECE, MCE, NLL, Brier; predictions whose argmax
+    changed (TS, ETS and PTS must change none); fit report (converged, SCTL alpha/beta)
+    results.json, results.md, reliability diagrams, ECE bars, report.html
+
+The calibrators never see a test label. The long-tailed subsets are fixed by the data set (seed 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import trustvis
+from trustvis import registry
+from trustvis.bench.classify import class_logits, classification_datasets, load_classification_split
+from trustvis.bench.common import environment, train_or_reuse
+from trustvis.config import make_run_config
+from trustvis.data.cache import atomic_write_json, atomic_write_text
+from trustvis.data.classification import ClassificationDataset
+from trustvis.engine import load_method, predict_dataset
+from trustvis.metrics.calibration import calibration_metrics, reliability_bins
+
+log = logging.getLogger(__name__)
+
+CALIBRATORS = ("ts", "cts", "ets", "pts")
+LOSSES = ("ce", "sctl")
+#: setting -> long-tail ratio of Fashion-MNIST train/val
+CLASSIFY_SETTINGS = {"fashion-mnist": 1.0, "fashion-mnist-LT10": 10.0, "fashion-mnist-LT100": 100.0}
+STEPS = {"quick": 800, "full": 4000}
+#: calibrators whose argmax is the raw one by construction (positive temperatures, probability mixing)
+ARGMAX_PRESERVING = ("ts", "ets", "pts")
+
+
+def build_calibrator(calibrator: str, loss: str, num_classes: int) -> Any:
+    """The registered calibrator method for ``calibrator`` fitted with ``loss`` (``sctl`` = the seed method)."""
+    if calibrator not in CALIBRATORS:
+        raise ValueError(f"Unknown calibrator {calibrator!r}; choose from {list(CALIBRATORS)}")
+    if loss == "sctl":
+        return registry.build("sctl", calibrator=calibrator, num_classes=num_classes)
+    if loss != "ce":
+        raise ValueError(f"Unknown loss {loss!r}; choose from {list(LOSSES)}")
+    return registry.build(calibrator, num_classes=num_classes)
+
+
+def argmax_changed(raw_pred: np.ndarray, probs: np.ndarray, tol: float = 1e-6) -> int:
+    """How many samples the calibrated ``probs`` (N,K) assign to another class than ``raw_pred`` (N,).
+
+    A tie is not a change: a sample counts only when some class is *strictly* (by more than ``tol``)
+    more probable than the raw prediction (an untrained binary detector calibrated to T -> inf gives
+    0.5/0.5 everywhere).
+    """
+    p_raw = probs[np.arange(len(probs)), raw_pred]
+    return int((probs.max(1) > p_raw + tol).sum())
+
+
+def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return calibration_metrics(probs, labels, from_logits=False)
+
+
+def calibrate_logits(
+    cal_logits: np.ndarray, cal_labels: np.ndarray, test_logits: np.ndarray, test_labels: np.ndarray
+) -> dict[str, Any]:
+    """Every calibrator × loss fitted on the calibration logits and scored on the test logits.
+
+    Logits are (N,K), or (N,) for a binary detector (logit of class 1). Returns ``{"uncalibrated":
+    {metrics}, "<cal>+<loss>": {metrics, "argmax_changed", "fit": report}}`` plus ``"_diagrams"`` with
+    the reliability bins of every row.
+    """
+    cal_t, test_t = torch.as_tensor(cal_logits).float(), torch.as_tensor(test_logits).float()
+    k = 2 if test_t.dim() == 1 else test_t.shape[1]
+    raw_probs = torch.sigmoid(test_t) if test_t.dim() == 1 else test_t.softmax(1)
+    raw_probs = torch.stack([1 - raw_probs, raw_probs], 1) if test_t.dim() == 1 else raw_probs
+    raw_pred = raw_probs.argmax(1).numpy()
+    rows: dict[str, Any] = {"uncalibrated": _metrics(raw_probs.numpy(), test_labels)}
+    diagrams = {"uncalibrated": reliability_bins(raw_probs.numpy(), test_labels)}
+    for cal in CALIBRATORS:
+        for loss in LOSSES:
+            method = build_calibrator(cal, loss, k)
+            report = method.fit((cal_t, torch.as_tensor(cal_labels)))
+            probs = method.predict({"logits": test_t})["probs"].numpy()
+            name = f"{cal}+{loss}"
+            rows[name] = {**_metrics(probs, test_labels), "argmax_changed": argmax_changed(raw_pred, probs),
+                          "fit": {k_: v for k_, v in report.items() if isinstance(v, int | float | bool | str)}}  # fmt: skip
+            diagrams[name] = reliability_bins(probs, test_labels)
+    rows["_diagrams"] = diagrams
+    return rows
+
+
+def _detector_logits(
+    method: Any, root: Path, families: list[str], split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    from trustvis.data.forensynths import ForenSynthsDataset
+
+    ds = ForenSynthsDataset(root / split, transform=method.make_transform(False), generators=families)
+    out = predict_dataset(method, ds, batch_size=128, keys=("logits",), progress=False)
+    return out["logits"].astype(np.float32), out["label"].astype(np.int64)
+
+
+def run_calibrate_bench(
+    quick: bool = True,
+    out_dir: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    command: str = "",
+    progress: bool = True,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    detect_dir: str | Path | None = None,
+    settings: list[str] | None = None,
+    detectors: bool = True,
+) -> Path:
+    """Run the calibration protocol end to end; returns the output folder.
+
+    ``detect_dir``: a ``trustvis bench detect`` folder whose trained detectors (``runs/*``) are
+    calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False`` skips that part.
+    """
+    from trustvis.bench import plots
+    from trustvis.bench.detect import detection_datasets
+    from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
+    from trustvis.report.html import write_report
+
+    mode = "quick" if quick else "full"
+    preset = preset or ("quick" if quick else "default")
+    settings = list(settings or CLASSIFY_SETTINGS)
+    unknown = [s for s in settings if s not in CLASSIFY_SETTINGS]
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {unknown}; choose from {list(CLASSIFY_SETTINGS)}")
+    out = Path(out_dir or f"results/calibrate-{mode}")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+
+    # ---- classifiers on balanced and long-tailed Fashion-MNIST --------------------------------------
+    for setting in settings:
+        run = make_run_config("classifier", preset, overrides=[
+            f"train.seed={seed}", f"train.device={device}", "data.name=fashion-mnist",
+            f"data.imbalance={CLASSIFY_SETTINGS[setting]}", f"train.steps={steps or STEPS[mode]}",
+            f"train.progress={progress}", *(overrides or [])])  # fmt: skip
+        log.info("calibration bench: classifier on %s", setting)
+        method, tinfo = train_or_reuse(run, out / "runs" / setting, classification_datasets)
+        val = load_classification_split(run, "val")
+        test = load_classification_split(run, "test")
+        cal = class_logits(method, ClassificationDataset(val, method.make_transform(False)), 500)
+        tst = class_logits(method, ClassificationDataset(test, method.make_transform(False)), 500)
+        results[setting] = calibrate_logits(cal["logits"], cal["label"], tst["logits"], tst["label"])
+        info[setting] = {"kind": "classifier", "train_counts": load_classification_split(run, "train")
+                         .class_counts().tolist(), "cal_counts": val.class_counts().tolist(),
+                         "n_test": len(test), "train_seconds": tinfo.get("train_seconds")}  # fmt: skip
+
+    # ---- binary detectors: calibrated on the seen family, tested on unseen ones ------------------
+    if detectors:
+        root = build_synthbench("quick" if quick else "full", progress=progress)
+        unseen = [f for f in FAMILIES if f != TRAIN_FAMILY]
+        trained: dict[str, Any] = {}
+        if detect_dir:
+            for run_dir in sorted(Path(detect_dir, "runs").glob("*/model.json")):
+                trained[run_dir.parent.name] = load_method(
+                    run_dir.parent, device="cpu" if device == "auto" else device
+                )
+            if not trained:
+                raise FileNotFoundError(f"{detect_dir}/runs/*/model.json: no trained detector found")
+        else:
+            run = make_run_config("cnndet", "quick" if quick else "full", overrides=[
+                f"train.seed={seed}", f"train.device={device}", f"data.size={'quick' if quick else 'full'}",
+                f"data.train_family={TRAIN_FAMILY}", f"train.progress={progress}",
+                *([f"train.steps={steps}"] if steps else [])])  # fmt: skip
+            trained["cnndet"], _ = train_or_reuse(run, out / "runs" / "detect-cnndet", detection_datasets)
+        for name, method in trained.items():
+            setting = f"detector {name}"
+            cal_l, cal_y = _detector_logits(method, root, [TRAIN_FAMILY], "val")
+            tst_l, tst_y = _detector_logits(method, root, unseen, "test")
+            results[setting] = calibrate_logits(cal_l, cal_y, tst_l, tst_y)
+            info[setting] = {"kind": "detector", "cal": f"{TRAIN_FAMILY}/val", "test": unseen,
+                             "n_cal": len(cal_y), "n_test": len(tst_y)}  # fmt: skip
+
+    # ---- figures ----------------------------------------------------------------------------------
+    figures = []
+
+    def fig(file: str, caption: str) -> Path:
+        figures.append({"file": file, "caption": caption})
+        return out / file
+
+    for i, (setting, rows) in enumerate(results.items()):
+        diag = rows["_diagrams"]
+        pick = ["uncalibrated", "ts+ce", "ts+sctl", "cts+ce", "cts+sctl"]
+        panels = {p: {**diag[p], "ece": rows[p]["ece"]} for p in pick}
+        plots.plot_reliability(panels, fig(f"fig_reliability_{i}.png", f"Reliability diagrams on the test set: "
+                               f"{setting}"), title=setting)  # fmt: skip
+    for metric in ("ece", "cw_ece"):
+        table = {
+            s: {r: v[metric] for r, v in rows.items() if not r.startswith("_")} for s, rows in results.items()
+        }
+        plots.plot_metric_bars(table, metric, fig(f"fig_{metric}.png", f"Test {metric.upper().replace('_', '-')} "
+                               "of every calibrator with the CE and the SCTL loss"))  # fmt: skip
+
+    payload = {
+        "bench": "calibrate",
+        "trustvis_version": trustvis.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": command or f"trustvis bench calibrate{' --quick' if quick else ''}",
+        "environment": environment(device),
+        "data": {"name": "fashion-mnist + synthbench", "size": mode},
+        "seed": seed,
+        "settings": info,
+        "results": {
+            s: {r: v for r, v in rows.items() if not r.startswith("_")} for s, rows in results.items()
+        },
+        "figures": figures,
+        "bench_seconds": time.perf_counter() - t_start,
+    }
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "results.md", results_markdown(payload))
+    write_report(out)
+    log.info("calibration bench finished in %.0f s -> %s", time.perf_counter() - t_start, out)
+    return out
+
+
+def results_markdown(res: dict[str, Any]) -> str:
+    """The Markdown summary of a calibration bench ``results.json`` payload."""
+    from trustvis.report.tables import markdown_table
+
+    env = res["environment"]
+    lines = [
+        f"# Calibration bench ({res['data']['size']})",
+        "",
+        f"Command: `{res['command']}`  ",
+        f"trustvis {res['trustvis_version']}, torch {env['torch']}, {env['device']} ({env['threads']} threads), "
+        f"{res['created']}. Training seed {res['seed']}.  ",
+        "Calibrators are fitted on the calibration split and scored on the test split; ECE uses 15 "
+        "equal-width bins. ECE, class-wise ECE and MCE in %. `argmax changed`: test predictions whose "
+        "class differs from the uncalibrated model's (TS, ETS, PTS must change none).",
+        "",
+    ]
+    for setting, rows in res["results"].items():
+        si = res["settings"].get(setting, {})
+        lines.append(f"## {setting}")
+        lines.append("")
+        if si.get("kind") == "classifier":
+            lines.append(f"Train class counts {si['train_counts']}; calibration (val) class counts "
+                         f"{si['cal_counts']}; balanced test set of {si['n_test']}.")  # fmt: skip
+        else:
+            lines.append(f"Calibrated on {si.get('cal')} ({si.get('n_cal')} images), tested on the unseen "
+                         f"families {', '.join(si.get('test', []))} ({si.get('n_test')} images).")  # fmt: skip
+        lines.append("")
+        header = ["calibrator + loss", "acc %", "ECE %", "cw-ECE %", "MCE %", "NLL", "Brier", "argmax changed",
+                  "SCTL α, β"]  # fmt: skip
+        table = []
+        for name, m in rows.items():
+            fit = m.get("fit", {})
+            ab = f"{fit['alpha']:.3f}, {fit['beta']:.3f}" if "alpha" in fit else ""
+            table.append([name, f"{100 * m['acc']:.2f}", f"{100 * m['ece']:.2f}", f"{100 * m['cw_ece']:.2f}",
+                          f"{100 * m['mce']:.2f}", f"{m['nll']:.4f}", f"{m['brier']:.4f}",
+                          m.get("argmax_changed", ""), ab])  # fmt: skip
+        lines += [markdown_table(header, table), ""]
+        verdicts = []
+        for cal in CALIBRATORS:
+            ce, sc = rows.get(f"{cal}+ce"), rows.get(f"{cal}+sctl")
+            if not ce or not sc:
+                continue
+            d = 100 * (sc["ece"] - ce["ece"])
+            dcw = 100 * (sc["cw_ece"] - ce["cw_ece"])
+            verdicts.append(f"- {cal.upper()}: SCTL {'lowers' if d < 0 else 'raises'} ECE by {abs(d):.2f} points "
+                            f"({100 * ce['ece']:.2f} → {100 * sc['ece']:.2f}) and {'lowers' if dcw < 0 else 'raises'} "
+                            f"class-wise ECE by {abs(dcw):.2f} points; NLL {ce['nll']:.4f} → {sc['nll']:.4f}.")  # fmt: skip
+        bad = [n for n, m in rows.items() if n.split("+")[0] in ARGMAX_PRESERVING and m.get("argmax_changed")]
+        verdicts.append("- Accuracy unchanged by TS/ETS/PTS: " + (f"**no** — {', '.join(bad)} changed predictions"
+                        if bad else "yes (every test prediction keeps its class)") + ".")  # fmt: skip
+        lines += [*verdicts, ""]
+    lines += [f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
+              + ", ".join(f["file"] for f in res["figures"]) + "."]  # fmt: skip
+    return "\n".join(lines) + "\n"

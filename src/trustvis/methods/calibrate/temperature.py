@@ -1,0 +1,769 @@
+"""Temperature-based post-hoc calibrators (TS, CTS, ETS, PTS) and the fit-only calibration method.
+
+Papers:
+  * TS: Guo, Pleiss, Sun, Weinberger. "On Calibration of Modern Neural Networks". ICML 2017.
+    arXiv 1706.04599.
+  * CTS: Frenkel, Goldberger. "Network Calibration by Class-based Temperature Scaling". EUSIPCO 2021.
+    DOI 10.23919/EUSIPCO54536.2021.9616219.
+  * ETS: Zhang, Kailkhura, Han. "Mix-n-Match: Ensemble and Compositional Methods for Uncertainty
+    Calibration in Deep Learning". ICML 2020. arXiv 2003.07329.
+  * PTS: Tomani, Cremers, Buettner. "Parameterized Temperature Scaling for Boosting the Expressive Power
+    in Post-Hoc Uncertainty Calibration". WACV 2022. arXiv 2102.12182.
+  The calibrator set-up, optimisers and budgets follow the official code of SCTL (Jung et al., ICML 2023,
+  ``SeungjinJung/SCTL``, ``models/scaler.py``, ``optimizer.py``), whose loss lives in ``sctl.py``.
+
+A calibrator is a pure module, logits ``z (N,K)`` -> calibrated logits ``q (N,K)``::
+
+    TS   q = z / T                         T > 0 scalar, init 1
+    CTS  q_c = z_c / T_c                   T in R^K_+, init 1
+    ETS  probs:  p = w0 softmax(z/T) + w1 softmax(z) + w2 / K,   q = log p   (w on the simplex)
+         logits: q = w0 z/T + w1 z + w2/K                       (official SCTL code, w in R^3)
+    PTS  T_i = softplus(MLP(top-k sorted z_i)) + 1e-3,  q_i = z_i / T_i   (per sample)
+
+The fit is full batch on the calibration split (``fit_calibrator``)::
+
+    logits (N,K), labels (N,) ──► calibrator ──► q (N,K) ──► loss (CE | LS | SCTL) ──► LBFGS / Adam
+
+  * TS, CTS, ETS: ``LBFGS(lr=0.02, max_iter=1000)``, one ``step(closure)``, no line search (official);
+    ETS runs two LBFGS optimisers one after the other, first T (w at its init), then w (T fixed), as the
+    official code does with its separate optimisers for T and w (see Deviations for the w stage).
+  * PTS: ``Adam(lr=0.02)`` for 1000 full-batch iterations.
+
+The method ``Calibrator`` (registered as ``ts``, ``cts``, ``ets``, ``pts``; ``sctl`` subclasses it)
+fits once with ``fit((logits, labels))`` and then ``predict({"logits": z})`` returns ``logits`` (B,K)
+and ``probs`` (B,K). 1-D logits (N,) are the logit of class 1 of a binary detector and become
+``[0, z]`` (N,2), so that ``softmax([0, z])[1] = sigmoid(z)``.
+
+Deviations:
+  * Temperatures are always positive. TS, CTS and ETS store ``log T`` (log-parameterised, so LBFGS works
+    on ``log T``; the optimum is the same as the official unconstrained ``T`` whenever that one is
+    positive). PTS uses ``softplus(.) + 1e-3``; the official PTS divides by the raw MLP output, which
+    can be zero or negative (dirichletcal/experiments_dnn #3).
+  * PTS is initialised so that ``T = 1`` for every sample (last layer: zero weight, bias
+    ``softplus^-1(0.999)``); hidden layers use PyTorch's default init from a generator seeded with
+    ``config.seed`` (official: random init under ``torch.manual_seed(1)``). ``k = min(pts_topk, K)``
+    so that PTS also works with fewer than 10 classes.
+  * ETS defaults to mixing *probabilities* (``ets_space="probs"``, as Mix-n-Match) with softmax-
+    parameterised weights ``w >= 0, sum w = 1``, initialised at ``(0.98, 0.01, 0.01)`` (the simplex
+    interior; ``(1, 0, 0)`` is not reachable by a softmax). Every term is order-preserving in ``z`` for
+    ``T > 0``, so the argmax (accuracy) is unchanged. ``ets_space="logits"`` reproduces the official
+    code (``w`` unconstrained, init ``(1, 0, 0)``); there ``w2/K`` shifts every logit equally and has no
+    effect, and ``w0/T + w1 < 0`` would flip the ranking. In probability space the weight stage uses
+    LBFGS with a strong-Wolfe line search (``line_search="auto"``): the official no-line-search LBFGS at
+    lr 0.02 leaves softmax weights near their start (measured: NLL 1.7923 vs 1.7797 at the simplex
+    optimum on a synthetic 10-class set); Mix-n-Match itself fits w with SLSQP on the simplex.
+  * Label smoothing (``loss="ls"``, 0.05) uses the same optimiser as CE; the official code runs LS and
+    focal loss with a three-stage lr schedule. Focal loss is not implemented.
+  * The fit runs in float32 (logits are cast) and reports convergence (see ``fit_calibrator``); a
+    non-finite loss raises ``CalibrationError`` instead of silently producing NaN temperatures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trustvis.methods.base import Batch, Method
+from trustvis.registry import Paper, register
+
+log = logging.getLogger(__name__)
+
+CALIBRATORS = ("ts", "cts", "ets", "pts")
+LOSSES = ("ce", "ls", "sctl")
+OPTIMIZERS = ("auto", "lbfgs", "adam")
+ETS_SPACES = ("probs", "logits")
+LINE_SEARCHES = ("auto", "", "strong_wolfe")
+#: smallest PTS temperature (T = softplus(.) + PTS_T_MIN)
+PTS_T_MIN = 1e-3
+
+
+class CalibrationError(RuntimeError):
+    """The calibration fit failed (non-finite loss) or the calibrator is used before it is fitted."""
+
+
+def _inv_softplus(y: float) -> float:
+    """x with softplus(x) = y (y > 0)."""
+    return y + math.log(-math.expm1(-y))
+
+
+# ----------------------------------------------------------------------------------------------------
+# calibrator modules
+
+
+class TemperatureScaling(nn.Module):
+    """TS: one temperature for all classes, ``q = z / T`` with ``T = exp(log_t)`` (init 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_t = nn.Parameter(torch.zeros(()))  # ()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.log_t.zero_()
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_t.exp()
+
+    def fit_stages(self) -> list[list[nn.Parameter]]:
+        """Parameter groups fitted one after the other, each by its own optimiser."""
+        return [[self.log_t]]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.temperature  # (N,K)
+
+
+class VectorTemperatureScaling(nn.Module):
+    """CTS: one temperature per class, ``q_c = z_c / T_c`` with ``T = exp(log_t)`` (init 1)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.log_t = nn.Parameter(torch.zeros(num_classes))  # (K,)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.log_t.zero_()
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_t.exp()  # (K,)
+
+    def fit_stages(self) -> list[list[nn.Parameter]]:
+        return [[self.log_t]]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.temperature  # (N,K) / (K,)
+
+
+class EnsembleTemperatureScaling(nn.Module):
+    """ETS: a three-term mixture of the tempered, the raw and the uniform prediction.
+
+    Args:
+        num_classes: K.
+        space: ``"probs"`` mixes probabilities with simplex weights (Mix-n-Match; keeps the argmax) and
+            returns ``log p``; ``"logits"`` mixes logits with unconstrained weights (official SCTL code).
+    """
+
+    #: initial simplex weights in probability space
+    PROBS_INIT = (0.98, 0.01, 0.01)
+
+    def __init__(self, num_classes: int, space: str = "probs") -> None:
+        super().__init__()
+        if space not in ETS_SPACES:
+            raise ValueError(f"Unknown ETS space {space!r}; choose from {list(ETS_SPACES)}")
+        self.num_classes = num_classes
+        self.space = space
+        self.log_t = nn.Parameter(torch.zeros(()))  # ()
+        self.w = nn.Parameter(torch.zeros(3))  # (3,) raw weights (softmax logits in "probs" space)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.log_t.zero_()
+            if self.space == "probs":
+                self.w.copy_(torch.tensor(self.PROBS_INIT).log())
+            else:
+                self.w.copy_(torch.tensor((1.0, 0.0, 0.0)))
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_t.exp()
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The mixture weights (3,): on the simplex in ``"probs"`` space, raw in ``"logits"`` space."""
+        return self.w.softmax(0) if self.space == "probs" else self.w
+
+    def fit_stages(self) -> list[list[nn.Parameter]]:
+        return [[self.log_t], [self.w]]  # first T (w at init), then w (T fixed)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        if self.space == "logits":
+            return self.w[0] * z / t + self.w[1] * z + self.w[2] / self.num_classes  # (N,K)
+        log_w = self.w.log_softmax(0)  # (3,)
+        parts = torch.stack(
+            (
+                log_w[0] + F.log_softmax(z / t, dim=-1),  # (N,K)
+                log_w[1] + F.log_softmax(z, dim=-1),  # (N,K)
+                (log_w[2] - math.log(self.num_classes)).expand_as(z),  # (N,K)
+            )
+        )  # (3,N,K)
+        return torch.logsumexp(parts, dim=0)  # (N,K) = log p, a normalised log-probability
+
+
+class ParameterizedTemperatureScaling(nn.Module):
+    """PTS: a per-sample temperature from the top-k sorted logits.
+
+    ``T_i = softplus(MLP(sort(z_i)[:k])) + 1e-3`` with the MLP ``Linear(k,2)+ReLU, 3 x (Linear(2,2)+ReLU),
+    Linear(2,1)``; ``q_i = z_i / T_i``.
+
+    Args:
+        num_classes: K.
+        topk: number of sorted logits fed to the MLP (10 in the paper); ``k = min(topk, K)``.
+        seed: seed of the hidden layers' initialisation.
+    """
+
+    def __init__(self, num_classes: int, topk: int = 10, seed: int = 1) -> None:
+        super().__init__()
+        if topk < 1:
+            raise ValueError(f"pts_topk must be >= 1, got {topk}")
+        self.k = min(topk, num_classes)
+        self.seed = seed
+        layers: list[nn.Module] = [nn.Linear(self.k, 2), nn.ReLU()]
+        for _ in range(3):
+            layers += [nn.Linear(2, 2), nn.ReLU()]
+        layers.append(nn.Linear(2, 1))
+        self.mlp = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            for layer in self.mlp:
+                if isinstance(layer, nn.Linear):  # PyTorch's default Linear init, from a seeded generator
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    layer.weight.copy_(torch.empty_like(layer.weight).uniform_(-bound, bound, generator=gen))
+                    layer.bias.copy_(torch.empty_like(layer.bias).uniform_(-bound, bound, generator=gen))
+            last = self.mlp[-1]
+            last.weight.zero_()  # T = 1 for every sample at the start
+            last.bias.fill_(_inv_softplus(1.0 - PTS_T_MIN))
+
+    def fit_stages(self) -> list[list[nn.Parameter]]:
+        return [list(self.mlp.parameters())]
+
+    def temperature(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-sample temperatures (N,1), all >= 1e-3."""
+        top = z.detach().sort(dim=-1, descending=True).values[:, : self.k]  # (N,k)
+        return F.softplus(self.mlp(top)) + PTS_T_MIN  # (N,1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.temperature(z)  # (N,K) / (N,1)
+
+
+def build_calibrator(
+    name: str, num_classes: int, *, ets_space: str = "probs", pts_topk: int = 10, seed: int = 1
+) -> nn.Module:
+    """The calibrator module ``name`` (one of ``ts``, ``cts``, ``ets``, ``pts``) for K classes."""
+    if name == "ts":
+        return TemperatureScaling()
+    if name == "cts":
+        return VectorTemperatureScaling(num_classes)
+    if name == "ets":
+        return EnsembleTemperatureScaling(num_classes, ets_space)
+    if name == "pts":
+        return ParameterizedTemperatureScaling(num_classes, pts_topk, seed)
+    raise ValueError(f"Unknown calibrator {name!r}; choose from {list(CALIBRATORS)}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the fit
+
+
+def fit_calibrator(
+    module: nn.Module,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: nn.Module,
+    *,
+    optimizer: str = "lbfgs",
+    lr: float = 0.02,
+    max_iter: int = 1000,
+    line_search: str | Sequence[str] = "",
+    grad_tol: float = 1e-4,
+) -> dict[str, Any]:
+    """Fit ``module`` on the full batch ``(logits, labels)``: minimise ``loss_fn(module(logits), labels)``.
+
+    Each parameter group of ``module.fit_stages()`` (all parameters if it has none) is fitted in turn by
+    its own optimiser: LBFGS (one ``step(closure)`` with ``max_iter`` iterations, torch's default
+    tolerances) or Adam (``max_iter`` full-batch iterations).
+
+    Args:
+        module: calibrator, logits (N,K) -> calibrated logits (N,K).
+        logits: (N,K) float, on the module's device.
+        labels: (N,) int64.
+        loss_fn: called once per evaluation (stateful losses such as SCTL count the calls).
+        optimizer: ``"lbfgs"`` or ``"adam"``.
+        lr: learning rate (0.02 in the official code for both); an LBFGS stage with a line search
+            starts its search at step 1 instead (torch's recommended setting).
+        max_iter: LBFGS iterations per stage / Adam iterations per stage.
+        line_search: ``""`` (none, official) or ``"strong_wolfe"`` (LBFGS only); one for all stages or
+            one per stage.
+        grad_tol: a stage whose last gradient has max-abs <= grad_tol counts as converged.
+
+    Returns:
+        A report: ``converged`` (every stage: LBFGS stopped on its own tolerance before its budget, or
+        Adam's loss changed by < 1e-6 (relative) over its last 10 iterations, or the last gradient is
+        below ``grad_tol``), ``iterations``, ``evaluations`` (loss calls), ``initial_loss`` (first
+        evaluation), ``final_loss`` (last evaluation, i.e. at or one update before the final
+        parameters), ``grad_max`` (largest over the stages of the max-abs gradient at each stage's last
+        evaluation) and per-stage ``stages``. "LBFGS stopped on its own tolerance" includes torch's
+        ``tolerance_change``: the loss stopped changing (in float32 this happens with lr 0.02 while the
+        gradient is still ~1e-3).
+
+    Raises:
+        CalibrationError: the loss became non-finite (the message names the stage and evaluation).
+        ValueError: unknown optimiser or line search.
+    """
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"Unknown optimizer {optimizer!r}; choose from ['lbfgs', 'adam']")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    stages = module.fit_stages() if hasattr(module, "fit_stages") else [list(module.parameters())]
+    searches = [line_search] * len(stages) if isinstance(line_search, str) else list(line_search)
+    if len(searches) != len(stages) or any(ls not in ("", "strong_wolfe") for ls in searches):
+        raise ValueError(
+            f"line_search must be one of ['', 'strong_wolfe'] or one of them per stage ({len(stages)} "
+            f"stages); got {line_search!r}"
+        )
+    losses: list[float] = []
+    reports: list[dict[str, Any]] = []
+
+    for s, params in enumerate(stages):
+        stage_losses: list[float] = []
+        grad_max = [float("nan")]
+
+        def closure(params=params, stage_losses=stage_losses, grad_max=grad_max, s=s) -> torch.Tensor:
+            for p in params:
+                p.grad = None
+            loss = loss_fn(module(logits), labels)  # scalar
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise CalibrationError(
+                    f"non-finite calibration loss ({value}) at evaluation {len(stage_losses) + 1} of "
+                    f"stage {s + 1}/{len(stages)} with optimizer {optimizer!r}, lr {lr}; check that the "
+                    "inputs are finite logits (not probabilities) or lower the learning rate"
+                )
+            loss.backward(inputs=params)
+            grad_max[0] = max(float(p.grad.abs().max()) if p.grad is not None else 0.0 for p in params)
+            stage_losses.append(value)
+            return loss
+
+        if optimizer == "lbfgs":
+            # with a line search the step length is the line search's business: start it at 1
+            step_lr = 1.0 if searches[s] else lr
+            opt = torch.optim.LBFGS(params, lr=step_lr, max_iter=max_iter, line_search_fn=searches[s] or None)
+            opt.step(closure)
+            state = opt.state[params[0]]
+            iters = int(state.get("n_iter", 0))
+            max_eval = opt.param_groups[0]["max_eval"]
+            stopped_early = iters < max_iter and int(state.get("func_evals", 0)) < max_eval
+            converged = stopped_early or grad_max[0] <= grad_tol
+        else:
+            opt = torch.optim.Adam(params, lr=lr)
+            for _ in range(max_iter):
+                opt.zero_grad(set_to_none=True)
+                closure()
+                opt.step()
+            iters = max_iter
+            window = stage_losses[-11:]
+            flat = abs(window[-1] - window[0]) <= 1e-6 * max(1.0, abs(window[-1]))
+            converged = (len(window) == 11 and flat) or grad_max[0] <= grad_tol
+        reports.append(
+            {
+                "iterations": iters,
+                "evaluations": len(stage_losses),
+                "initial_loss": stage_losses[0],
+                "final_loss": stage_losses[-1],
+                "grad_max": grad_max[0],
+                "converged": bool(converged),
+            }
+        )
+        losses += stage_losses
+
+    return {
+        "optimizer": optimizer,
+        "converged": all(r["converged"] for r in reports),
+        "iterations": sum(r["iterations"] for r in reports),
+        "evaluations": len(losses),
+        "initial_loss": losses[0],
+        "final_loss": losses[-1],
+        "grad_max": max(r["grad_max"] for r in reports),
+        "stages": reports,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# the method
+
+
+@dataclass
+class CalibratorConfig:
+    """Post-hoc calibration: which calibrator, which loss, how it is fitted."""
+
+    num_classes: int = 10
+    calibrator: str = "ts"  # ts | cts | ets | pts
+    loss: str = "ce"  # ce | ls (label smoothing) | sctl (class-wise loss scaling)
+    optimizer: str = "auto"  # auto (lbfgs; adam for pts) | lbfgs | adam
+    lr: float = 0.02
+    max_iter: int = 1000  # LBFGS iterations per stage / Adam iterations
+    line_search: str = "auto"  # auto | "" (none, official) | strong_wolfe  (see Calibrator.line_searches)
+    label_smoothing: float = 0.05  # loss "ls"
+    # SCTL (loss "sctl"; see sctl.py)
+    norm: str = "GN"  # GN | MM | CM
+    alpha_init: float = 1.0
+    beta_init: float = 1.5
+    alpha_min: float = 0.1
+    alpha_max: float = 0.0  # 0 = ln(K)/2
+    beta_bounds: tuple[float, float] = (1.5, 2.0)
+    # calibrators
+    pts_topk: int = 10
+    ets_space: str = "probs"  # probs (Mix-n-Match, keeps the argmax) | logits (official SCTL code)
+    seed: int = 1  # PTS hidden-layer init
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray | torch.Tensor)
+
+
+def _batch_pair(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, Mapping):
+        if "logits" not in batch or "label" not in batch:
+            raise ValueError(f"A calibration batch needs keys 'logits' and 'label'; got {sorted(batch)}")
+        return batch["logits"], batch["label"]
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        "A calibration batch is a dict {'logits', 'label'} or a pair (logits, labels); "
+        f"got {type(batch).__name__}"
+    )
+
+
+def _to_tensor(x: Any) -> torch.Tensor:
+    return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+class Calibrator(Method):
+    """A fit-only post-hoc calibrator: ``fit((logits, labels))`` once, then ``predict({"logits": z})``."""
+
+    trainable: ClassVar[bool] = False
+    #: a subclass may pin the loss (SCTL)
+    required_loss: ClassVar[str | None] = None
+
+    config: CalibratorConfig
+
+    def __init__(self, config: CalibratorConfig) -> None:
+        super().__init__(config)
+        cfg = config
+        if cfg.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (binary logits (N,) use 2), got {cfg.num_classes}")
+        if cfg.calibrator not in CALIBRATORS:
+            raise ValueError(f"Unknown calibrator {cfg.calibrator!r}; choose from {list(CALIBRATORS)}")
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"Unknown calibration loss {cfg.loss!r}; choose from {list(LOSSES)}")
+        if self.required_loss is not None and cfg.loss != self.required_loss:
+            raise ValueError(
+                f"Method {self.method_name!r} always uses loss {self.required_loss!r}, got {cfg.loss!r}; "
+                "for CE or LS use the calibrator's own method (ts, cts, ets, pts)"
+            )
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; choose from {list(OPTIMIZERS)}")
+        if cfg.line_search not in LINE_SEARCHES:
+            raise ValueError(f"Unknown line_search {cfg.line_search!r}; choose from {list(LINE_SEARCHES)}")
+        if cfg.lr <= 0 or cfg.max_iter < 1:
+            raise ValueError(f"lr must be > 0 and max_iter >= 1; got lr={cfg.lr}, max_iter={cfg.max_iter}")
+        self.calibrator = build_calibrator(
+            cfg.calibrator, cfg.num_classes, ets_space=cfg.ets_space, pts_topk=cfg.pts_topk, seed=cfg.seed
+        )
+        self.loss_fn = self._build_loss()
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def _build_loss(self) -> nn.Module:
+        cfg = self.config
+        if cfg.loss == "ce":
+            return nn.CrossEntropyLoss()
+        if cfg.loss == "ls":
+            return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        from trustvis.methods.calibrate.sctl import ClassWiseLossScaling  # sctl.py imports this module
+
+        return ClassWiseLossScaling(
+            cfg.num_classes,
+            norm=cfg.norm,
+            alpha_init=cfg.alpha_init,
+            beta_init=cfg.beta_init,
+            alpha_bounds=(cfg.alpha_min, cfg.alpha_max or math.log(cfg.num_classes) / 2),
+            beta_bounds=tuple(cfg.beta_bounds),
+        )
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimiser the fit uses: ``config.optimizer``, or for ``auto`` Adam for PTS, else LBFGS."""
+        if self.config.optimizer != "auto":
+            return self.config.optimizer
+        return "adam" if self.config.calibrator == "pts" else "lbfgs"
+
+    @property
+    def line_searches(self) -> str | list[str]:
+        """LBFGS line search per stage: ``config.line_search``; ``auto`` = none (official), except the
+        weight stage of ETS in probability space, which uses strong Wolfe."""
+        cal = self.calibrator
+        if self.config.line_search != "auto":
+            return self.config.line_search
+        if isinstance(cal, EnsembleTemperatureScaling) and cal.space == "probs":
+            return ["", "strong_wolfe"]
+        return ""
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def _check_logits(self, logits: Any) -> torch.Tensor:
+        """numpy/torch logits (N,K), or (N,) binary logits -> float32 (N,K) on the method's device."""
+        z = _to_tensor(logits)
+        k = self.config.num_classes
+        if not torch.is_floating_point(z):
+            z = z.float()
+        if z.dim() == 1:
+            if k != 2:
+                raise ValueError(
+                    f"1-D logits (N,) are a binary detector's logit of class 1 and need num_classes=2; "
+                    f"this calibrator has num_classes={k}"
+                )
+            z = torch.stack((torch.zeros_like(z), z), dim=1)  # (N,2): softmax(.)[:, 1] = sigmoid(z)
+        if z.dim() != 2 or z.shape[1] != k:
+            raise ValueError(
+                f"logits must be (N, {k}) (num_classes={k}) or (N,) for a binary detector; "
+                f"got shape {tuple(z.shape)}"
+            )
+        if not torch.isfinite(z).all():
+            raise ValueError("logits contain NaN or inf")
+        return z.to(device=self.device, dtype=torch.float32)
+
+    def _check_labels(self, labels: Any, n: int) -> torch.Tensor:
+        y = _to_tensor(labels).reshape(-1)
+        if torch.is_floating_point(y):
+            if not (torch.isfinite(y).all() and (y == y.round()).all()):
+                raise ValueError("labels must be integers (class indices)")
+        elif y.dtype == torch.bool:
+            y = y.long()
+        y = y.long()
+        if y.numel() != n:
+            raise ValueError(f"got {n} logits but {y.numel()} labels")
+        k = self.config.num_classes
+        if n and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ValueError(
+                f"labels must lie in [0, {k - 1}] (num_classes={k}); got [{int(y.min())}, {int(y.max())}]"
+            )
+        return y.to(self.device)
+
+    def _collect(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(data, Mapping) or (
+            isinstance(data, tuple | list) and len(data) == 2 and all(_is_array(d) for d in data)
+        ):
+            batches = [_batch_pair(data)]
+        elif _is_array(data):
+            raise TypeError("fit needs labels: pass (logits, labels), {'logits', 'label'} or batches of them")
+        elif isinstance(data, Iterable):
+            batches = [_batch_pair(b) for b in data]
+        else:
+            raise TypeError(f"Cannot fit on {type(data).__name__}; pass (logits, labels) or batches")
+        if not batches:
+            raise ValueError("fit got no data (an empty iterable of batches)")
+        zs = [self._check_logits(z) for z, _ in batches]
+        ys = [self._check_labels(y, z.shape[0]) for z, (_, y) in zip(zs, batches)]
+        z, y = torch.cat(zs), torch.cat(ys)  # (N,K), (N,)
+        if z.shape[0] == 0:
+            raise ValueError("fit got no samples")
+        return z, y
+
+    # --- fit / predict --------------------------------------------------------------------------
+    def fit(self, data: Any) -> dict[str, Any]:
+        """Fit the calibrator on held-out logits; refitting starts again from the initialisation.
+
+        Args:
+            data: ``(logits, labels)`` (numpy or torch), a dict ``{"logits", "label"}``, or an iterable
+                of such batches (concatenated: the fit is full batch). Logits are (N,K) with
+                K = ``num_classes``, or (N,) binary logits when ``num_classes == 2``.
+
+        Returns:
+            The fit report of :func:`fit_calibrator` plus ``calibrator``, ``loss``, ``num_samples``,
+            ``nll_before``/``nll_after`` (mean NLL), ``accuracy_before``/``accuracy_after``, the fitted
+            temperature(s) and, for SCTL, ``alpha``, ``beta``.
+        """
+        cfg = self.config
+        z, y = self._collect(data)  # (N,K), (N,)
+        self.calibrator.reset_parameters()
+        if hasattr(self.loss_fn, "reset"):
+            self.loss_fn.reset()
+        self.fitted.fill_(False)
+        with torch.enable_grad():
+            report = fit_calibrator(
+                self.calibrator,
+                z,
+                y,
+                self.loss_fn,
+                optimizer=self.optimizer_name,
+                lr=cfg.lr,
+                max_iter=cfg.max_iter,
+                line_search=self.line_searches,
+            )
+        self.fitted.fill_(True)
+        with torch.no_grad():
+            q = self.calibrator(z)  # (N,K)
+            report.update(
+                calibrator=cfg.calibrator,
+                loss=cfg.loss,
+                num_samples=int(z.shape[0]),
+                nll_before=float(F.cross_entropy(z, y)),
+                nll_after=float(F.cross_entropy(q, y)),
+                accuracy_before=float((z.argmax(1) == y).float().mean()),
+                accuracy_after=float((q.argmax(1) == y).float().mean()),
+            )
+            report.update(self._describe(z))
+        if not report["converged"]:
+            stages = [i + 1 for i, r in enumerate(report["stages"]) if not r["converged"]]
+            log.warning(
+                "%s: the %s fit did not converge (stage(s) %s of %d; %d iterations, last max |grad| %.3g); "
+                "raise max_iter",
+                self.method_name or type(self).__name__,
+                report["optimizer"],
+                stages,
+                len(report["stages"]),
+                report["iterations"],
+                report["grad_max"],
+            )
+        log.info(
+            "%s fitted on %d samples: NLL %.4f -> %.4f",
+            self.method_name or type(self).__name__,
+            report["num_samples"],
+            report["nll_before"],
+            report["nll_after"],
+        )
+        return report
+
+    def _describe(self, z: torch.Tensor) -> dict[str, Any]:
+        cal = self.calibrator
+        out: dict[str, Any] = {}
+        if isinstance(cal, ParameterizedTemperatureScaling):
+            t = cal.temperature(z)  # (N,1)
+            out.update(temperature_mean=float(t.mean()), temperature_min=float(t.min()))
+        elif isinstance(cal, VectorTemperatureScaling):
+            out["temperature"] = cal.temperature.tolist()
+        else:
+            out["temperature"] = float(cal.temperature)
+        if isinstance(cal, EnsembleTemperatureScaling):
+            out["weights"] = cal.weights.tolist()
+        if hasattr(self.loss_fn, "alpha"):
+            out.update(alpha=float(self.loss_fn.alpha), beta=float(self.loss_fn.beta))
+        return out
+
+    def calibrate(self, logits: Any) -> torch.Tensor:
+        """Calibrated logits (B,K) of logits (B,K) or binary logits (B,)."""
+        if not bool(self.fitted):
+            raise CalibrationError(
+                f"{self.method_name or type(self).__name__} is not fitted; call fit((logits, labels)) on a "
+                "held-out split first"
+            )
+        z = self._check_logits(logits)  # (B,K)
+        with torch.no_grad():
+            return self.calibrator(z)  # (B,K)
+
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """``batch["logits"]`` (B,K) or (B,) -> ``{"logits": calibrated (B,K), "probs": softmax (B,K)}``."""
+        if not isinstance(batch, Mapping) or "logits" not in batch:
+            got = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+            raise ValueError(f"predict needs a batch dict with key 'logits'; got {got}")
+        q = self.calibrate(batch["logits"])  # (B,K)
+        return {"logits": q, "probs": q.softmax(dim=-1)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# registered baselines: one config default each, the same method class
+
+
+@dataclass
+class TSConfig(CalibratorConfig):
+    calibrator: str = "ts"
+
+
+@dataclass
+class CTSConfig(CalibratorConfig):
+    calibrator: str = "cts"
+
+
+@dataclass
+class ETSConfig(CalibratorConfig):
+    calibrator: str = "ets"
+
+
+@dataclass
+class PTSConfig(CalibratorConfig):
+    calibrator: str = "pts"
+
+
+#: tiny: three classes and a short fit, for contract tests
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "tiny": {"num_classes": 3, "max_iter": 20}}
+
+
+@register(
+    "ts",
+    task="calibrate",
+    config=TSConfig,
+    presets=PRESETS,
+    paper=Paper(
+        "On Calibration of Modern Neural Networks",
+        "Guo et al., ICML 2017",
+        "https://arxiv.org/abs/1706.04599",
+    ),
+    summary="temperature scaling: one positive temperature fitted by NLL (baseline)",
+    seed_method=False,
+)
+class TS(Calibrator):
+    """Temperature scaling (baseline)."""
+
+
+@register(
+    "cts",
+    task="calibrate",
+    config=CTSConfig,
+    presets=PRESETS,
+    paper=Paper(
+        "Network Calibration by Class-based Temperature Scaling",
+        "Frenkel & Goldberger, EUSIPCO 2021",
+        "https://doi.org/10.23919/EUSIPCO54536.2021.9616219",
+    ),
+    summary="class-based temperature scaling: one positive temperature per class (baseline)",
+    seed_method=False,
+)
+class CTS(Calibrator):
+    """Class-based temperature scaling (baseline)."""
+
+
+@register(
+    "ets",
+    task="calibrate",
+    config=ETSConfig,
+    presets=PRESETS,
+    paper=Paper(
+        "Mix-n-Match: Ensemble and Compositional Methods for Uncertainty Calibration in Deep Learning",
+        "Zhang et al., ICML 2020",
+        "https://arxiv.org/abs/2003.07329",
+    ),
+    summary="ensemble temperature scaling: tempered, raw and uniform predictions mixed (baseline)",
+    seed_method=False,
+)
+class ETS(Calibrator):
+    """Ensemble temperature scaling (baseline)."""
+
+
+@register(
+    "pts",
+    task="calibrate",
+    config=PTSConfig,
+    presets=PRESETS,
+    paper=Paper(
+        "Parameterized Temperature Scaling for Boosting the Expressive Power in Post-Hoc Uncertainty "
+        "Calibration",
+        "Tomani et al., WACV 2022",
+        "https://arxiv.org/abs/2102.12182",
+    ),
+    summary="parameterized temperature scaling: per-sample temperature from the sorted logits (baseline)",
+    seed_method=False,
+)
+class PTS(Calibrator):
+    """Parameterized temperature scaling (baseline)."""
