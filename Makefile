@@ -1,6 +1,7 @@
 # trustvis — the two user-facing targets each do the whole set-up first:
-#   make demo   set up, then run the detection benchmark (SynthBench quick; ~30 min on 2 CPU cores)
+#   make demo   set up, then run the detection benchmark (SynthBench quick; about an hour on 2 CPU cores)
 #   make test   set up, then run the test suite (a few minutes)
+#   make bench-augment / make bench-calibrate   the classification benchmarks (--quick; < 30 min each)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -8,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-full clean
+.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate clean
 
 demo: setup
 	$(VENV)/bin/trustvis data status
@@ -33,6 +34,12 @@ format: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench-augment: setup
+	$(VENV)/bin/trustvis bench augment --quick
+
+bench-calibrate: setup
+	$(VENV)/bin/trustvis bench calibrate --quick
 
 bench-full: setup
 	$(VENV)/bin/trustvis bench detect

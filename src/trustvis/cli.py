@@ -347,7 +347,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from trustvis.bench.calibrate import CALIBRATORS, argmax_changed, build_calibrator, calibrate_logits
+    from trustvis.bench.calibrate import CALIBRATORS, argmax_changed, calibrate_logits, calibrator_method
     from trustvis.data.cache import atomic_write_json
 
     if bool(args.logits) == bool(args.run):
@@ -369,7 +369,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if cal not in CALIBRATORS:
             raise UsageError(f"--calibrator must be one of {list(CALIBRATORS)}")
         k = 2 if np.asarray(data["cal"]).ndim == 1 else int(np.asarray(data["cal"]).shape[1])
-        method = build_calibrator(cal, loss, k)
+        method = calibrator_method(cal, loss, k)
         report = method.fit((data["cal"], data["cal_y"]))
         from trustvis.metrics.calibration import as_probs, calibration_metrics, reliability_bins
 
@@ -486,7 +486,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         from trustvis.bench.calibrate import run_calibrate_bench
 
-        out = run_calibrate_bench(seed=args.seed, detect_dir=args.detect_dir, **common)
+        datasets = _csv(args.datasets) or ["fashion-mnist"]
+        if len(datasets) != 1:
+            raise UsageError(f"bench calibrate takes one --datasets entry, got {datasets}")
+        out = run_calibrate_bench(seed=args.seed, detect_dir=args.detect_dir, dataset=datasets[0],
+                                  detectors=not args.no_detectors, **common)  # fmt: skip
     print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
     print((out / "results.md").read_text(encoding="utf-8"))
     return 0
@@ -621,7 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="training seed (detect, calibrate)")
     s.add_argument("--seeds", help="augment: comma-separated training seeds (default 0,1,2)")
     s.add_argument(
-        "--datasets", help="augment: comma-separated data sets (default fashion-mnist,opencv-digits)"
+        "--datasets",
+        help="augment: comma-separated data sets (default fashion-mnist,opencv-digits); "
+        "calibrate: the one classification data set (default fashion-mnist)",
     )
     s.add_argument(
         "--set",
@@ -638,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
                    "(default: train the quick cnndet and npr here)")  # fmt: skip
+    s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("report", help="write a self-contained HTML report", formatter_class=raw,

@@ -63,6 +63,9 @@ class DataConfig:
     train_family: str = "ae_tconv"  # synthbench family used for training
     max_images: int = 0  # cap per generator and class (detection) or per class (classification); 0 = all
     imbalance: float = 1.0  # classification: long-tailed train/val with max/min class ratio (1 = as is)
+    dominant: int = (
+        -1
+    )  # classification: VaB-AL "dominant-k" train/val, class k whole, others at 10%; -1 = off
 
 
 @dataclass

@@ -50,7 +50,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 #: training steps (batch 64) per data set
 STEPS = {
-    "quick": {"fashion-mnist": 250, "opencv-digits": 200},
+    "quick": {"fashion-mnist": 200, "opencv-digits": 150},
     "full": {"fashion-mnist": 4000, "opencv-digits": 2000},
 }
 #: test-time corruptions (uint8 (H,W,3) -> same); noise is seeded by the image index
@@ -134,7 +134,7 @@ def run_augment_bench(
     """Run the augmentation protocol end to end; returns the output folder.
 
     ``preset`` forces one preset for every method (the tests use ``tiny``); ``steps`` overrides the
-    per-data-set budgets of :data:`STEPS`; ``max_test`` caps the test images per data set (default: 5,000
+    per-data-set budgets of :data:`STEPS`; ``max_test`` caps the test images per data set (default: 4,000
     with ``quick``, all otherwise; a stratified subset fixed by the data set) and ``corruption_images`` the
     images of each corrupted copy (default 2,000 with ``quick``, all otherwise).
     """
@@ -150,7 +150,7 @@ def run_augment_bench(
     if unknown:
         raise ValueError(f"Unknown condition(s) {unknown}; choose from {list(CONDITIONS)}")
     if max_test is None:
-        max_test = 5000 if quick else 0
+        max_test = 4000 if quick else 0
     if corruption_images is None:
         corruption_images = 2000 if quick else 0
     out = Path(out_dir or f"results/augment-{mode}")

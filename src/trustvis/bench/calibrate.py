@@ -35,20 +35,20 @@ from trustvis.config import make_run_config
 from trustvis.data.cache import atomic_write_json, atomic_write_text
 from trustvis.data.classification import ClassificationDataset
 from trustvis.engine import load_method, predict_dataset
+from trustvis.methods.calibrate.temperature import CALIBRATORS
 from trustvis.metrics.calibration import calibration_metrics, reliability_bins
 
 log = logging.getLogger(__name__)
 
-CALIBRATORS = ("ts", "cts", "ets", "pts")
-LOSSES = ("ce", "sctl")
-#: setting -> long-tail ratio of Fashion-MNIST train/val
-CLASSIFY_SETTINGS = {"fashion-mnist": 1.0, "fashion-mnist-LT10": 10.0, "fashion-mnist-LT100": 100.0}
+LOSSES = ("ce", "sctl")  # the baseline loss of each calibrator, and the seed method's
+#: long-tail ratios of the classification settings (1 = the balanced data set)
+IMBALANCES = (1.0, 10.0, 100.0)
 STEPS = {"quick": 800, "full": 4000}
 #: calibrators whose argmax is the raw one by construction (positive temperatures, probability mixing)
 ARGMAX_PRESERVING = ("ts", "ets", "pts")
 
 
-def build_calibrator(calibrator: str, loss: str, num_classes: int) -> Any:
+def calibrator_method(calibrator: str, loss: str, num_classes: int) -> Any:
     """The registered calibrator method for ``calibrator`` fitted with ``loss`` (``sctl`` = the seed method)."""
     if calibrator not in CALIBRATORS:
         raise ValueError(f"Unknown calibrator {calibrator!r}; choose from {list(CALIBRATORS)}")
@@ -92,7 +92,7 @@ def calibrate_logits(
     diagrams = {"uncalibrated": reliability_bins(raw_probs.numpy(), test_labels)}
     for cal in CALIBRATORS:
         for loss in LOSSES:
-            method = build_calibrator(cal, loss, k)
+            method = calibrator_method(cal, loss, k)
             report = method.fit((cal_t, torch.as_tensor(cal_labels)))
             probs = method.predict({"logits": test_t})["probs"].numpy()
             name = f"{cal}+{loss}"
@@ -124,13 +124,16 @@ def run_calibrate_bench(
     preset: str | None = None,
     overrides: list[str] | None = None,
     detect_dir: str | Path | None = None,
-    settings: list[str] | None = None,
+    dataset: str = "fashion-mnist",
+    imbalances: tuple[float, ...] = IMBALANCES,
     detectors: bool = True,
 ) -> Path:
     """Run the calibration protocol end to end; returns the output folder.
 
-    ``detect_dir``: a ``trustvis bench detect`` folder whose trained detectors (``runs/*``) are
-    calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False`` skips that part.
+    ``dataset`` (a classification data set) is trained balanced and long-tailed with each ratio of
+    ``imbalances``. ``detect_dir``: a ``trustvis bench detect`` folder whose trained detectors
+    (``runs/*``) are calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False``
+    skips that part.
     """
     from trustvis.bench import plots
     from trustvis.bench.detect import detection_datasets
@@ -139,10 +142,8 @@ def run_calibrate_bench(
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")
-    settings = list(settings or CLASSIFY_SETTINGS)
-    unknown = [s for s in settings if s not in CLASSIFY_SETTINGS]
-    if unknown:
-        raise ValueError(f"Unknown setting(s) {unknown}; choose from {list(CLASSIFY_SETTINGS)}")
+    if any(r < 1 for r in imbalances):
+        raise ValueError(f"imbalance ratios must be >= 1, got {list(imbalances)}")
     out = Path(out_dir or f"results/calibrate-{mode}")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -150,10 +151,11 @@ def run_calibrate_bench(
     info: dict[str, Any] = {}
 
     # ---- classifiers on balanced and long-tailed Fashion-MNIST --------------------------------------
-    for setting in settings:
+    for ratio in imbalances:
+        setting = dataset if ratio == 1 else f"{dataset}-LT{ratio:g}"
         run = make_run_config("classifier", preset, overrides=[
-            f"train.seed={seed}", f"train.device={device}", "data.name=fashion-mnist",
-            f"data.imbalance={CLASSIFY_SETTINGS[setting]}", f"train.steps={steps or STEPS[mode]}",
+            f"train.seed={seed}", f"train.device={device}", f"data.name={dataset}",
+            f"data.imbalance={ratio}", f"train.steps={steps or STEPS[mode]}",
             f"train.progress={progress}", *(overrides or [])])  # fmt: skip
         log.info("calibration bench: classifier on %s", setting)
         method, tinfo = train_or_reuse(run, out / "runs" / setting, classification_datasets)
@@ -218,7 +220,7 @@ def run_calibrate_bench(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command or f"trustvis bench calibrate{' --quick' if quick else ''}",
         "environment": environment(device),
-        "data": {"name": "fashion-mnist + synthbench", "size": mode},
+        "data": {"name": f"{dataset}{' + synthbench' if detectors else ''}", "size": mode},
         "seed": seed,
         "settings": info,
         "results": {

@@ -17,6 +17,7 @@ from trustvis.config import RunConfig
 from trustvis.data.classification import (
     ClassificationDataset,
     ImageSet,
+    dominant_indices,
     load_split,
     long_tailed_indices,
 )
@@ -39,11 +40,17 @@ def cap_per_class(data: ImageSet, max_per_class: int, seed: int = LT_SEED) -> Im
 
 
 def load_classification_split(run: RunConfig, split: str) -> ImageSet:
-    """``split`` of the run's data set, long-tailed (train and val only) and capped as configured."""
+    """``split`` of the run's data set, long-tailed or dominant-k (train and val only) and capped as configured."""
     data = run.data
     images = load_split(data.name, split, root=data.root)
     if split != "test" and data.imbalance > 1:
         images = images.subset(long_tailed_indices(images.labels, data.imbalance, seed=LT_SEED))
+    if split != "test" and data.dominant >= 0:
+        if data.dominant >= images.num_classes:
+            raise ValueError(
+                f"data.dominant={data.dominant} but {data.name} has classes 0..{images.num_classes - 1}"
+            )
+        images = images.subset(dominant_indices(images.labels, data.dominant, seed=LT_SEED))
     if split != "test":
         images = cap_per_class(images, data.max_images)
     return images

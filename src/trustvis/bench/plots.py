@@ -832,7 +832,9 @@ def plot_uncertainty(entries: Mapping[str, Mapping[str, Mapping[str, Any]]], pat
         bins = np.linspace(0.0, max(float(mix.max()), 1e-6), 30)
         ax_h.hist(mix[error == 0], bins=bins, color=PALETTE[0], alpha=0.7, density=True, label="correct")
         if error.any():
-            ax_h.hist(mix[error == 1], bins=bins, color=PALETTE[3], alpha=0.7, density=True, label="misclassified")
+            ax_h.hist(
+                mix[error == 1], bins=bins, color=PALETTE[3], alpha=0.7, density=True, label="misclassified"
+            )
         ax_h.set_title(f"{ds} · {model}: mixing uncertainty", fontsize=10)
         ax_h.set_xlabel("mixing-model score (TV distance)")
         ax_h.set_ylabel("density")
