@@ -360,7 +360,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         data["test"], data["test_y"] = data["cal"], data["cal_y"]
     out = Path(args.out) if args.out else None
     if args.method == "all":
-        rows = calibrate_logits(data["cal"], data["cal_y"], data["test"], data["test_y"])
+        rows = calibrate_logits(data["cal"], data["cal_y"], data["test"], data["test_y"], args.max_iter)
         diagrams = rows.pop("_diagrams")
     else:
         spec_name = args.method
@@ -369,7 +369,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if cal not in CALIBRATORS:
             raise UsageError(f"--calibrator must be one of {list(CALIBRATORS)}")
         k = 2 if np.asarray(data["cal"]).ndim == 1 else int(np.asarray(data["cal"]).shape[1])
-        method = calibrator_method(cal, loss, k)
+        method = calibrator_method(cal, loss, k, args.max_iter)
         report = method.fit((data["cal"], data["cal_y"]))
         from trustvis.metrics.calibration import as_probs, calibration_metrics, reliability_bins
 
@@ -598,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--out", help="folder for calibration.json, reliability.png and (one method) the fitted calibrator"
+    )
+    s.add_argument(
+        "--max-iter", type=int, help="optimiser iterations per calibrator (default 1000, the official budget)"
     )
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
