@@ -90,22 +90,17 @@ def _test_subset(test: ImageSet, max_images: int) -> ImageSet:
 
 def _uncertainty(method: Any, test: ImageSet, refs: ImageSet, n: int, seed: int) -> dict[str, Any]:
     """Mixing-model uncertainty and max-softmax uncertainty of ``method`` on the first ``n`` test images."""
-    from trustvis.methods.augment.kmix import mixing_uncertainty
-
     sub = test.subset(np.arange(min(n, len(test))))
-    to_t = method.make_transform(False)
-    x = torch.stack([ClassificationDataset(sub, to_t)[i]["image"] for i in range(len(sub))]).to(method.device)
-    r = torch.stack([ClassificationDataset(refs, to_t)[i]["image"] for i in range(len(refs))]).to(
-        method.device
-    )
 
-    def probs(t: torch.Tensor) -> torch.Tensor:
-        return torch.cat([method.predict({"image": c})["probs"] for c in t.split(500)])
+    def tensor(data: ImageSet) -> torch.Tensor:
+        ds = ClassificationDataset(data, method.make_transform(False))
+        return torch.stack([ds[i]["image"] for i in range(len(ds))]).to(method.device)  # (N,3,H,W)
 
-    p = probs(x)
+    x, r = tensor(sub), tensor(refs)
+    p = torch.cat([method.predict({"image": c})["probs"] for c in x.split(500)])  # (N,C)
     error = (p.argmax(1).cpu().numpy() != sub.labels).astype(int)
     gen = torch.Generator().manual_seed(seed)
-    mix = mixing_uncertainty(probs, x, references=r, K=3, alpha=1.0, draws=8, generator=gen).cpu().numpy()
+    mix = method.uncertainty(x, r, K=3, alpha=1.0, draws=8, generator=gen).cpu().numpy()
     msp = (1.0 - p.max(1).values).cpu().numpy()
 
     def auroc(score: np.ndarray) -> float:

@@ -363,15 +363,3 @@ class KMix(Classifier):
 
     def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mixer(images, labels)  # torch's global RNG: seeded by the trainer, checkpointed
-
-    @torch.no_grad()
-    def uncertainty(self, images: torch.Tensor, references: torch.Tensor, draws: int = 8,
-                    generator: Gen = None) -> torch.Tensor:  # fmt: skip
-        """Sample-wise uncertainty (B,) of ``images`` under this model's own mixer (:func:`mixing_uncertainty`)."""
-        cfg = self.config
-
-        def probs(x: torch.Tensor) -> torch.Tensor:
-            return torch.cat([self.predict({"image": c})["probs"] for c in x.split(512)])
-
-        return mixing_uncertainty(probs, images, references=references, K=cfg.K, alpha=cfg.alpha, draws=draws,
-                                  mode=cfg.mode, generator=generator)  # fmt: skip

@@ -103,6 +103,26 @@ class Classifier(Method):
         logits = self.model(batch["image"]).float()  # (B,C)
         return {"logits": logits, "probs": logits.softmax(1)}
 
+    @torch.no_grad()
+    def uncertainty(
+        self,
+        images: torch.Tensor,
+        references: torch.Tensor,
+        K: int = 3,
+        alpha: float = 1.0,
+        draws: int = 8,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample-wise uncertainty (B,) of ``images`` (B,3,H,W) from the K-image mixing model, with
+        partners drawn from ``references`` (R,3,H,W): see ``trustvis.methods.augment.kmix.mixing_uncertainty``."""
+        from trustvis.methods.augment.kmix import mixing_uncertainty
+
+        def probs(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.predict({"image": c})["probs"] for c in x.split(512)])
+
+        return mixing_uncertainty(probs, images, references=references, K=K, alpha=alpha, draws=draws,
+                                  generator=generator)  # fmt: skip
+
 
 PRESETS = {
     "default": {},
