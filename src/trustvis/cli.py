@@ -646,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--queries", type=int, default=1000, help="detect: HopSkipJump queries per image (default 1000)"
     )
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
-                   "(default: train the quick cnndet and npr here)")  # fmt: skip
+                   "(default: train a quick cnndet here)")  # fmt: skip
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
     s.set_defaults(fn=cmd_bench)
 
