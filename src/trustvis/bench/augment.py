@@ -28,11 +28,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-import trustvis
 from trustvis.bench.classify import class_logits, classification_datasets
-from trustvis.bench.common import environment, train_or_reuse
+from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import make_run_config
-from trustvis.data.cache import atomic_write_json, atomic_write_text
 from trustvis.data.classification import ClassificationDataset, ImageSet, load_split, stratified_split
 from trustvis.data.transforms import gaussian_blur, gaussian_noise, jpeg
 from trustvis.metrics.calibration import calibration_metrics
@@ -134,7 +132,6 @@ def run_augment_bench(
     images of each corrupted copy (default 2,000 with ``quick``, all otherwise).
     """
     from trustvis.bench import plots
-    from trustvis.report.html import write_report
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")
@@ -222,11 +219,9 @@ def run_augment_bench(
                                "test images, and risk–coverage curves (seed-0 models)"))  # fmt: skip
 
     payload = {
-        "bench": "augment",
-        "trustvis_version": trustvis.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": command or f"trustvis bench augment{' --quick' if quick else ''}",
-        "environment": environment(device),
+        **payload_header(
+            "augment", command or f"trustvis bench augment{' --quick' if quick else ''}", device
+        ),
         "data": {
             "name": ", ".join(datasets),
             "size": mode,
@@ -244,11 +239,7 @@ def run_augment_bench(
         "figures": figures,
         "bench_seconds": time.perf_counter() - t_start,
     }
-    atomic_write_json(out / "results.json", payload)
-    atomic_write_text(out / "results.md", results_markdown(payload))
-    write_report(out)
-    log.info("augment bench finished in %.0f s -> %s", time.perf_counter() - t_start, out)
-    return out
+    return write_results(out, payload, results_markdown)
 
 
 def _pm(stat: dict[str, float], scale: float = 1.0, digits: int = 2) -> str:
@@ -259,13 +250,11 @@ def results_markdown(res: dict[str, Any]) -> str:
     """The Markdown summary of an augment bench ``results.json`` payload."""
     from trustvis.report.tables import markdown_table
 
-    env = res["environment"]
     lines = [
         f"# Augmentation bench ({res['data']['size']})",
         "",
         f"Command: `{res['command']}`  ",
-        f"trustvis {res['trustvis_version']}, torch {env['torch']}, {env['device']} ({env['threads']} threads), "
-        f"{res['created']}.  ",
+        f"{run_line(res)}  ",
         f"Mean ± sample std over seeds {res['seeds']}; errors and accuracies in %. Corruptions: "
         + ", ".join(f"{k} = {v}" for k, v in res["corruptions"].items())
         + ".",

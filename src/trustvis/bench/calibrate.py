@@ -27,12 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import trustvis
 from trustvis import registry
 from trustvis.bench.classify import class_logits, classification_datasets, load_classification_split
-from trustvis.bench.common import environment, train_or_reuse
+from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import make_run_config
-from trustvis.data.cache import atomic_write_json, atomic_write_text
 from trustvis.data.classification import ClassificationDataset
 from trustvis.engine import load_method, predict_dataset
 from trustvis.methods.calibrate.temperature import CALIBRATORS
@@ -145,7 +143,6 @@ def run_calibrate_bench(
     from trustvis.bench import plots
     from trustvis.bench.detect import detection_datasets
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
-    from trustvis.report.html import write_report
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")
@@ -224,11 +221,9 @@ def run_calibrate_bench(
                                "of every calibrator with the CE and the SCTL loss"))  # fmt: skip
 
     payload = {
-        "bench": "calibrate",
-        "trustvis_version": trustvis.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": command or f"trustvis bench calibrate{' --quick' if quick else ''}",
-        "environment": environment(device),
+        **payload_header(
+            "calibrate", command or f"trustvis bench calibrate{' --quick' if quick else ''}", device
+        ),
         "data": {"name": f"{dataset}{' + synthbench' if detectors else ''}", "size": mode},
         "seed": seed,
         "settings": info,
@@ -238,24 +233,18 @@ def run_calibrate_bench(
         "figures": figures,
         "bench_seconds": time.perf_counter() - t_start,
     }
-    atomic_write_json(out / "results.json", payload)
-    atomic_write_text(out / "results.md", results_markdown(payload))
-    write_report(out)
-    log.info("calibration bench finished in %.0f s -> %s", time.perf_counter() - t_start, out)
-    return out
+    return write_results(out, payload, results_markdown)
 
 
 def results_markdown(res: dict[str, Any]) -> str:
     """The Markdown summary of a calibration bench ``results.json`` payload."""
     from trustvis.report.tables import markdown_table
 
-    env = res["environment"]
     lines = [
         f"# Calibration bench ({res['data']['size']})",
         "",
         f"Command: `{res['command']}`  ",
-        f"trustvis {res['trustvis_version']}, torch {env['torch']}, {env['device']} ({env['threads']} threads), "
-        f"{res['created']}. Training seed {res['seed']}.  ",
+        f"{run_line(res)} Training seed {res['seed']}.  ",
         "Calibrators are fitted on the calibration split and scored on the test split; ECE uses 15 "
         "equal-width bins. ECE, class-wise ECE and MCE in %. `argmax changed`: test predictions whose "
         "class differs from the uncalibrated model's (TS, ETS, PTS must change none).",

@@ -28,6 +28,42 @@ DatasetsFn = Callable[[RunConfig, Any], tuple[Dataset, Dataset | None]]
 ValFn = Callable[[Any, Dataset], dict[str, float]]
 
 
+def payload_header(bench: str, command: str, device: str) -> dict[str, Any]:
+    """The first keys of every bench's ``results.json``: which bench, version, time, command, environment."""
+    import time
+
+    import trustvis
+
+    return {
+        "bench": bench,
+        "trustvis_version": trustvis.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": command,
+        "environment": environment(device),
+    }
+
+
+def run_line(res: dict[str, Any]) -> str:
+    """``trustvis V, torch V, device (N threads), created`` of a bench payload (for results.md)."""
+    env = res["environment"]
+    return (
+        f"trustvis {res['trustvis_version']}, torch {env['torch']}, {env['device']} ({env['threads']} threads), "
+        f"{res['created']}."
+    )
+
+
+def write_results(out: Path, payload: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> Path:
+    """``results.json``, ``results.md`` (from ``markdown(payload)``) and ``report.html`` into ``out``."""
+    from trustvis.data.cache import atomic_write_text
+    from trustvis.report.html import write_report
+
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "results.md", markdown(payload))
+    write_report(out)
+    log.info("%s bench finished in %.0f s -> %s", payload["bench"], payload.get("bench_seconds", 0.0), out)
+    return out
+
+
 def environment(device: str = "auto") -> dict[str, Any]:
     """Where a benchmark ran: versions, device, threads, platform."""
     return {

@@ -28,11 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-import trustvis
 from trustvis import registry
-from trustvis.bench.common import environment, train_or_reuse
+from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import RunConfig, make_run_config
-from trustvis.data.cache import atomic_write_json, atomic_write_text
 from trustvis.engine import predict_dataset
 from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_points
 
@@ -231,7 +229,6 @@ def run_detect_bench(
     from trustvis.data.transforms import DEGRADATIONS
     from trustvis.methods.detect.bihpf import artifact_compression_map
     from trustvis.metrics.spectrum import mean_log_spectrum
-    from trustvis.report.html import write_report
 
     size = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "full")
@@ -357,11 +354,7 @@ def run_detect_bench(
 
     # ---- results.json / results.md / report ------------------------------------------------------
     payload = {
-        "bench": "detect",
-        "trustvis_version": trustvis.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": command or f"trustvis bench detect{' --quick' if quick else ''}",
-        "environment": environment(device),
+        **payload_header("detect", command or f"trustvis bench detect{' --quick' if quick else ''}", device),
         "data": {"name": "synthbench", "size": size, "path": str(root), "image_size": image_size},
         "train_family": TRAIN_FAMILY,
         "families": families,
@@ -388,11 +381,7 @@ def run_detect_bench(
             "val": train_info[n].get("val", {}),
             **results[n],
         }
-    atomic_write_json(out / "results.json", payload)
-    atomic_write_text(out / "results.md", results_markdown(payload))
-    write_report(out)
-    log.info("detection bench finished in %.0f s -> %s", time.perf_counter() - t_start, out)
-    return out
+    return write_results(out, payload, results_markdown)
 
 
 def results_markdown(res: dict[str, Any]) -> str:
@@ -405,8 +394,7 @@ def results_markdown(res: dict[str, Any]) -> str:
         f"# Detection bench: SynthBench {res['data']['size']}",
         "",
         f"Command: `{res['command']}`  ",
-        f"trustvis {res['trustvis_version']}, torch {res['environment']['torch']}, "
-        f"{res['environment']['device']} ({res['environment']['threads']} threads), {res['created']}.  ",
+        f"{run_line(res)}  ",
         f"Trained on `{train}` only; unseen families: {', '.join(f for f in fams if f != train)}.",
         "",
         "## AP per generator family (clean)",
