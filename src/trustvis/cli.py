@@ -330,12 +330,12 @@ def _run_logits(run_dir: str, device: str) -> dict[str, Any]:
             parts[role], parts[f"{role}_y"] = o["logits"], o["label"]
         return parts
     if method.task == "detect" and run.data.name == "synthbench":
-        from trustvis.bench.calibrate import _detector_logits
+        from trustvis.bench.calibrate import detector_logits
         from trustvis.data.synthbench import FAMILIES, build_synthbench
 
         root = build_synthbench(run.data.size)
-        cal, cal_y = _detector_logits(method, root, [run.data.train_family], "val")
-        test, test_y = _detector_logits(
+        cal, cal_y = detector_logits(method, root, [run.data.train_family], "val")
+        test, test_y = detector_logits(
             method, root, [f for f in FAMILIES if f != run.data.train_family], "test"
         )
         return {"cal": cal, "cal_y": cal_y, "test": test, "test_y": test_y}

@@ -107,9 +107,10 @@ def calibrate_logits(
     return rows
 
 
-def _detector_logits(
+def detector_logits(
     method: Any, root: Path, families: list[str], split: str
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N,), labels (N,)) of a binary detector on SynthBench ``split`` of ``families``."""
     from trustvis.data.forensynths import ForenSynthsDataset
 
     ds = ForenSynthsDataset(root / split, transform=method.make_transform(False), generators=families)
@@ -194,8 +195,8 @@ def run_calibrate_bench(
             trained["cnndet"], _ = train_or_reuse(run, out / "runs" / "detect-cnndet", detection_datasets)
         for name, method in trained.items():
             setting = f"detector {name}"
-            cal_l, cal_y = _detector_logits(method, root, [TRAIN_FAMILY], "val")
-            tst_l, tst_y = _detector_logits(method, root, unseen, "test")
+            cal_l, cal_y = detector_logits(method, root, [TRAIN_FAMILY], "val")
+            tst_l, tst_y = detector_logits(method, root, unseen, "test")
             results[setting] = calibrate_logits(cal_l, cal_y, tst_l, tst_y, calibrator_iters)
             info[setting] = {"kind": "detector", "cal": f"{TRAIN_FAMILY}/val", "test": unseen,
                              "n_cal": len(cal_y), "n_test": len(tst_y)}  # fmt: skip
