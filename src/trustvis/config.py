@@ -7,6 +7,7 @@ Every component owns a dataclass config with defaults. A run config composes the
       model:  <the method's config dataclass>
       train:  TrainConfig
       data:   DataConfig
+      lora:   LoraConfig   (r = 0: no adapters; see trustvis.nn.lora)
 
 Values from YAML and from the command line are type-checked against the dataclass field types;
 unknown keys raise and name the valid keys. The resolved config is saved with every run.
@@ -49,6 +50,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 0
     progress: bool = True
+    init_from: str = ""  # a finished run folder of the same method whose weights start this run
+    trainable: str = "all"  # all | heads (linear probe: only the classification heads train)
 
 
 @dataclass
@@ -69,6 +72,30 @@ class DataConfig:
 
 
 @dataclass
+class LoraConfig:
+    """Low-rank adapters injected into a method's backbone(s) (``trustvis train M --lora r=8,...``).
+
+    Field names follow PEFT's ``LoraConfig`` where one exists (``r``, ``alpha`` = ``lora_alpha``,
+    ``dropout`` = ``lora_dropout``, ``targets`` = ``target_modules``, ``exclude`` = ``exclude_modules``,
+    ``train_modules`` = ``modules_to_save``, ``rank_pattern``, ``alpha_pattern``, ``rslora`` =
+    ``use_rslora``); matching rules are PEFT's (see :mod:`trustvis.nn.lora`).
+    """
+
+    r: int = 0  # rank; 0 = no LoRA
+    alpha: float = 0.0  # scaling = alpha / r (alpha / sqrt(r) with rslora); 0 = alpha equal to r
+    dropout: float = 0.0  # dropout on the input of the LoRA branch
+    # a string is a full-match regex on module names; a list holds names or name suffixes;
+    # None = every Linear, Conv2d (groups = 1) and MultiheadAttention of the method's backbones
+    targets: str | list[str] | None = None
+    exclude: str | list[str] | None = None  # same rules as targets
+    train_modules: list[str] | None = None  # trained in full (PEFT modules_to_save); None = the heads
+    init: str = "kaiming"  # A init: kaiming (PEFT/loralib default) | gaussian (the paper; std 1/r)
+    rank_pattern: dict[str, int] = field(default_factory=dict)  # module-name regex -> rank
+    alpha_pattern: dict[str, float] = field(default_factory=dict)  # module-name regex -> alpha
+    rslora: bool = False
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a training run; saved as ``config.yaml`` in the run directory."""
 
@@ -77,6 +104,7 @@ class RunConfig:
     model: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -129,6 +157,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         inner = args[0] if args else Any
         out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}[{k!r}]") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if dataclasses.is_dataclass(value):
             return value
@@ -209,7 +244,10 @@ def set_path(cfg: Any, dotted: str, raw: Any) -> None:
                 raise ConfigError(f"{dotted!r} is a section; set one of its keys")
             if isinstance(raw, str) and typing.get_origin(tp) not in (tuple, list) and tp is not str:
                 parsed = yaml.safe_load(raw) if raw != "" else raw
-                raw = parsed if not isinstance(parsed, dict | list) else raw
+                union_list = typing.get_origin(tp) in (typing.Union, types.UnionType) and isinstance(
+                    parsed, list
+                )
+                raw = parsed if not isinstance(parsed, dict | list) or union_list else raw  # "[a, b]": a list
             setattr(obj, p, _coerce(raw, tp, dotted))
         else:
             obj = getattr(obj, p)
@@ -290,6 +328,7 @@ def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
     spec = registry.get(values["method"])
     run = RunConfig(method=values["method"], preset=values.get("preset", "default"))
     run.model = from_dict(spec.config, values.get("model") or {}, "model")  # strict: it shapes the weights
+    run.lora = from_dict(LoraConfig, values.get("lora") or {}, "lora")  # strict: it shapes the weights
     for section, cls in (("train", TrainConfig), ("data", DataConfig)):
         saved = dict(values.get(section) or {})
         known = {f.name for f in dataclasses.fields(cls)}

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from trustvis import registry
 from trustvis.config import RunConfig, to_dict
 from trustvis.data.cache import atomic_write_json
 from trustvis.engine import Trainer, load_method, seed_everything
@@ -84,7 +83,6 @@ def train_or_reuse(
     config are discarded (they cannot continue this one). Returns the method (in eval mode) and
     ``{"train_steps", "train_seconds", "val"}``.
     """
-    spec = registry.get(run.method)
     run_dict = to_dict(run)
     meta_path = out / "model.json"
     if meta_path.is_file():
@@ -97,7 +95,7 @@ def train_or_reuse(
             return method, info
         log.info("config of %s changed; retraining", out)
     seed_everything(run.train.seed)
-    method = spec.cls(run.model)
+    method = ckpt.build_method(run)
     train_set, val_set = datasets_fn(run, method)
     evaluate_fn = None
     if val_fn is not None and val_set is not None:

@@ -17,6 +17,7 @@ Layout of a run folder::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -114,20 +115,54 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
+TRAINABLE = ("all", "heads")
+
+
+def build_method(run: Any, pretrained: bool = True) -> Any:
+    """The method of ``run`` as its training starts.
+
+    Built from ``run.model``; then initialised from ``run.train.init_from`` (a finished run of the same
+    method); then restricted: ``run.train.trainable == "heads"`` freezes all but the classification heads
+    (a linear probe), ``run.lora.r > 0`` injects LoRA adapters (see ``trustvis.methods.adapt.lora``).
+    ``pretrained=False`` reads no weight file at all (a checkpoint is about to overwrite every weight).
+    """
+    from trustvis import registry
+    from trustvis.nn.backbones import no_pretrained
+
+    if run.train.trainable not in TRAINABLE:
+        raise ValueError(f"Unknown train.trainable {run.train.trainable!r}; choose from {list(TRAINABLE)}")
+    if run.train.trainable != "all" and run.lora.r:
+        raise ValueError("train.trainable=heads and LoRA exclude each other (LoRA already trains the heads)")
+    init_from = run.train.init_from if pretrained else ""
+    with no_pretrained() if (init_from or not pretrained) else contextlib.nullcontext():
+        method = registry.get(run.method).cls(run.model)
+    if init_from:
+        meta = read_meta(init_from)
+        if meta["method"] != run.method:
+            raise CheckpointError(
+                f"train.init_from={init_from} holds a {meta['method']!r} run, not {run.method!r}"
+            )
+        load_weights(method, Path(init_from) / "model.safetensors")
+    if run.train.trainable == "heads" or run.lora.r:
+        from trustvis.methods.adapt import lora
+
+        if run.lora.r:
+            lora.apply_lora(method, run.lora)
+        else:
+            lora.freeze_to_heads(method)
+    return method
+
+
 def load_method(run_dir: str | Path, expect_method: str | None = None, device: str = "cpu") -> Any:
     """Rebuild the method saved in ``run_dir`` and load its final weights (no unpickling)."""
-    from trustvis import registry
     from trustvis.config import run_config_from_dict
 
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     if expect_method is not None and meta["method"] != expect_method:
         raise CheckpointError(f"{run_dir} holds a {meta['method']!r} checkpoint, not {expect_method!r}")
-    from trustvis.nn.backbones import no_pretrained
-
     run = run_config_from_dict(meta["config"])
-    with no_pretrained():  # the checkpoint holds every weight; do not look for ImageNet files
-        method = registry.get(run.method).cls(run.model)
+    method = build_method(run, pretrained=False)  # the checkpoint holds every weight (and any adapters)
     load_weights(method, run_dir / "model.safetensors")
     method.to(device)
     method.eval()

@@ -62,6 +62,18 @@ class Method(nn.Module):
         self._step_fn: Callable[[torch.optim.Optimizer, torch.Tensor], None] | None = None
 
     # --- training -------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Method:
+        """``nn.Module.train``, except that the networks in ``self.frozen_eval`` (frozen backbones of a
+        linear probe) stay in eval mode — BatchNorm statistics and dropout frozen — but for the modules in
+        ``self.trained_heads``."""
+        super().train(mode)
+        if mode:
+            for name in getattr(self, "frozen_eval", ()):
+                self.get_submodule(name).eval()
+            for name in getattr(self, "trained_heads", ()) if getattr(self, "frozen_eval", ()) else ():
+                self.get_submodule(name).train()
+        return self
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.training_step(batch)
 

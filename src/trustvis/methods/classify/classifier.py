@@ -39,9 +39,10 @@ from trustvis.registry import Paper, register
 class ClassifierConfig:
     """Fields every image classifier has."""
 
-    backbone: str = "resnet8"  # tiny | resnet8 | resnet20 | resnet18 | resnet34 | resnet50
+    backbone: str = "resnet8"  # one of trustvis.nn.backbones.BACKBONES (tiny, resnet8, mobilenet_v2, ...)
     num_classes: int = 10  # set from the data by `trustvis train` / the benches
-    weights: str = ""  # "" = random init; "imagenet" (torchvision cache) or a file for the large ResNets
+    weights: str = ""  # "" = random init; "imagenet" (offline: see nn/backbones.py) or a weights file
+    input_size: int = 0  # resize inputs to this square side inside the model (bilinear); 0 = as given
     crop_pad: int = 2  # train: random translation by up to this many pixels (zero fill); 0 = off
     hflip: bool = False  # train: random horizontal flip
     label_smoothing: float = 0.0
@@ -76,7 +77,9 @@ class Classifier(Method):
             raise ValueError(f"num_classes must be >= 2, got {config.num_classes}")
         if not 0.0 <= config.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
-        self.model = build_classifier(config.backbone, config.num_classes, config.weights or None)
+        self.model = build_classifier(
+            config.backbone, config.num_classes, config.weights or None, input_size=config.input_size
+        )
 
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         cfg = self.config

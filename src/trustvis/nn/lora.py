@@ -1,0 +1,599 @@
+"""LoRA for vision models: layers, injection by PEFT's rules, merge/unmerge, PEFT adapter files.
+
+Paper: Hu, Shen, Wallis, Allen-Zhu, Li, Wang, Wang, Chen. "LoRA: Low-Rank Adaptation of Large Language
+Models". ICLR 2022. arXiv 2106.09685. Spec: ``shared/specs/lora.md``.
+
+A frozen layer with weight W0 gets a trainable low-rank update::
+
+    h = W0 x + s · B A dropout(x),    s = alpha / r   (alpha / sqrt(r) with rslora),   B = 0 at init
+
+so an adapter is a no-op until it is trained. Layers (the in-memory layout mirrors PEFT's, so that state
+dict keys map one-to-one onto PEFT's adapter files)::
+
+    LoraLinear(nn.Linear(in, out))      lora_A: Linear(in, r)             (r, in)
+                                        lora_B: Linear(r, out)            (out, r)
+    LoraConv2d(nn.Conv2d(in, out, k))   lora_A: Conv2d(in, r, k, the base's stride, padding, dilation,
+                                                padding mode)             (r, in, kh, kw)
+                                        lora_B: Conv2d(r, out, 1)         (out, r, 1, 1)
+                                        ΔW[o,i,:,:] = s · Σ_j B[o,j] A[j,i,:,:]   (exact: 1x1 after kxk)
+    LoraMultiheadAttention(nn.MultiheadAttention(E, heads))  (torchvision's ViT attention)
+                                        lora_A: Linear(E, r), lora_B: Linear(r, 3E) on the packed
+                                        q/k/v input projection; out_proj becomes a LoraLinear
+    every wrapper keeps the original layer as ``base_layer``.
+
+Injection (:func:`inject_lora`) matches module names the way PEFT's ``check_target_module_exists`` does:
+``targets`` as a string is a ``re.fullmatch`` on the full dotted name; as a list, an entry matches a name
+that equals it or ends with ``"." + entry``; ``exclude`` follows the same rules; names under a module to
+save (``train_modules``, PEFT's ``modules_to_save``) are never adapted. ``rank_pattern``/``alpha_pattern``
+keys are regexes matched like PEFT's ``get_pattern_key`` (``(.*\\.)?(key)$``).
+
+Files (:func:`save_adapter` / :func:`load_adapter`): ``adapter_config.json`` + ``adapter_model.safetensors``
+with keys ``base_model.model.<module path>.lora_A.weight`` / ``.lora_B.weight`` and the modules to save
+under their plain names (``base_model.model.<name>.<param>``), safetensors metadata ``{"format": "pt"}``.
+``peft.PeftModel.from_pretrained(base, dir)`` loads them onto the same base network and reproduces the
+outputs; adapters written by PEFT load here (tests/test_lora.py checks both directions).
+
+Deviations from PEFT 0.21 (documented choices):
+  * the Conv2d ``lora_A`` also takes the base's **dilation** and ``padding_mode`` (PEFT forwards neither and
+    crashes on dilated convs, spec §2.1); adapters on dilated convs therefore load here but not in PEFT;
+  * grouped and depthwise convs are refused with a clear error when targeted explicitly and skipped by the
+    default target set (their low-rank update cannot be merged into a grouped weight; PEFT warns and
+    fails at merge time);
+  * MultiheadAttention: the update is added to the projection weights inside a functional forward
+    (differentiable, no merge/unmerge around each call as PEFT does); no dropout on its LoRA branch
+    (PEFT's merged forward applies none either);
+  * DoRA, LoRA biases, embeddings and multiple named adapters per layer are not implemented; loading a
+    PEFT file that uses them raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trustvis.config import LoraConfig
+
+log = logging.getLogger(__name__)
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."
+INITS = ("kaiming", "gaussian")
+
+# ----------------------------------------------------------------------------------------------------
+# layers
+
+
+class LoraLayer(nn.Module):
+    """Shared state of the LoRA wrappers: rank, scaling, merged flag, enable switch."""
+
+    base_layer: nn.Module
+    lora_A: nn.Module
+    lora_B: nn.Module
+
+    def __init__(self, base_layer: nn.Module, r: int, alpha: float, rslora: bool) -> None:
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"LoRA rank r must be >= 1, got {r}")
+        self.base_layer = base_layer
+        self.r = int(r)
+        self.alpha = float(alpha) if alpha else float(r)
+        self.scaling = self.alpha / (math.sqrt(r) if rslora else r)
+        self.merged = False
+        self.enabled = True  # False: the base layer alone (PEFT's disable_adapter)
+
+    def reset_lora(self, init: str = "kaiming") -> None:
+        """A: kaiming-uniform(a=√5) (PEFT/loralib) or N(0, 1/r²) (PEFT's "gaussian"); B: zeros."""
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        elif init == "gaussian":
+            nn.init.normal_(self.lora_A.weight, std=1.0 / self.r)
+        else:
+            raise ValueError(f"Unknown LoRA init {init!r}; choose from {list(INITS)}")
+        nn.init.zeros_(self.lora_B.weight)
+
+    @property
+    def weight(self) -> torch.Tensor:  # code that reads layer.weight (init loops, MHA) sees the base's
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def delta_weight(self) -> torch.Tensor:
+        """s · B A in the base weight's shape."""
+        raise NotImplementedError
+
+    def _base_weight(self) -> nn.Parameter:
+        return self.base_layer.weight
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W ← W0 + s·BA; the forward then runs the base layer alone. A no-op when already merged."""
+        if not self.merged:
+            w = self._base_weight()
+            w += self.delta_weight().to(w.dtype)
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """W ← W − s·BA (restores W0 up to rounding). A no-op when not merged."""
+        if self.merged:
+            w = self._base_weight()
+            w -= self.delta_weight().to(w.dtype)
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha:g}, scaling={self.scaling:g}, merged={self.merged}"
+
+
+class LoraLinear(LoraLayer):
+    """``nn.Linear`` + low-rank update; (..., in) -> (..., out)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float = 0.0, dropout: float = 0.0,
+                 init: str = "kaiming", rslora: bool = False) -> None:  # fmt: skip
+        super().__init__(base, r, alpha, rslora)
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=dev, dtype=dt)  # (r, in)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=dev, dtype=dt)  # (out, r)
+        self.reset_lora(init)
+
+    def delta_weight(self) -> torch.Tensor:  # (out, in)
+        return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged or not self.enabled:
+            return out
+        return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+
+
+class LoraConv2d(LoraLayer):
+    """``nn.Conv2d`` + low-rank update (PEFT's factorisation, dilation kept); (B,in,H,W) -> (B,out,H',W')."""
+
+    def __init__(self, base: nn.Conv2d, r: int, alpha: float = 0.0, dropout: float = 0.0,
+                 init: str = "kaiming", rslora: bool = False) -> None:  # fmt: skip
+        if base.groups != 1:
+            raise ValueError(
+                f"LoRA on a grouped/depthwise Conv2d (groups={base.groups}) is not supported: its low-rank "
+                "update cannot be merged into the grouped weight. Exclude it, or target the pointwise convs."
+            )
+        super().__init__(base, r, alpha, rslora)
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_A = nn.Conv2d(
+            base.in_channels,
+            r,
+            base.kernel_size,
+            base.stride,
+            base.padding,
+            base.dilation,
+            bias=False,
+            padding_mode=base.padding_mode,
+            device=dev,
+            dtype=dt,
+        )  # (r, in, kh, kw)  fmt: skip
+        self.lora_B = nn.Conv2d(r, base.out_channels, 1, bias=False, device=dev, dtype=dt)  # (out, r, 1, 1)
+        self.reset_lora(init)
+
+    def delta_weight(self) -> torch.Tensor:  # (out, in, kh, kw)
+        b = self.lora_B.weight.flatten(1)  # (out, r)
+        return torch.einsum("or,rihw->oihw", b, self.lora_A.weight) * self.scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged or not self.enabled:
+            return out
+        return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+
+
+class LoraMultiheadAttention(LoraLayer):
+    """``nn.MultiheadAttention`` (packed q/k/v) with LoRA on the input and output projections.
+
+    in_proj: ΔW_in = s·B A, (3E, E); out_proj: a :class:`LoraLinear` inside ``base_layer``. The forward is
+    ``F.multi_head_attention_forward`` with W_in0 + ΔW_in and W_out0 + ΔW_out, so gradients reach A and B.
+    """
+
+    def __init__(self, base: nn.MultiheadAttention, r: int, alpha: float = 0.0, dropout: float = 0.0,
+                 init: str = "kaiming", rslora: bool = False) -> None:  # fmt: skip
+        if not base._qkv_same_embed_dim:
+            raise ValueError(
+                "LoRA supports MultiheadAttention with packed q/k/v only (kdim == vdim == embed_dim)"
+            )
+        super().__init__(base, r, alpha, rslora)
+        e = base.embed_dim
+        dev, dt = base.in_proj_weight.device, base.in_proj_weight.dtype
+        self.lora_A = nn.Linear(e, r, bias=False, device=dev, dtype=dt)  # (r, E)
+        self.lora_B = nn.Linear(r, 3 * e, bias=False, device=dev, dtype=dt)  # (3E, r)
+        self.reset_lora(init)
+        base.out_proj = LoraLinear(base.out_proj, r, alpha, 0.0, init, rslora)  # type: ignore[assignment]
+
+    def _base_weight(self) -> nn.Parameter:
+        return self.base_layer.in_proj_weight
+
+    def delta_weight(self) -> torch.Tensor:  # (3E, E)
+        return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
+
+    def merge(self) -> None:
+        super().merge()
+        self.base_layer.out_proj.merge()
+
+    def unmerge(self) -> None:
+        super().unmerge()
+        self.base_layer.out_proj.unmerge()
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        m = self.base_layer
+        out_proj: LoraLinear = m.out_proj  # type: ignore[assignment]
+        if self.merged or not self.enabled:
+            out_proj.enabled = self.enabled
+            return m(query, key, value, key_padding_mask=key_padding_mask, need_weights=need_weights,
+                     attn_mask=attn_mask, average_attn_weights=average_attn_weights, is_causal=is_causal)  # fmt: skip
+        w_in = m.in_proj_weight + self.delta_weight()  # (3E, E)
+        w_out = out_proj.base_layer.weight + out_proj.delta_weight()  # (E, E)
+        if m.batch_first:  # (B,L,E) -> (L,B,E) as the functional form expects
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        out, weights = F.multi_head_attention_forward(
+            query, key, value, m.embed_dim, m.num_heads, w_in, m.in_proj_bias, m.bias_k, m.bias_v,
+            m.add_zero_attn, m.dropout, w_out, out_proj.base_layer.bias, training=self.training,
+            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
+            average_attn_weights=average_attn_weights, is_causal=is_causal,
+        )  # fmt: skip
+        if m.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+
+_WRAPPERS: dict[type, type[LoraLayer]] = {
+    nn.Linear: LoraLinear,
+    nn.Conv2d: LoraConv2d,
+    nn.MultiheadAttention: LoraMultiheadAttention,
+}
+
+
+def _wrapper_for(module: nn.Module) -> type[LoraLayer] | None:
+    for cls, wrapper in _WRAPPERS.items():
+        if isinstance(module, cls):
+            return wrapper
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# matching (PEFT's rules)
+
+
+def name_matches(name: str, rule: str | Sequence[str] | None) -> bool:
+    """PEFT's rule: a string is a full-match regex; a list entry equals ``name`` or is a dotted suffix."""
+    if rule is None:
+        return False
+    if isinstance(rule, str):
+        return re.fullmatch(rule, name) is not None
+    return any(name == t or name.endswith("." + t) for t in rule)
+
+
+def _under(name: str, modules: Iterable[str]) -> bool:
+    """``name`` is one of ``modules`` or inside one (PEFT's modules_to_save exclusion)."""
+    return any(re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", name) for m in modules)
+
+
+def pattern_value(patterns: dict[str, Any], name: str, default: Any) -> Any:
+    """PEFT's ``get_pattern_key``: the first key k with ``(.*\\.)?(k)$`` matching ``name``."""
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", name):
+            return value
+    return default
+
+
+def lora_layers(root: nn.Module) -> Iterator[tuple[str, LoraLayer]]:
+    """(name, wrapper) of every LoRA layer under ``root``, outermost first (MHA before its out_proj)."""
+    for name, module in root.named_modules():
+        if isinstance(module, LoraLayer):
+            yield name, module
+
+
+def inject_lora(
+    root: nn.Module,
+    cfg: LoraConfig,
+    scope: Sequence[str] = ("",),
+    train_modules: Sequence[str] = (),
+) -> list[str]:
+    """Replace the matching layers of ``root`` by LoRA wrappers in place; returns their names.
+
+    Args:
+        root: the network (or method) to adapt; names are relative to it.
+        cfg: rank, alpha, targets, exclude, patterns, init, dropout.
+        scope: module-name prefixes searched when ``cfg.targets`` is None ("" = all of ``root``);
+            the default target set is every Linear, Conv2d with groups = 1 and MultiheadAttention there.
+        train_modules: modules trained in full (heads); never adapted.
+
+    Raises:
+        ValueError: nothing matched, a matched module has an unsupported type (a container, a grouped
+            conv, the out_proj of an attention layer), or the config is invalid.
+    """
+    if cfg.r < 1:
+        raise ValueError(f"LoRA rank r must be >= 1, got {cfg.r}")
+    if cfg.init not in INITS:
+        raise ValueError(f"Unknown LoRA init {cfg.init!r}; choose from {list(INITS)}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"LoRA dropout must be in [0, 1), got {cfg.dropout}")
+    if any(isinstance(m, LoraLayer) for m in root.modules()):
+        raise ValueError("this network already holds LoRA layers; inject once (or merge_and_unload first)")
+    modules = dict(root.named_modules())
+    chosen: list[str] = []
+    for name, module in modules.items():
+        if not name or _under(name, train_modules) or name_matches(name, cfg.exclude):
+            continue
+        parent = name.rpartition(".")[0]
+        if isinstance(modules.get(parent), nn.MultiheadAttention):
+            if (
+                cfg.targets is not None
+                and name_matches(name, cfg.targets)
+                and not name_matches(parent, cfg.targets)
+            ):
+                raise ValueError(
+                    f"{name} is the out_proj of a MultiheadAttention, whose forward never calls it; "
+                    f"target the attention module {parent!r} instead (it adapts in_proj and out_proj)"
+                )
+            continue  # adapted together with its attention module
+        if cfg.targets is None:
+            in_scope = any(p == "" or name == p or name.startswith(p + ".") for p in scope)
+            if not in_scope or _wrapper_for(module) is None:
+                continue
+            if isinstance(module, nn.Conv2d) and module.groups != 1:
+                continue  # default set: grouped/depthwise convs are skipped (see module docstring)
+        elif not name_matches(name, cfg.targets):
+            continue
+        if _wrapper_for(module) is None:
+            raise ValueError(
+                f"Target module {name} ({type(module).__name__}) is not supported; LoRA adapts nn.Linear, "
+                "nn.Conv2d (groups=1) and nn.MultiheadAttention layers, not containers — name the layers inside"
+            )
+        chosen.append(name)
+    if not chosen:
+        layers = [n for n, m in modules.items() if n and _wrapper_for(m) is not None]
+        raise ValueError(
+            f"LoRA: no module matched targets={cfg.targets!r} (exclude={cfg.exclude!r}, scope={list(scope)}); "
+            f"adaptable layers include {layers[:12]}{' ...' if len(layers) > 12 else ''}"
+        )
+    for name in chosen:
+        module = modules[name]
+        r = int(pattern_value(cfg.rank_pattern, name, cfg.r))
+        alpha = float(pattern_value(cfg.alpha_pattern, name, cfg.alpha or r))
+        wrapper = _wrapper_for(module)(module, r, alpha, cfg.dropout, cfg.init, cfg.rslora)  # type: ignore[misc]
+        parent_name, _, child = name.rpartition(".")
+        setattr(root.get_submodule(parent_name) if parent_name else root, child, wrapper)
+    log.info("LoRA: adapted %d layers (r=%d)", len(chosen), cfg.r)
+    return chosen
+
+
+def mark_only_lora_trainable(root: nn.Module, train_modules: Sequence[str] = ()) -> None:
+    """Freeze every parameter of ``root`` but the LoRA factors and those of ``train_modules``."""
+    for name, p in root.named_parameters():
+        p.requires_grad_(".lora_A." in f".{name}" or ".lora_B." in f".{name}" or _under(name, train_modules))
+
+
+def lora_parameter_count(root: nn.Module) -> dict[str, int | float]:
+    """Trainable and total parameter counts (PEFT's print_trainable_parameters, as numbers)."""
+    trainable = sum(p.numel() for p in root.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in root.parameters())
+    lora = sum(
+        p.numel() for n, p in root.named_parameters() if ".lora_A." in f".{n}" or ".lora_B." in f".{n}"
+    )
+    return {
+        "trainable": trainable,
+        "total": total,
+        "lora": lora,
+        "percent": 100.0 * trainable / max(total, 1),
+    }
+
+
+def describe(root: nn.Module) -> str:
+    """One line: ``trainable params: 1,234 || all params: 5,678 || trainable%: 21.73 (LoRA: 1,000)``."""
+    c = lora_parameter_count(root)
+    return (
+        f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || "
+        f"trainable%: {c['percent']:.4f} (LoRA factors: {c['lora']:,}; {sum(1 for _ in lora_layers(root))} layers)"
+    )
+
+
+def set_lora_enabled(root: nn.Module, enabled: bool) -> None:
+    """Switch every adapter on or off (off = the base network's output; merged layers are unmerged)."""
+    for _, layer in lora_layers(root):
+        if not enabled:
+            layer.unmerge()
+        layer.enabled = enabled
+
+
+def merge_lora(root: nn.Module) -> None:
+    """Fold every adapter into its base weight (inference at the base network's cost)."""
+    for _, layer in lora_layers(root):  # an attention layer merges its out_proj too
+        layer.merge()
+
+
+def unmerge_lora(root: nn.Module) -> None:
+    """Undo :func:`merge_lora`."""
+    for _, layer in lora_layers(root):
+        layer.unmerge()
+
+
+def merge_and_unload(root: nn.Module) -> nn.Module:
+    """Merge, then put the plain base layers back: a network with no LoRA code left (returns ``root``)."""
+    for _, layer in lora_layers(root):
+        layer.merge()
+    return unload(root)
+
+
+def unload(root: nn.Module) -> nn.Module:
+    """Put the base layers back as they are (merged adapters stay merged, others are dropped)."""
+    for name, layer in reversed(list(lora_layers(root))):  # innermost first: an MHA's out_proj before the MHA
+        parent_name, _, child = name.rpartition(".")
+        setattr(root.get_submodule(parent_name) if parent_name else root, child, layer.base_layer)
+    return root
+
+
+# ----------------------------------------------------------------------------------------------------
+# PEFT adapter files
+
+
+def _json_rule(rule: str | Sequence[str] | None) -> str | list[str] | None:
+    return rule if rule is None or isinstance(rule, str) else list(rule)
+
+
+def adapter_state_dict(root: nn.Module, train_modules: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """PEFT-named tensors: the LoRA factors and the modules to save (plain names)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, layer in lora_layers(root):
+        for part in ("lora_A", "lora_B"):
+            out[f"{PEFT_PREFIX}{name}.{part}.weight"] = getattr(layer, part).weight.detach()
+    for m in train_modules:
+        for key, t in root.get_submodule(m).state_dict().items():
+            out[f"{PEFT_PREFIX}{m}.{key}"] = t.detach()
+    return {k: v.cpu().contiguous() for k, v in out.items()}
+
+
+def save_adapter(
+    root: nn.Module,
+    directory: str | Path,
+    cfg: LoraConfig,
+    train_modules: Sequence[str] = (),
+    base_model_name_or_path: str | None = None,
+) -> Path:
+    """Write ``adapter_config.json`` + ``adapter_model.safetensors`` (PEFT's format) for ``root``.
+
+    ``target_modules`` lists the adapted layers by exact name, ranks that differ from ``cfg.r`` go to
+    ``rank_pattern`` (anchored names), so PEFT rebuilds exactly these layers.
+    """
+    from safetensors.torch import save_file
+
+    from trustvis.data.cache import atomic_write_json
+
+    layers = [(n, m) for n, m in lora_layers(root) if not _inside_lora_mha(root, n)]
+    if not layers:
+        raise ValueError("save_adapter: the network holds no LoRA layers")
+    if any(layer.merged for _, layer in layers):
+        raise ValueError("save_adapter: unmerge the adapters first (unmerge_lora)")
+    for name, layer in layers:
+        if isinstance(layer, LoraConv2d) and layer.base_layer.dilation != (1, 1):
+            log.warning("%s is a dilated conv: PEFT 0.21 cannot run LoRA on it (trustvis can)", name)
+    r0 = cfg.r
+    rank_pattern = {re.escape(n): m.r for n, m in layers if m.r != r0}
+    alpha_pattern = {re.escape(n): m.alpha for n, m in layers if m.alpha != (cfg.alpha or r0)}
+    config = {
+        "peft_type": "LORA",
+        "task_type": None,
+        "base_model_name_or_path": base_model_name_or_path,
+        "revision": None,
+        "inference_mode": True,
+        "r": r0,
+        "lora_alpha": cfg.alpha or r0,
+        "lora_dropout": cfg.dropout,
+        "target_modules": sorted(n for n, _ in layers),
+        "exclude_modules": None,
+        "modules_to_save": list(train_modules) or None,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian",
+        "use_rslora": cfg.rslora,
+        "use_dora": False,
+        "rank_pattern": rank_pattern,
+        "alpha_pattern": alpha_pattern,
+        "layers_to_transform": None,
+        "layers_pattern": None,
+        "lora_bias": False,
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{ADAPTER_WEIGHTS}.tmp"
+    save_file(adapter_state_dict(root, train_modules), str(tmp), metadata={"format": "pt"})
+    tmp.replace(directory / ADAPTER_WEIGHTS)
+    atomic_write_json(directory / ADAPTER_CONFIG, config)
+    return directory
+
+
+def _inside_lora_mha(root: nn.Module, name: str) -> bool:
+    parent = name.rpartition(".")[0]  # "<mha>.base_layer"
+    return parent.endswith("base_layer") and isinstance(
+        root.get_submodule(parent.rpartition(".")[0]) if "." in parent else root, LoraMultiheadAttention
+    )
+
+
+def read_adapter_config(directory: str | Path) -> tuple[LoraConfig, list[str]]:
+    """A PEFT ``adapter_config.json`` as (LoraConfig, modules_to_save); unsupported features raise."""
+    path = Path(directory) / ADAPTER_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a PEFT/trustvis adapter folder")
+    c = json.loads(path.read_text(encoding="utf-8"))
+    if c.get("peft_type", "LORA") != "LORA":
+        raise ValueError(f"{path}: a {c.get('peft_type')} adapter, not LoRA")
+    for key, ok in (("use_dora", False), ("fan_in_fan_out", False), ("lora_bias", False)):
+        if c.get(key, ok) != ok:
+            raise ValueError(f"{path}: {key}={c[key]!r} is not supported by trustvis (only plain LoRA)")
+    if c.get("bias", "none") != "none":
+        raise ValueError(f"{path}: bias={c['bias']!r} is not supported (only 'none')")
+    if c.get("layers_to_transform") or c.get("layers_pattern"):
+        raise ValueError(f"{path}: layers_to_transform/layers_pattern are not supported; list target_modules")
+    init = c.get("init_lora_weights", True)
+    r = int(c.get("r", 8))
+    cfg = LoraConfig(
+        r=r,
+        alpha=float(c.get("lora_alpha", 8)),
+        dropout=float(c.get("lora_dropout", 0.0)),
+        targets=c.get("target_modules"),
+        exclude=c.get("exclude_modules"),
+        train_modules=c.get("modules_to_save"),
+        init="gaussian" if init == "gaussian" else "kaiming",
+        rank_pattern=dict(c.get("rank_pattern") or {}),
+        alpha_pattern=dict(c.get("alpha_pattern") or {}),
+        rslora=bool(c.get("use_rslora", False)),
+    )
+    return cfg, list(c.get("modules_to_save") or [])
+
+
+def load_adapter(root: nn.Module, directory: str | Path) -> LoraConfig:
+    """Inject the adapter of a PEFT-format folder into ``root`` (built like its base) and load its weights.
+
+    Raises:
+        ValueError: the file's keys do not fit the network (missing or unexpected tensors, wrong shapes).
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    cfg, train_modules = read_adapter_config(directory)
+    weights = directory / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found (trustvis reads safetensors adapters only)")
+    if not any(isinstance(m, LoraLayer) for m in root.modules()):
+        try:
+            inject_lora(root, cfg, train_modules=train_modules)
+        except ValueError as e:
+            raise ValueError(f"{directory}: the adapter does not fit this network: {e}") from e
+    state = {k.removeprefix(PEFT_PREFIX): v for k, v in load_file(str(weights)).items()}
+    full = root.state_dict()
+    own = {k for k in full if ".lora_A." in f".{k}" or ".lora_B." in f".{k}"}
+    own |= {f"{m}.{k}" for m in train_modules for k in root.get_submodule(m).state_dict()}
+    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights} does not fit this network: missing {missing[:6]}, unexpected {unexpected[:6]} "
+            "(was it saved for another base model?)"
+        )
+    for key in own:
+        if full[key].shape != state[key].shape:
+            raise ValueError(
+                f"{weights}: {key} has shape {tuple(state[key].shape)}, the network {tuple(full[key].shape)}"
+            )
+    root.load_state_dict(state, strict=False)
+    return cfg

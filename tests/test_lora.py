@@ -1,0 +1,330 @@
+"""LoRA invariants (spec lora.md): no-op at init, merge == unmerged, only adapters train, conv geometry,
+PEFT matching rules, PEFT adapter files in both directions, the ``--lora`` path of every method."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from trustvis.config import LoraConfig
+from trustvis.nn import lora as L
+
+
+def _cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=2, dilation=2, padding_mode="reflect"), nn.ReLU(),
+        nn.Conv2d(16, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5),
+    )  # fmt: skip
+
+
+def _vit() -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=3
+    )
+
+
+def _randomise_b(root: nn.Module, std: float = 0.2) -> None:
+    g = torch.Generator().manual_seed(1)
+    for _, layer in L.lora_layers(root):
+        with torch.no_grad():
+            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * std)
+
+
+X = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+XV = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("init", ["kaiming", "gaussian"])
+def test_zero_b_gives_exactly_the_base_output(init):
+    for build, x in ((_cnn, X), (_vit, XV)):
+        base = build().eval()
+        m = build()
+        L.inject_lora(m, LoraConfig(r=4, init=init, dropout=0.1))
+        m.eval()
+        assert torch.equal(m(x), base(x))
+        assert all(layer.lora_A.weight.abs().sum() > 0 for _, layer in L.lora_layers(m))  # A is not zero
+
+
+def test_gaussian_init_std_and_scaling():
+    lin = nn.Linear(400, 300)
+    layer = L.LoraLinear(lin, r=4, alpha=16, init="gaussian")
+    assert layer.lora_A.weight.std().item() == pytest.approx(1 / 4, rel=0.05)
+    assert layer.scaling == 4.0
+    assert L.LoraLinear(nn.Linear(4, 4), r=4, alpha=16, rslora=True).scaling == 8.0  # alpha / sqrt(r)
+    assert L.LoraLinear(nn.Linear(4, 4), r=4).scaling == 1.0  # alpha 0 -> alpha = r
+
+
+@pytest.mark.parametrize("build,x", [(_cnn, X), (_vit, XV)])
+def test_merge_equals_unmerged_and_unmerge_restores(build, x):
+    m = build()
+    L.inject_lora(m, LoraConfig(r=3, alpha=6))
+    _randomise_b(m)
+    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    y = m(x)
+    L.merge_lora(m)
+    assert (m(x) - y).abs().max() < 1e-5
+    assert (m(x) - build().eval()(x)).abs().max() > 1e-3  # the adapter does change the output
+    L.unmerge_lora(m)
+    assert (m(x) - y).abs().max() < 1e-5
+    for k, v in m.state_dict().items():
+        assert torch.allclose(v, before[k], atol=1e-6), k
+    plain = L.merge_and_unload(m)
+    assert not any(isinstance(mod, L.LoraLayer) for mod in plain.modules())
+    assert (plain(x) - y).abs().max() < 1e-5
+
+
+def test_conv_lora_keeps_stride_padding_dilation_and_merges_exactly():
+    base = nn.Conv2d(6, 10, 3, stride=2, padding=2, dilation=2, padding_mode="reflect")
+    layer = L.LoraConv2d(base, r=2, alpha=4)
+    assert (
+        layer.lora_A.stride == (2, 2) and layer.lora_A.dilation == (2, 2) and layer.lora_A.padding == (2, 2)
+    )
+    assert layer.lora_A.padding_mode == "reflect" and layer.lora_B.kernel_size == (1, 1)
+    torch.nn.init.normal_(layer.lora_B.weight)
+    x = torch.randn(1, 6, 15, 13)
+    merged = nn.functional.conv2d(
+        nn.functional.pad(x, (2, 2, 2, 2), mode="reflect"), base.weight + layer.delta_weight(), base.bias,
+        stride=2, dilation=2,
+    )  # fmt: skip
+    y = layer(x)
+    assert y.shape == base(x).shape == merged.shape
+    assert torch.allclose(y, merged, atol=1e-5)
+
+
+def test_grouped_convs_refused_explicitly_and_skipped_by_default():
+    net = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.Conv2d(4, 8, 1))
+    with pytest.raises(ValueError, match="grouped/depthwise"):
+        L.inject_lora(net, LoraConfig(r=2, targets=["0"]))
+    assert L.inject_lora(net, LoraConfig(r=2)) == ["1"]
+
+
+def test_peft_matching_rules_exclude_patterns_and_errors():
+    m = _vit()
+    names = L.inject_lora(
+        m,
+        LoraConfig(r=2, targets=r".*mlp\.[03]", exclude=["encoder_layer_1.mlp.3"], rank_pattern={"mlp.3": 5},
+                   alpha_pattern={r"encoder_layer_1\.mlp\.0": 7}),
+    )  # fmt: skip
+    assert names == [
+        "encoder.layers.encoder_layer_0.mlp.0", "encoder.layers.encoder_layer_0.mlp.3",
+        "encoder.layers.encoder_layer_1.mlp.0",
+    ]  # fmt: skip
+    layers = dict(L.lora_layers(m))
+    assert layers["encoder.layers.encoder_layer_0.mlp.3"].r == 5
+    assert layers["encoder.layers.encoder_layer_0.mlp.0"].r == 2
+    assert layers["encoder.layers.encoder_layer_1.mlp.0"].alpha == 7
+    # list entries are exact names or dotted suffixes, never substrings
+    assert L.name_matches("a.self_attention", ["self_attention"]) and not L.name_matches(
+        "a.xself_attention", ["self_attention"]
+    )
+    with pytest.raises(ValueError, match="already holds LoRA"):
+        L.inject_lora(m, LoraConfig(r=2))
+    with pytest.raises(ValueError, match="no module matched"):
+        L.inject_lora(_vit(), LoraConfig(r=2, targets=["nope"]))
+    with pytest.raises(ValueError, match="not supported"):
+        L.inject_lora(_vit(), LoraConfig(r=2, targets=["mlp"]))  # a container
+    with pytest.raises(ValueError, match="out_proj"):
+        L.inject_lora(_vit(), LoraConfig(r=2, targets=["out_proj"]))
+    with pytest.raises(ValueError, match="choose from"):
+        L.inject_lora(_vit(), LoraConfig(r=2, init="xavier"))
+    kept = L.inject_lora(_cnn(), LoraConfig(r=2), train_modules=["7"])
+    assert "7" not in kept and kept == ["0", "2", "4"]
+
+
+def test_only_lora_and_trained_modules_change():
+    m = _cnn()
+    L.inject_lora(m, LoraConfig(r=2), train_modules=["7"])
+    L.mark_only_lora_trainable(m, ["7"])
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(m(X), torch.tensor([0, 3]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in m.state_dict().items():
+        changed = not torch.equal(v, before[k])
+        expected = ".lora_" in k or k.startswith("7.")
+        assert changed == expected, k
+    counts = L.lora_parameter_count(m)
+    assert counts["trainable"] == counts["lora"] + 16 * 5 + 5
+    assert "trainable params" in L.describe(m)
+
+
+def test_save_load_round_trip(tmp_path):
+    m = _vit()
+    cfg = LoraConfig(r=2, alpha=4, rank_pattern={"mlp.0": 3})
+    L.inject_lora(m, cfg, train_modules=["heads.head"])
+    _randomise_b(m)
+    with torch.no_grad():
+        m.heads.head.weight.add_(1.0)
+    m.eval()
+    L.save_adapter(m, tmp_path, cfg, train_modules=["heads.head"])
+    conf = json.loads((tmp_path / L.ADAPTER_CONFIG).read_text())
+    assert conf["peft_type"] == "LORA" and conf["r"] == 2 and conf["lora_alpha"] == 4
+    assert conf["modules_to_save"] == ["heads.head"] and "conv_proj" in conf["target_modules"]
+    assert set(conf["rank_pattern"].values()) == {3}
+    other = _vit()
+    L.load_adapter(other, tmp_path)
+    other.eval()
+    assert torch.equal(other(XV), m(XV))
+    with pytest.raises(ValueError, match="does not fit"):
+        L.load_adapter(_cnn(), tmp_path)
+
+
+def test_peft_loads_trustvis_adapters_and_the_reverse(tmp_path):
+    peft = pytest.importorskip("peft")
+    for i, (build, x, cfg, heads) in enumerate((
+        (_cnn, X, LoraConfig(r=4, alpha=8, exclude=["2"]), ["7"]),  # PEFT cannot run LoRA on the dilated conv
+        (_vit, XV, LoraConfig(r=2, rank_pattern={"mlp.3": 4}), ["heads.head"]),
+    )):  # fmt: skip
+        m = build()
+        L.inject_lora(m, cfg, train_modules=heads)
+        _randomise_b(m)
+        m.eval()
+        y = m(x)
+        L.save_adapter(m, tmp_path / f"ours{i}", cfg, train_modules=heads)
+        pm = peft.PeftModel.from_pretrained(build(), str(tmp_path / f"ours{i}")).eval()
+        assert torch.allclose(pm(x), y, atol=1e-6)
+        # the reverse: an adapter trained (here: randomised) and saved by PEFT
+        targets = ["0", "4", "7"] if build is _cnn else ["self_attention", "mlp.0", "conv_proj"]
+        theirs = peft.get_peft_model(build(), peft.LoraConfig(r=3, lora_alpha=5, target_modules=targets,
+                                                               init_lora_weights="gaussian"))  # fmt: skip
+        with torch.no_grad():
+            for n, p in theirs.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(std=0.2)
+        theirs.eval()
+        theirs.save_pretrained(str(tmp_path / f"peft{i}"))
+        ours = build()
+        got = L.load_adapter(ours, tmp_path / f"peft{i}")
+        assert got.init == "gaussian" and got.alpha == 5
+        ours.eval()
+        assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+
+
+def test_mha_batch_first_and_adapter_switch():
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    layer = L.LoraMultiheadAttention(mha, r=2)
+    _randomise_b(nn.Sequential(layer))
+    q = torch.randn(3, 5, 8)
+    out, _ = layer(q, q, q, need_weights=False)
+    assert out.shape == (3, 5, 8)
+    L.set_lora_enabled(nn.Sequential(layer), False)
+    assert torch.allclose(layer(q, q, q)[0], mha(q, q, q)[0])
+    L.set_lora_enabled(nn.Sequential(layer), True)
+    assert torch.allclose(layer(q, q, q, need_weights=False)[0], out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# trustvis methods: --lora, train.trainable=heads, train.init_from
+
+
+def test_parse_lora_spec():
+    from trustvis.methods.adapt.lora import parse_lora_spec
+
+    got = parse_lora_spec(
+        "r=8,alpha=16,targets=layer3+layer4,exclude=re:.*downsample.*,rank_pattern=fc:4+conv1:2"
+    )
+    assert got == {"r": "8", "alpha": "16", "targets": ["layer3", "layer4"], "exclude": ".*downsample.*",
+                   "rank_pattern": {"fc": 4, "conv1": 2}}  # fmt: skip
+    with pytest.raises(ValueError, match="valid|keys"):
+        parse_lora_spec("rank=8")
+
+
+def _tiny_run(method: str, tmp_path, extra: list[str]):
+    from trustvis.cli import main
+
+    out = tmp_path / "run"
+    assert main(["-q", "train", method, "--preset", "tiny", "--steps", "2", "--out", str(out),
+                 "--set", "train.progress=false", *extra]) == 0  # fmt: skip
+    return out
+
+
+def _digits_batch():
+    from trustvis.data.classification import ClassificationDataset, load_split
+    from trustvis.data.transforms import to_tensor
+
+    ds = ClassificationDataset(load_split("sklearn-digits", "test"), to_tensor)
+    items = [ds[i] for i in range(6)]
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "label": torch.tensor([it["label"] for it in items]),
+    }
+
+
+def test_train_with_lora_flag_freezes_the_backbone_and_round_trips(tmp_path):
+    from safetensors.torch import load_file
+
+    from trustvis import registry
+    from trustvis.engine import load_method, seed_everything
+
+    out = _tiny_run("classifier", tmp_path, ["--lora", "r=2,alpha=4"])
+    method = load_method(out)
+    assert method.run_config.lora.r == 2
+    names = [n for n, _ in L.lora_layers(method)]
+    assert names and all(n.startswith("model.net.features.") for n in names)  # the head is not adapted
+    # only the adapters and the head moved away from the initial (seeded) weights
+    seed_everything(0)  # as `trustvis train` does before building the method (train.seed = 0)
+    init = registry.build("classifier", "tiny", num_classes=10)
+    L.inject_lora(init, LoraConfig(r=2), train_modules=["model.net.fc"])
+    trained = load_file(str(out / "model.safetensors"))
+    for k, v in init.state_dict().items():
+        if k.endswith("num_batches_tracked") or "running_" in k or ".lora_" in k:
+            continue
+        assert torch.equal(v, trained[k]) == (not k.startswith("model.net.fc.")), k
+    batch = _digits_batch()
+    again = load_method(out)
+    assert torch.equal(method.predict(batch)["logits"], again.predict(batch)["logits"])
+    # the PEFT adapter written next to the run loads onto the plain network
+    assert json.loads((out / "adapter" / L.ADAPTER_CONFIG).read_text())["modules_to_save"] == ["fc"]
+    plain = L.unload(copy.deepcopy(method.model.net))  # the base network: frozen weights, no adapters
+    assert not any(isinstance(m, L.LoraLayer) for m in plain.modules())
+    x = (batch["image"] - method.model.mean) / method.model.std
+    L.load_adapter(plain, out / "adapter")
+    assert torch.allclose(plain.eval()(x), method.model.net(x), atol=1e-6)
+
+
+def test_linear_probe_and_init_from(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from trustvis.engine import load_method
+
+    base = _tiny_run("classifier", tmp_path / "a", [])
+    out = _tiny_run("classifier", tmp_path / "b", ["--set", "train.trainable=heads", "--set", f"train.init_from={base}",
+                                                    "--set", "train.lr=0.1"])  # fmt: skip
+    a, b = load_file(str(base / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    for k in a:
+        same = torch.equal(a[k], b[k])
+        assert same == (not k.startswith("model.net.fc.")), k  # BatchNorm statistics frozen too
+    probe = load_method(out)
+    assert probe.frozen_eval == ["model.net"] and probe.trained_heads == ["model.net.fc"]
+    probe.train()
+    assert not probe.model.net.features[1].training and probe.model.net.fc.training
+    from trustvis.cli import main
+
+    argv = ["-q", "train", "classifier", "--preset", "tiny", "--out", str(tmp_path / "c"),
+            "--set", "train.trainable=heads", "--lora", "r=2"]  # fmt: skip
+    assert main(argv) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
+def test_lora_method_contract_pieces():
+    from trustvis import registry
+
+    m = registry.build("lora", "tiny", num_classes=10)
+    assert m.task == "adapt" and m.adapted and m.trained_heads == ["model.net.fc"]
+    counts = L.lora_parameter_count(m)
+    fc = m.model.net.fc
+    assert counts["trainable"] == counts["lora"] + fc.weight.numel() + fc.bias.numel()
+    with pytest.raises(ValueError, match="lora.r >= 1"):
+        registry.build("lora", "tiny", num_classes=10, lora={"r": 0})
