@@ -58,7 +58,9 @@ def test_bench_calibrate_tiny_keeps_accuracy_for_ts_ets_pts(tmp_path):
         assert {"uncalibrated", "ts+ce", "ts+sctl", "cts+sctl", "pts+ce", "ets+sctl"} <= set(rows)
         for name, m in rows.items():
             if name.split("+")[0] in ("ts", "ets", "pts"):
-                assert m["argmax_changed"] == 0, name  # (a 3-step model has near-ties; acc may differ by them)
+                assert m["argmax_changed"] == 0, (
+                    name
+                )  # (a 3-step model has near-ties; acc may differ by them)
         sc = rows["ts+sctl"]["fit"]
         assert 0.1 <= sc["alpha"] <= np.log(10) / 2 + 1e-9 and 1.5 <= sc["beta"] <= 2.0
     assert "Accuracy unchanged by TS/ETS/PTS: yes" in (out / "results.md").read_text()

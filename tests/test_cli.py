@@ -50,6 +50,9 @@ def test_data_status(capsys):
     assert main(["data", "status", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert any(r["name"] == "scikit-image" and r["installed"] for r in rows)
+    weights = {r["name"]: r for r in rows if r["kind"] == "weights"}
+    assert {"mobilenet_v2", "efficientnet_lite0", "resnet50"} <= set(weights)
+    assert all(r["installed"] or r["install_hint"] for r in weights.values())
 
 
 def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):

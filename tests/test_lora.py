@@ -328,3 +328,24 @@ def test_lora_method_contract_pieces():
     assert counts["trainable"] == counts["lora"] + fc.weight.numel() + fc.bias.numel()
     with pytest.raises(ValueError, match="lora.r >= 1"):
         registry.build("lora", "tiny", num_classes=10, lora={"r": 0})
+
+
+@pytest.mark.parametrize("name", [s.name for s in __import__("trustvis.registry", fromlist=["x"]).list_methods()
+                                  if s.task not in ("calibrate",) and s.name != "lora"])  # fmt: skip
+def test_every_method_with_a_backbone_takes_lora_and_a_linear_probe(name):
+    from trustvis import registry
+    from trustvis.methods.adapt.lora import apply_lora, freeze_to_heads, heads_of
+
+    m = registry.build(name, "tiny")
+    adapted = apply_lora(m, LoraConfig(r=2))
+    heads = heads_of(m)
+    assert adapted and heads and not any(a.startswith(tuple(heads)) for a in adapted)
+    for n, p in m.named_parameters():
+        if any(n.startswith(s + ".") for s in m.backbone_heads()):
+            assert p.requires_grad == (".lora_" in n or n.startswith(tuple(h + "." for h in heads))), n
+    probe = registry.build(name, "tiny")
+    freeze_to_heads(probe)
+    trainable = {n for n, p in probe.named_parameters() if p.requires_grad}
+    assert trainable >= {
+        n for n, _ in probe.named_parameters() if n.startswith(tuple(h + "." for h in heads))
+    }

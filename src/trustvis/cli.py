@@ -147,12 +147,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_cmd == "status":
         from trustvis.data import sources
+        from trustvis.nn.backbones import weights_status
 
-        rows = sources.status()
+        rows, weights = sources.status(), weights_status()
         if args.json:
-            print(json.dumps(rows, indent=2, default=str))
+            print(
+                json.dumps(
+                    rows + [{"name": w["backbone"], "kind": "weights", **w} for w in weights],
+                    indent=2,
+                    default=str,
+                )
+            )
         else:
             print(sources.format_status(rows))
+            print("\nImageNet weights (offline; `model.weights=imagenet`):")
+            for w in weights:
+                where = w["path"] if w["installed"] else f"not found — {w['install_hint']}"
+                print(f"  {w['backbone']:<20} {where}")
         return 0
     if args.data_cmd == "build":
         if args.name != "synthbench":

@@ -53,7 +53,7 @@ LABELS_PER_CLASS = (10, 100)
 BACKBONE = {"backbone": "mobilenet_v2", "weights": "imagenet"}
 #: training steps: Fashion-MNIST per labels-per-class, the base detector, each detector adaptation
 STEPS = {
-    "quick": {"fmnist": {10: 150, 100: 300}, "base": 300, "adapt": 100},
+    "quick": {"fmnist": {10: 100, 100: 200}, "base": 300, "adapt": 100},
     "full": {"fmnist": {10: 500, 100: 1500}, "base": 2000, "adapt": 300},
 }
 ADAPT_FAMILY = (

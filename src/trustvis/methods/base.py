@@ -107,6 +107,20 @@ class Method(nn.Module):
         loss.backward(inputs=params)
         opt.step()
 
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """``{backbone module path: [its classification head paths]}`` — where ``--lora`` puts adapters
+        and what a linear probe (``train.trainable=heads``) trains. Default: every network built by
+        ``build_classifier`` (a ``Normalized`` wrapper ``w``: backbone ``w.net``, head ``w.net.<head_name>``).
+        Methods whose networks are built otherwise override this."""
+        from trustvis.nn.backbones import Normalized
+
+        out = {}
+        for name, m in self.named_modules():
+            if isinstance(m, Normalized):
+                net = f"{name}.net" if name else "net"
+                out[net] = [f"{net}.{m.head_name}"] if m.head_name else []
+        return out
+
     # --- data -----------------------------------------------------------------------------------
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         """uint8 (H,W,3) image -> model input tensor (3,H,W). Train transforms may be random."""

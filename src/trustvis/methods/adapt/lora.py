@@ -7,16 +7,16 @@ decides *where* adapters go in a trustvis method and registers the ``lora`` clas
     image (B,3,H,W) in [0,1] ──► [resize to input_size] ──► ImageNet backbone (frozen W0 + s·BA on every
         Conv2d groups=1 / Linear / attention layer) ──► fresh head (trained in full) ──► logits (B,C)
 
-``apply_lora(method, cfg)`` works on any method whose networks come from ``build_classifier``: the
-default targets are every adaptable layer of those backbones, the default modules trained in full are
-their classification heads (``train_modules`` overrides; PEFT's ``modules_to_save``), and only those
+``apply_lora(method, cfg)`` works on every method that declares its backbones
+(``Method.backbone_heads``; by default the networks built by ``build_classifier``): the default targets are
+every adaptable layer of those backbones, the default modules trained in full are their classification heads (``train_modules`` overrides; PEFT's ``modules_to_save``), and only those
 backbones are frozen — a method's other networks (a generator, a discriminator) keep training as before.
 ``trustvis train METHOD --lora r=8,alpha=16,targets=layer3+layer4`` does this for any method.
 
 Defaults (documented choices): rank 8 with alpha = r (scaling 1, the paper's "alpha = the first r we
-try"), A kaiming-uniform as PEFT and loralib, no LoRA dropout (the official GPT-2 runs use 0.1; our
-image sets are small but dropout did not matter at these budgets), depthwise convs left frozen, and
-BatchNorm statistics keep updating in train mode as in PEFT (their affine weights are frozen).
+try"), A kaiming-uniform as PEFT and loralib, no LoRA dropout (PEFT's default; the official GPT-2 runs
+use 0.1), depthwise convs left frozen, and BatchNorm statistics keep updating in train mode as in PEFT
+(their affine weights are frozen). lr 2e-3 (the adapt bench's LoRA setting).
 
 Deviations: see :mod:`trustvis.nn.lora` (dilation forwarded to ``lora_A``; grouped convs refused).
 """
@@ -33,44 +33,45 @@ from torch import nn
 from trustvis.config import LoraConfig
 from trustvis.methods.classify.classifier import CLASSIFIER_RUN_DEFAULTS, Classifier, ClassifierConfig
 from trustvis.nn import lora as L
-from trustvis.nn.backbones import Normalized
 from trustvis.registry import Paper, register
 
 log = logging.getLogger(__name__)
 
 
-def backbones_of(method: nn.Module) -> list[str]:
-    """Names of the ``build_classifier`` networks (``Normalized`` wrappers) inside ``method``."""
-    return [n for n, m in method.named_modules() if isinstance(m, Normalized)]
+def backbone_heads(method: nn.Module) -> dict[str, list[str]]:
+    """``{backbone path: [head paths]}``: ``Method.backbone_heads``, or for a plain module its
+    ``build_classifier`` networks."""
+    from trustvis.methods.base import Method
+
+    return method.backbone_heads() if isinstance(method, Method) else Method.backbone_heads(method)  # type: ignore[arg-type]
 
 
 def heads_of(method: nn.Module) -> list[str]:
-    """The classification heads of those networks (trained in full under LoRA by default)."""
-    heads = []
-    for name in backbones_of(method):
-        head = getattr(method.get_submodule(name), "head_name", "")
-        if head:
-            heads.append(f"{name}.net.{head}" if name else f"net.{head}")
-    return heads
+    """The classification heads of the method's backbones (trained in full under LoRA by default)."""
+    return [h for heads in backbone_heads(method).values() for h in heads]
+
+
+def _under(name: str, prefixes: list[str]) -> bool:
+    return any(not p or name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def apply_lora(method: nn.Module, cfg: LoraConfig) -> list[str]:
     """Inject LoRA into ``method``'s backbones and freeze them but for the adapters and the heads.
 
-    Returns the adapted layer names. Raises ValueError when the method has no backbone and no
+    Returns the adapted layer names. Raises ValueError when the method declares no backbone and no
     ``targets`` were given, or nothing matched.
     """
-    scopes = backbones_of(method)
+    scopes = list(backbone_heads(method))
     if cfg.targets is None and not scopes:
         raise ValueError(
-            f"{type(method).__name__} has no build_classifier backbone; give LoRA targets explicitly "
-            "(--lora r=8,targets=NAME+NAME or a regex with re:...)"
+            f"{type(method).__name__} declares no backbone (Method.backbone_heads); give LoRA targets "
+            "explicitly (--lora r=8,targets=NAME+NAME or a regex with re:...)"
         )
     train_modules = list(cfg.train_modules) if cfg.train_modules is not None else heads_of(method)
     adapted = L.inject_lora(method, cfg, scope=scopes or ("",), train_modules=train_modules)
 
     def owner(name: str) -> str | None:
-        return next((s for s in scopes if name == s or name.startswith(s + ".")), None)
+        return next((s for s in scopes if _under(name, [s])), None)
 
     frozen = {owner(n) for n in adapted}
     frozen_all = None in frozen  # an adapted layer outside any backbone: freeze the whole method
@@ -78,7 +79,7 @@ def apply_lora(method: nn.Module, cfg: LoraConfig) -> list[str]:
         if not frozen_all and owner(name) not in frozen:
             continue  # another network of the method: trained as without LoRA
         is_lora = ".lora_A." in f".{name}" or ".lora_B." in f".{name}"
-        p.requires_grad_(is_lora or any(name == t or name.startswith(t + ".") for t in train_modules))
+        p.requires_grad_(is_lora or _under(name, train_modules))
     method.trained_heads = train_modules
     log.info("LoRA on %s: %s", type(method).__name__, L.describe(method))
     return adapted
@@ -90,30 +91,29 @@ def freeze_to_heads(method: nn.Module) -> list[str]:
     heads = heads_of(method)
     if not heads:
         raise ValueError(
-            f"{type(method).__name__} has no build_classifier head to train (train.trainable=heads)"
+            f"{type(method).__name__} declares no classification head to train (train.trainable=heads)"
         )
-    scopes = backbones_of(method)
+    scopes = list(backbone_heads(method))
     for name, p in method.named_parameters():
-        if any(name.startswith(s + ".") or not s for s in scopes):
-            p.requires_grad_(any(name.startswith(h + ".") for h in heads))
-    method.frozen_eval = [f"{s}.net" if s else "net" for s in scopes]
+        if _under(name, scopes):
+            p.requires_grad_(_under(name, heads))
+    method.frozen_eval = scopes
     method.trained_heads = heads
     method.train(method.training)
     return heads
 
 
 def export_adapter(method: nn.Module, cfg: LoraConfig, directory: str | Path) -> Path:
-    """Write the method's adapter in PEFT's format, relative to its torchvision network when all adapters
+    """Write the method's adapter in PEFT's format, relative to its backbone network when all adapters
     and trained heads sit in one backbone (``PeftModel.from_pretrained(torchvision_net, directory)``),
     relative to the method otherwise."""
     train_modules: list[str] = list(getattr(method, "trained_heads", heads_of(method)))
     names = [n for n, _ in L.lora_layers(method)] + train_modules
-    for scope in backbones_of(method):
-        prefix = f"{scope}.net." if scope else "net."
-        if names and all(n.startswith(prefix) for n in names):
-            net = method.get_submodule(prefix[:-1])
+    for scope in backbone_heads(method):
+        prefix = f"{scope}." if scope else ""
+        if scope and names and all(n.startswith(prefix) for n in names):
             rel = [t.removeprefix(prefix) for t in train_modules]
-            return L.save_adapter(net, directory, cfg, train_modules=rel)
+            return L.save_adapter(method.get_submodule(scope), directory, cfg, train_modules=rel)
     return L.save_adapter(method, directory, cfg, train_modules=train_modules)
 
 
@@ -161,8 +161,8 @@ class LoraClassifierConfig(ClassifierConfig):
 
 
 LORA_RUN_DEFAULTS = {
-    "default": {"train": {**CLASSIFIER_RUN_DEFAULTS["default"]["train"], "lr": 1e-3, "weight_decay": 0.0}},
-    "quick": {"train": {**CLASSIFIER_RUN_DEFAULTS["quick"]["train"], "lr": 1e-3, "weight_decay": 0.0}},
+    "default": {"train": {**CLASSIFIER_RUN_DEFAULTS["default"]["train"], "lr": 2e-3, "weight_decay": 0.0}},
+    "quick": {"train": {**CLASSIFIER_RUN_DEFAULTS["quick"]["train"], "lr": 2e-3, "weight_decay": 0.0}},
     "tiny": CLASSIFIER_RUN_DEFAULTS["tiny"],
 }
 

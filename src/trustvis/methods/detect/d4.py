@@ -473,6 +473,15 @@ class D4(BinaryDetector):
         self._fakes: list[torch.Tensor] = []  # uint8 (n,3,S,S) on CPU: latest fakes of phase 1
 
     # --- data -----------------------------------------------------------------------------------
+
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """The full-spectrum network and each member (torchvision-style nets without a wrapper)."""
+        from trustvis.nn.backbones import HEAD_NAMES
+
+        head = HEAD_NAMES[self.config.backbone]
+        nets = ["model.full", *[f"model.members.{i}" for i in range(len(self.model.members))]]
+        return {n: [f"{n}.{head}"] for n in nets}
+
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         """Train: Blur+JPEG, crop to ``image_size`` (random if ``crop_size`` else centre), flip; eval:
         centre crop. Images smaller than ``image_size`` are enlarged first. Picklable."""

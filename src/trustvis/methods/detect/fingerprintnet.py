@@ -427,6 +427,12 @@ class FingerprintNet(BinaryDetector):
         self.bank.requires_grad_(config.bank_mode == "train")
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
 
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """The spectrum classifier (its network is used without the ``Normalized`` wrapper)."""
+        from trustvis.nn.backbones import HEAD_NAMES
+
+        return {"model.backbone": [f"model.backbone.{HEAD_NAMES[self.config.backbone]}"]}
+
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """``detector``: Adam(W) with the run's lr; ``bank`` (train mode): Adam with ``bank_lr``."""
         opts = {"detector": self.run_optimizer(self.model.parameters(), train)}

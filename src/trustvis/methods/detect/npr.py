@@ -214,3 +214,7 @@ class NPR(BinaryDetector):
             )
         self.model = NPRNet(config.width, config.scale, config.factor, config.normalize)
         _load_weights(self.model, config.weights)
+
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """The NPR network (its own ResNet, head ``fc1``)."""
+        return {"model": ["model.fc1"]}
