@@ -1,7 +1,7 @@
 # trustvis — the two user-facing targets each do the whole set-up first:
 #   make demo   set up, then run the detection benchmark (SynthBench quick; about an hour on 2 CPU cores)
 #   make test   set up, then run the test suite (a few minutes)
-#   make bench-augment / make bench-calibrate   the classification benchmarks (--quick; < 30 min each)
+#   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate clean
+.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt clean
 
 demo: setup
 	$(VENV)/bin/trustvis data status
@@ -40,6 +40,9 @@ bench-augment: setup
 
 bench-calibrate: setup
 	$(VENV)/bin/trustvis bench calibrate --quick
+
+bench-adapt: setup
+	$(VENV)/bin/trustvis bench adapt --quick
 
 bench-full: setup
 	$(VENV)/bin/trustvis bench detect

@@ -349,3 +349,21 @@ def test_every_method_with_a_backbone_takes_lora_and_a_linear_probe(name):
     assert trainable >= {
         n for n, _ in probe.named_parameters() if n.startswith(tuple(h + "." for h in heads))
     }
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v2", "efficientnet_lite0", "vit_tiny"])
+def test_default_targets_on_every_backbone_family(backbone):
+    from trustvis.nn.backbones import build_classifier
+
+    torch.manual_seed(0)
+    net = build_classifier(backbone, 3, None, input_size=32).eval()
+    x = torch.rand(2, 3, 32, 32)
+    y0 = net(x)
+    names = L.inject_lora(net, LoraConfig(r=2), scope=["net"], train_modules=[f"net.{net.head_name}"])
+    assert names and f"net.{net.head_name}" not in names
+    net.eval()
+    assert torch.equal(net(x), y0)  # B = 0: the base network exactly, SAME-padded stem included
+    _randomise_b(net, std=0.05)
+    y = net(x)
+    L.merge_lora(net)
+    assert (net(x) - y).abs().max() < 1e-4

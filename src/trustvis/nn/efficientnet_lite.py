@@ -93,14 +93,18 @@ class Conv2dSame(nn.Conv2d):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__(c_in, c_out, kernel, stride, padding=0, groups=groups, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,c_in,H,W) -> (B,c_out,ceil(H/s),ceil(W/s))
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The "SAME" zero padding (LoRA's ``lora_A`` conv applies it too, see ``trustvis.nn.lora``)."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         h, w = x.shape[-2:]
         ph = max((math.ceil(h / sh) - 1) * sh + kh - h, 0)
         pw = max((math.ceil(w / sw) - 1) * sw + kw - w, 0)
         if ph or pw:
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))  # left, right, top, bottom
-        return super().forward(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,c_in,H,W) -> (B,c_out,ceil(H/s),ceil(W/s))
+        return super().forward(self.pad_input(x))
 
 
 def _conv_bn(

@@ -194,7 +194,9 @@ class LoraConv2d(LoraLayer):
         out = self.base_layer(x)
         if self.merged or not self.enabled:
             return out
-        return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        pad = getattr(self.base_layer, "pad_input", None)  # convs that pad in forward (TF "SAME")
+        xa = pad(x) if pad is not None else x
+        return out + self.lora_B(self.lora_A(self.lora_dropout(xa))) * self.scaling
 
 
 class LoraMultiheadAttention(LoraLayer):
