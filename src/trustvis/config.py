@@ -60,8 +60,10 @@ class DataConfig:
 
     # detectors: synthbench | folder (ForenSynths/GenImage layout)
     # classifiers: fashion-mnist | opencv-digits | sklearn-digits | folder (class-per-folder tree)
+    # anomaly: elpv-mono | elpv-poly | textures | textures-misaligned | mvtec | folder (normal/abnormal/mask)
     name: str = "synthbench"
     root: str = ""  # folder root when name == folder (or an IDX folder / digits.png for the named sets)
+    category: str = ""  # anomaly: the MVTec AD category under root (name == mvtec)
     size: str = "quick"  # synthbench size: quick | full
     train_family: str = "ae_tconv"  # synthbench family used for training
     max_images: int = 0  # cap per generator and class (detection) or per class (classification); 0 = all

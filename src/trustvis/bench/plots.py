@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from PIL import Image
+from scipy import ndimage
 
 from trustvis.data.cache import atomic_write_bytes
 
@@ -29,6 +34,9 @@ __all__ = [
     "DEGRADATION_ORDER",
     "PALETTE",
     "degradation_label",
+    "heatmap_overlay",
+    "plot_anomaly_curves",
+    "plot_anomaly_grid",
     "plot_cost",
     "plot_maps",
     "plot_family_metric",
@@ -39,6 +47,7 @@ __all__ = [
     "plot_spectra",
     "plot_training_curves",
     "plot_uncertainty",
+    "save_overlay",
 ]
 
 # Okabe & Ito (2008) colour-blind-safe palette, ordered for contrast on white (yellow last).
@@ -852,4 +861,281 @@ def plot_uncertainty(entries: Mapping[str, Mapping[str, Mapping[str, Any]]], pat
         ax_r.set_title(f"{ds} · {model}: risk–coverage", fontsize=10)
         ax_r.grid(True, color="0.85", linewidth=0.6)
         ax_r.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# --- Anomaly detection figures ---------------------------------------------------------------------------
+
+_ANOMALY_CMAP = "jet"
+_PANEL_GAP = 4  # white pixels between the panels of save_overlay
+_CONTOUR_RGB = (255, 255, 255)
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, possibly on GPU or requiring grad
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _image_rgb(image: Any) -> np.ndarray:
+    """Any image -> uint8 (H, W, 3).
+
+    Accepts (H, W), (H, W, 1|3|4) and (1|3, H, W) arrays or tensors. uint8 is used as is; floats in
+    [0, 1] are scaled by 255, floats with a maximum above 1 are taken as [0, 255], and floats with
+    negative values (e.g. ImageNet-normalised tensors) are min-max rescaled for display.
+    """
+    img = _as_array(image)
+    if img.ndim == 3 and img.shape[-1] not in (1, 3, 4) and img.shape[0] in (1, 3):
+        img = np.moveaxis(img, 0, -1)  # CHW -> HWC
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]  # drop alpha
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] != 3) or img.size == 0:
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 1|3|4) or (1|3, H, W); got shape {tuple(img.shape)}."
+        )
+    if img.dtype != np.uint8:
+        f = img.astype(np.float64)
+        if not np.all(np.isfinite(f)):
+            raise ValueError("image contains NaN or infinite values.")
+        lo, hi = float(f.min()), float(f.max())
+        if lo < 0:
+            f = (f - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(f)
+        elif hi <= 1.0:
+            f = f * 255.0
+        img = np.clip(np.round(f), 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img
+
+
+def _map_2d(amap: Any, size: tuple[int, int], what: str = "amap") -> np.ndarray:
+    """Anomaly map -> float64 (H, W) at ``size`` = (H, W), bilinear when it has another size."""
+    a = _as_array(amap).astype(np.float64)
+    a = a.reshape(a.shape[-2:]) if a.ndim > 2 and int(np.prod(a.shape[:-2])) == 1 else a
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"{what} must be a 2-D (H, W) map (or (1, H, W)); got shape {tuple(a.shape)}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} contains NaN or infinite values.")
+    if a.shape != size:
+        resized = Image.fromarray(a.astype(np.float32)).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        a = np.asarray(resized, dtype=np.float64)
+    return a
+
+
+def _mask_2d(mask: Any, size: tuple[int, int]) -> np.ndarray:
+    """Ground-truth mask -> bool (H, W) at ``size``, nearest-neighbour when it has another size."""
+    m = _as_array(mask)
+    m = m.reshape(m.shape[-2:]) if m.ndim > 2 and int(np.prod(m.shape[:-2])) == 1 else m
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"mask must be a 2-D (H, W) array (or (1, H, W)); got shape {tuple(m.shape)}.")
+    m = m > 0  # accepts {0, 1}, bool and 0/255 masks
+    if m.shape != size:
+        img = Image.fromarray(m.astype(np.uint8) * 255).resize((size[1], size[0]), Image.Resampling.NEAREST)
+        m = np.asarray(img) > 127
+    return m
+
+
+def _scale(values: np.ndarray, vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    lo = float(values.min()) if vmin is None else float(vmin)
+    hi = float(values.max()) if vmax is None else float(vmax)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"vmin and vmax must be finite, got {vmin!r} and {vmax!r}.")
+    if hi < lo:
+        raise ValueError(f"vmax ({hi}) must not be below vmin ({lo}).")
+    return lo, hi
+
+
+def heatmap_overlay(
+    image: Any, amap: Any, vmin: float | None = None, vmax: float | None = None, alpha: float = 0.5
+) -> np.ndarray:
+    """Blend a jet colour map of an anomaly map onto an image.
+
+    ``vmin`` maps to dark blue and ``vmax`` to dark red; values outside are clipped. Without them the
+    map's own minimum and maximum are used, which makes every map look "hot" somewhere (even a normal
+    image's): pass one fixed scale (e.g. over the test set, or with ``vmax`` near the threshold) to
+    compare images. A constant map with ``vmin == vmax`` is drawn at the low end.
+
+    Args:
+        image: (H, W), (H, W, 3) or (3, H, W) array or tensor; uint8, or float in [0, 1].
+        amap: (h, w) anomaly map; bilinearly resized to (H, W) when its size differs.
+        vmin: score shown at the bottom of the colour scale.
+        vmax: score shown at the top of the colour scale.
+        alpha: weight of the colour map in the blend, in [0, 1].
+
+    Returns:
+        uint8 array of shape (H, W, 3).
+    """
+    a = float(alpha)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
+    img = _image_rgb(image)  # (H, W, 3) uint8
+    amap2 = _map_2d(amap, img.shape[:2])  # (H, W) float64
+    lo, hi = _scale(amap2, vmin, vmax)
+    norm = np.clip((amap2 - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(amap2)
+    colour = colormaps[_ANOMALY_CMAP](norm)[..., :3] * 255.0  # (H, W, 3) float
+    out = (1.0 - a) * img.astype(np.float64) + a * colour
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _contour(mask: np.ndarray) -> np.ndarray:
+    """Inner boundary pixels of a bool mask (8-neighbourhood; the image border counts as outside)."""
+    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
+
+
+def save_overlay(
+    image: Any,
+    amap: Any,
+    path: str | Path,
+    mask: Any | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    alpha: float = 0.5,
+) -> Path:
+    """Write one PNG at the image's own resolution: ``image | overlay``, 4 white pixels apart.
+
+    The overlay is :func:`heatmap_overlay`; with ``mask`` the outline of the ground-truth defect is drawn
+    on it in white. Pixels only, no axes or colour bar, so it is fast enough for every test image.
+
+    Args:
+        image: (H, W), (H, W, 3) or (3, H, W); uint8, or float in [0, 1].
+        amap: (h, w) anomaly map (resized to the image when needed).
+        path: output PNG.
+        mask: optional ground-truth mask (any size; nonzero = defect).
+        vmin: bottom of the colour scale (default: the map's minimum).
+        vmax: top of the colour scale (default: the map's maximum).
+        alpha: weight of the colour map in the blend.
+
+    Returns:
+        ``path``. The PNG is (H, 2 W + 4) pixels.
+    """
+    img = _image_rgb(image)
+    overlay = heatmap_overlay(img, amap, vmin=vmin, vmax=vmax, alpha=alpha)
+    if mask is not None:
+        overlay[_contour(_mask_2d(mask, img.shape[:2]))] = _CONTOUR_RGB
+    gap = np.full((img.shape[0], _PANEL_GAP, 3), 255, dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate([img, gap, overlay], axis=1)).save(buf, format="PNG")
+    path = atomic_write_bytes(path, buf.getvalue())
+    logger.debug("wrote overlay %s", path)
+    return path
+
+
+def plot_anomaly_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Grid of examples, each an image and its heat-map overlay with the ground-truth outline.
+
+    Used for the "best / worst maps" of each method. All overlays of the figure share one colour scale
+    (the minimum and maximum over all its maps), shown by one colour bar, so hot regions can be compared
+    across examples; up to four examples per figure row.
+
+    Args:
+        rows: one dict per example: ``"image"`` (H, W[, 3]), ``"map"`` (h, w), and optionally ``"mask"``
+            (ground truth or None), ``"score"`` (image score), ``"label"`` (0 normal / 1 anomalous) and
+            ``"caption"`` (e.g. the file name).
+        path: output PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    if not rows:
+        raise ValueError("Nothing to plot: rows is empty.")
+    examples = []
+    for i, r in enumerate(rows):
+        missing = [k for k in ("image", "map") if k not in r or r[k] is None]
+        if missing:
+            raise ValueError(f"rows[{i}] lacks {missing}; each row needs 'image' and 'map'.")
+        img = _image_rgb(r["image"])
+        amap = _map_2d(r["map"], img.shape[:2], what=f"rows[{i}]['map']")
+        mask = _mask_2d(r["mask"], img.shape[:2]) if r.get("mask") is not None else None
+        examples.append((img, amap, mask, r))
+    all_maps = np.concatenate([e[1].reshape(-1) for e in examples])
+    lo, hi = _scale(all_maps, None, None)
+    if hi <= lo:
+        hi = lo + 1.0  # constant maps: any non-empty scale
+    per_row = min(4, len(examples))
+    nrows = math.ceil(len(examples) / per_row)
+    fig = Figure(figsize=(3.4 * per_row + 1.0, 1.9 * nrows + 0.7), layout="constrained")
+    axes = fig.subplots(nrows, 2 * per_row, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_axis_off()
+    for k, (img, amap, mask, r) in enumerate(examples):
+        ax_img, ax_ov = axes[k // per_row][2 * (k % per_row)], axes[k // per_row][2 * (k % per_row) + 1]
+        ax_img.imshow(img, interpolation="nearest")
+        ax_ov.imshow(heatmap_overlay(img, amap, vmin=lo, vmax=hi), interpolation="nearest")
+        if mask is not None and mask.any():
+            ax_ov.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=1.0)
+        caption = str(r.get("caption") or f"#{k}")
+        label = r.get("label")
+        label_txt = {0: "normal", 1: "anomalous"}.get(int(label), str(label)) if label is not None else "?"
+        score = _float(r.get("score"))
+        score_txt = f"score {score:.3g}" if math.isfinite(score) else "score n/a"
+        ax_img.set_title(caption if len(caption) <= 28 else caption[:27] + "\u2026", fontsize=8)
+        ax_ov.set_title(f"{score_txt} \u00b7 {label_txt}", fontsize=8)
+    mappable = ScalarMappable(norm=Normalize(vmin=lo, vmax=hi), cmap=_ANOMALY_CMAP)
+    fig.colorbar(mappable, ax=list(axes.ravel()), shrink=0.85, label="anomaly score (shared scale)")
+    fig.suptitle(title or "Anomaly maps (white outline = ground-truth defect; one colour scale)", fontsize=10)
+    return _save(fig, path)
+
+
+def _anomaly_roc(name: str, entry: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """(fpr, tpr, auroc) from {"labels", "scores"}, {"fpr", "tpr"[, "auroc"]} or an (fpr, tpr) pair."""
+    if isinstance(entry, Mapping) and "labels" in entry and "scores" in entry:
+        from sklearn.metrics import roc_curve
+
+        from trustvis.metrics.anomaly import image_auroc
+
+        auroc = image_auroc(entry["labels"], entry["scores"])  # validates (both classes, finite)
+        y = _as_array(entry["labels"]).reshape(-1).astype(np.float64)
+        fpr, tpr, _ = roc_curve(y, _as_array(entry["scores"]).reshape(-1).astype(np.float64))
+        return fpr, tpr, auroc
+    try:
+        fpr, tpr = _xy(entry)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Curve {name!r} must be {{'labels', 'scores'}}, {{'fpr', 'tpr'[, 'auroc']}} or (fpr, tpr): {exc}"
+        ) from exc
+    auroc = _float(entry.get("auroc")) if isinstance(entry, Mapping) else math.nan
+    if not math.isfinite(auroc) and fpr.size >= 2:
+        auroc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # area under the given points
+    return fpr, tpr, auroc
+
+
+def plot_anomaly_curves(curves: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Image-level ROC curves of several methods on one axis, AUROC in the legend.
+
+    Args:
+        curves: ``{method: entry}``; an entry is ``{"labels": 0/1, "scores": ...}`` (the ROC and AUROC
+            are computed here), ``{"fpr": [...], "tpr": [...], "auroc": float}`` as stored in
+            ``results.json`` (AUROC from the points when absent), or an ``(fpr, tpr)`` pair. Empty
+            curves are listed as "n/a".
+        path: output PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(curves, "curves")
+    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, label="chance")
+    for i, (name, entry) in enumerate(curves.items()):
+        fpr, tpr, auroc = _anomaly_roc(name, entry)
+        linestyle = _DASHES[(i // len(PALETTE)) % len(_DASHES)]
+        if fpr.size == 0:
+            ax.plot([], [], color=_color(i), linestyle=linestyle, label=f"{name}: n/a")
+            continue
+        label = f"{name} (AUROC {auroc:.3f})" if math.isfinite(auroc) else name
+        ax.plot(fpr, tpr, color=_color(i), linestyle=linestyle, linewidth=1.8, label=label)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.grid(True, color="0.9", linewidth=0.6)
+    ax.set_xlabel("false positive rate (normal images flagged)")
+    ax.set_ylabel("true positive rate (anomalous images caught)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Image-level ROC (dotted diagonal = chance)", fontsize=10)
     return _save(fig, path)

@@ -50,10 +50,10 @@ def predict_dataset(
         for k, v in batch.items():
             if k == "image":
                 continue
-            fields.setdefault(k, []).extend(v.tolist() if torch.is_tensor(v) else list(v))
+            fields.setdefault(k, []).append(v.cpu().numpy() if torch.is_tensor(v) else np.asarray(list(v)))
     result: dict[str, Any] = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in outputs.items()}
     for k, v in fields.items():
-        result[k] = np.asarray(v)
+        result[k] = np.concatenate(v)
     result["seconds"] = seconds
     result["images_per_second"] = n / seconds if seconds > 0 else float("nan")
     return result

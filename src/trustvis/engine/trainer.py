@@ -165,9 +165,13 @@ class Trainer:
     ) -> dict[str, Any]:
         """Train for ``train.steps`` steps; returns a summary dict (steps, seconds, last metrics)."""
         cfg = self.cfg
+        # fit-only methods (PaDiM) take no gradient step; methods with statistics of the training set
+        # (PaDiM, FYD) get one ordered pass over it through ``method.fit`` after the steps
+        trainable = bool(getattr(self.method, "trainable", True))
+        fits_stats = bool(getattr(self.method, "fits_statistics", False))  # evaluated after the fit only
         per_rank = len(train_set) // dist_utils.world_size()
         steps_per_epoch = per_rank // cfg.batch_size
-        if steps_per_epoch < 1:
+        if trainable and steps_per_epoch < 1:
             raise ValueError(
                 f"training set has {len(train_set)} items, fewer than one batch of {cfg.batch_size} per process; "
                 "lower train.batch_size"
@@ -178,7 +182,7 @@ class Trainer:
         seed_everything(cfg.seed + dist_utils.rank())
         method = self.method.to(self.device)
         method.train()
-        optimizers = method.configure_optimizers(cfg)
+        optimizers = method.configure_optimizers(cfg) if trainable else {}
         method.optimizers = optimizers
         lr_factor(0, cfg.steps, cfg.schedule, cfg.warmup_steps)  # fails early on an unknown schedule
         base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers.values()]
@@ -223,7 +227,7 @@ class Trainer:
         count = 0
         t0 = time.perf_counter()
         try:
-            while self.step < cfg.steps:
+            while trainable and self.step < cfg.steps:
                 epoch, pos = divmod(self.step, steps_per_epoch)
                 loader = self._loader(train_set, epoch, pos * cfg.batch_size)
                 for batch in loader:
@@ -272,8 +276,10 @@ class Trainer:
                         sums.clear()
                         count = 0
                         self._fire("on_log")
-                    if evaluate_fn is not None and (
-                        (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps
+                    if (
+                        evaluate_fn is not None
+                        and not fits_stats
+                        and ((cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps)
                     ):
                         self._evaluate(method, evaluate_fn)
                     if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
@@ -288,6 +294,17 @@ class Trainer:
         finally:
             bar.close()
             method._step_fn = None
+        if fits_stats:
+            method.eval()
+            loader = DataLoader(
+                train_set, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers
+            )
+            with torch.no_grad():
+                info = method.fit(loader) or {}
+            self._log_record({"step": self.step, "split": "fit", **{k: v for k, v in info.items()
+                                                                     if isinstance(v, int | float)}})  # fmt: skip
+            if evaluate_fn is not None:
+                self._evaluate(method, evaluate_fn)
         self.train_seconds += time.perf_counter() - t0
         if self.is_main:
             self._checkpoint(method, optimizers, run_dict, None)

@@ -7,9 +7,11 @@ classify/classifier.py    the classification recipe: ResNet + cross-entropy (bas
 augment/kmix.py           DCutMix / DMixup (seed method) augment/twoimage.py  Mixup, CutMix (baselines)
 calibrate/sctl.py         SCTL (seed method)           calibrate/temperature.py  TS, CTS, ETS, PTS (baselines)
 adapt/lora.py             LoRA (seed method; layers and PEFT files in nn/lora.py)
+anomaly/padim.py          PaDiM (baseline)         anomaly/fyd.py      FYD (seed method)
 """
 
 from trustvis.methods.adapt import lora  # noqa: F401
+from trustvis.methods.anomaly import fyd, padim  # noqa: F401
 from trustvis.methods.augment import kmix, twoimage  # noqa: F401
 from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier  # noqa: F401

@@ -48,6 +48,11 @@ class Method(nn.Module):
     method_name: ClassVar[str] = ""  # set by registry.register
     task: ClassVar[str] = ""  # set by registry.register
     manual_optimization: ClassVar[bool] = False
+    #: False for fit-only methods (calibrators, PaDiM): the trainer takes no gradient step
+    trainable: ClassVar[bool] = True
+    #: True when the method estimates statistics of its training set: after the gradient steps (if any)
+    #: the trainer calls ``fit(loader)`` once with an ordered, unshuffled loader over the whole set
+    fits_statistics: ClassVar[bool] = False
     #: labels the training set may hold (None = all). FingerprintNet sets (0,): its data pipeline then
     #: never lists a generated image, because the method makes its own fakes from real ones.
     train_labels: ClassVar[tuple[int, ...] | None] = None

@@ -61,7 +61,7 @@ import contextvars
 import importlib.util
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -578,7 +578,11 @@ class FeatureBackbone(nn.Module):
         )
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:  # (B,3,H,W) in [0,1] -> [(B,C_i,H_i,W_i)]
+    def forward(
+        self, images: torch.Tensor, after: Mapping[int, Callable[[torch.Tensor], torch.Tensor]] | None = None
+    ) -> list[torch.Tensor]:  # (B,3,H,W) in [0,1] -> [(B,C_i,H_i,W_i)]
+        """The maps at ``out_indices``; ``after[i]`` (e.g. a spatial transformer) replaces the output of
+        tap ``i`` before the next stage runs (CNN taps only)."""
         x = (images - self.mean) / self.std
         last = max(self.out_indices)
         vit = self.name in _VITS
@@ -591,6 +595,10 @@ class FeatureBackbone(nn.Module):
         for i, segment in enumerate(self._segments[: last + 1]):
             for path in segment:
                 x = self.net.get_submodule(path)(x)
+            if after and i in after:
+                if vit:
+                    raise ValueError("FeatureBackbone: `after` hooks work on CNN taps only")
+                x = after[i](x)
             if i in self.out_indices:
                 taps[i] = self._token_map(x) if vit else x
         return [taps[i] for i in self.out_indices]

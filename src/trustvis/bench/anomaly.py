@@ -1,0 +1,234 @@
+"""``trustvis bench anomaly``: FYD against PaDiM on real defects and on textures with pixel masks.
+
+Protocol::
+
+    for each set (elpv-mono, elpv-poly: real solar-cell defects, image labels only;
+                  textures, textures-misaligned: real texture photos with synthetic defects and masks)
+      for each method (padim, fyd) — same backbone (ImageNet MobileNetV2 from pip), image size, channels
+        train / fit on the set's normal train split ──► runs/<set>/<method>
+        threshold = 0.99 quantile of the scores of the normal validation split (never test labels)
+        test split ──► image AUROC, AP, F1-max; accuracy / F1 at the threshold;
+                       pixel AUROC and AUPRO (FPR ≤ 0.3) where masks exist; fit and inference time
+      figures: image ROC per set, best / worst anomaly maps per set and method, a few overlays per run
+    results.json, results.md, fig_*.png, overlays/, report.html
+
+Every method trains from the same seed; a finished run with the same config is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from trustvis import registry
+from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.config import RunConfig, make_run_config
+from trustvis.data.anomaly import AnomalyDataset, AnomalySet, load_anomaly
+from trustvis.engine import predict_dataset
+from trustvis.metrics.anomaly import adaptive_threshold, anomaly_metrics
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("elpv-mono", "elpv-poly", "textures", "textures-misaligned")
+METHODS = ("padim", "fyd")
+NORMAL_QUANTILE = 0.99
+OVERLAYS_PER_RUN = 6
+
+
+def load_anomaly_split(run: RunConfig, split: str, size: int) -> AnomalySet:
+    """``split`` of the run's anomaly data set at ``size`` px (train and val hold normal images only)."""
+    d = run.data
+    return load_anomaly(d.name, split, root=d.root, category=d.category, size=size)
+
+
+def anomaly_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset]:
+    """(normal train images, normal validation images) of an anomaly run."""
+    size = method.config.image_size
+    train = load_anomaly_split(run, "train", size)
+    val = load_anomaly_split(run, "val", size)
+    return AnomalyDataset(train, method.make_transform(True)), AnomalyDataset(
+        val, method.make_transform(False)
+    )
+
+
+def anomaly_outputs(method: Any, dataset: Dataset, batch_size: int = 32) -> dict[str, Any]:
+    """``score (N,)``, ``anomaly_map (N,H,W)``, ``label``, ``mask`` and throughput of ``method`` on ``dataset``."""
+    out = predict_dataset(
+        method, dataset, batch_size=batch_size, keys=("score", "anomaly_map"), progress=False
+    )
+    return out
+
+
+def set_threshold(method: Any, val_set: Dataset, quantile: float = NORMAL_QUANTILE) -> float:
+    """Store the adaptive threshold (``quantile`` of the normal validation scores) in ``method.threshold``."""
+    out = anomaly_outputs(method, val_set)
+    t = adaptive_threshold(out["score"], normal_quantile=quantile)
+    method.threshold.fill_(t)
+    return float(t)
+
+
+def anomaly_val_metrics(method: Any, val_set: Dataset) -> dict[str, float]:
+    """Validation record of an anomaly run: the normal scores' mean and the threshold they give."""
+    out = anomaly_outputs(method, val_set)
+    return {
+        "score_mean": float(np.mean(out["score"])),
+        "threshold": adaptive_threshold(out["score"], normal_quantile=NORMAL_QUANTILE),
+    }
+
+
+def run_anomaly_bench(
+    quick: bool = True,
+    datasets: list[str] | None = None,
+    methods: list[str] | None = None,
+    out_dir: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    command: str = "",
+    progress: bool = True,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
+    """Run the anomaly protocol; returns the output folder. ``preset``/``overrides`` apply to every method
+    (the tests use ``tiny``); ``steps`` replaces FYD's step budget."""
+    from trustvis.bench import plots
+    from trustvis.config import to_dict
+    from trustvis.engine.checkpoint import save_final
+
+    mode = "quick" if quick else "full"
+    preset = preset or ("quick" if quick else "default")
+    datasets = list(datasets or DATASETS)
+    methods = list(methods or METHODS)
+    for name in methods:
+        if registry.get(name).task != "anomaly":
+            raise ValueError(
+                f"{name!r} is not an anomaly method; choose from {[s.name for s in registry.list_methods('anomaly')]}"
+            )
+    out = Path(out_dir or f"results/anomaly-{mode}")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    figures: list[dict[str, str]] = []
+    curves: dict[str, dict[str, Any]] = {}
+
+    def fig(file: str, caption: str) -> Path:
+        figures.append({"file": file, "caption": caption})
+        return out / file
+
+    for ds in datasets:
+        results[ds], curves[ds] = {}, {}
+        test: AnomalySet | None = None
+        for name in methods:
+            run_over = [f"train.seed={seed}", f"train.device={device}", f"data.name={ds}", f"train.progress={progress}",
+                        *([f"train.steps={steps}"] if steps and registry.get(name).cls.trainable else []), *(overrides or [])]  # fmt: skip
+            run = make_run_config(name, preset, overrides=run_over)
+            run_dir = out / "runs" / ds / name
+            log.info("%s / %s", ds, name)
+            method, info = train_or_reuse(run, run_dir, anomaly_datasets)
+            size = method.config.image_size
+            if test is None or test.images.shape[1] != size:
+                test = load_anomaly_split(run, "test", size)
+            _, val_set = anomaly_datasets(run, method)
+            thr = set_threshold(method, val_set)
+            save_final(method, run_dir, to_dict(run), int(info.get("train_steps", 0)))  # with the threshold
+            o = anomaly_outputs(method, AnomalyDataset(test, method.make_transform(False)))
+            masks = test.masks if test.has_masks else None
+            m = anomaly_metrics(o["label"], o["score"], masks=masks, maps=o["anomaly_map"] if masks is not None else None,
+                                threshold=thr)  # fmt: skip
+            results[ds][name] = {**m, "fit_seconds": float(info.get("train_seconds", float("nan"))),
+                                 "images_per_second": float(o["images_per_second"]), "n_test": len(test)}  # fmt: skip
+            curves[ds][name] = {"labels": o["label"].astype(int), "scores": o["score"]}
+            _save_examples(out, ds, name, test, o, thr, fig)
+        plots.plot_anomaly_curves(curves[ds], fig(f"fig_roc_{ds}.png", f"Image-level ROC on {ds}"), title=ds)
+
+    payload = {
+        **payload_header(
+            "anomaly", command or f"trustvis bench anomaly{' --quick' if quick else ''}", device
+        ),
+        "data": {"name": ", ".join(datasets), "size": mode},
+        "seed": seed,
+        "methods": methods,
+        "normal_quantile": NORMAL_QUANTILE,
+        "results": results,
+        "figures": figures,
+        "bench_seconds": time.perf_counter() - t_start,
+    }
+    return write_results(out, payload, results_markdown)
+
+
+def _save_examples(
+    out: Path, ds: str, name: str, test: AnomalySet, o: dict[str, Any], thr: float, fig
+) -> None:
+    """Best / worst maps (the grid figure) and a few per-image overlays, on a fixed colour scale."""
+    from trustvis.bench import plots
+
+    labels, scores, maps = o["label"].astype(int), o["score"], o["anomaly_map"]
+    idx = np.asarray(o["index"]).astype(int) if "index" in o else np.arange(len(scores))
+    anomalous = np.flatnonzero(labels == 1)
+    normal = np.flatnonzero(labels == 0)
+    pick = [*anomalous[np.argsort(-scores[anomalous])][:2], *anomalous[np.argsort(scores[anomalous])][:2],
+            *normal[np.argsort(-scores[normal])][:2]]  # fmt: skip
+    tags = ["best anomaly", "best anomaly", "worst anomaly", "worst anomaly", "worst normal", "worst normal"]
+    rows = [{"image": test.images[idx[i]], "map": maps[i], "mask": test.masks[idx[i]] if test.has_masks else None,
+             "score": float(scores[i]), "label": int(labels[i]), "caption": f"{tag}: {test.names[idx[i]]}"}
+            for i, tag in zip(pick, tags)]  # fmt: skip
+    if rows:
+        plots.plot_anomaly_grid(rows, fig(f"fig_maps_{ds}_{name}.png", f"{name} on {ds}: highest- and lowest-scored "
+                                "anomalies and highest-scored normal images"), title=f"{name} on {ds}")  # fmt: skip
+    folder = out / "overlays" / ds / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in pick[:OVERLAYS_PER_RUN]:
+        plots.save_overlay(test.images[idx[i]], maps[i], folder / f"{Path(test.names[idx[i]]).name.replace('@', '_')}.png",
+                           mask=test.masks[idx[i]] if test.has_masks else None, vmin=thr / 2, vmax=1.5 * thr)  # fmt: skip
+
+
+def results_markdown(res: dict[str, Any]) -> str:
+    """The Markdown summary of an anomaly bench ``results.json`` payload."""
+    from trustvis.report.tables import markdown_table
+
+    lines = [f"# Anomaly bench ({res['data']['size']})", "", f"Command: `{res['command']}`  ", f"{run_line(res)}  ",
+             f"Threshold: the {res['normal_quantile']} quantile of each run's normal validation scores. AUPRO up to "
+             "FPR 0.3, normalised to 1. Metrics in %.", ""]  # fmt: skip
+    header = [
+        "set",
+        "method",
+        "image AUROC",
+        "AP",
+        "F1-max",
+        "acc @thr",
+        "F1 @thr",
+        "pixel AUROC",
+        "AUPRO",
+        "fit s",
+        "img/s",
+    ]
+
+    def pct(r: dict[str, Any], k: str) -> str:
+        return f"{100 * r[k]:.1f}" if k in r else "–"
+
+    rows = [[ds, name, pct(r, "image_auroc"), pct(r, "image_ap"), pct(r, "f1_max"), pct(r, "accuracy"), pct(r, "f1"),
+             pct(r, "pixel_auroc"), pct(r, "aupro"), f"{r['fit_seconds']:.0f}", f"{r['images_per_second']:.0f}"]
+            for ds, by in res["results"].items() for name, r in by.items()]  # fmt: skip
+    lines += [markdown_table(header, rows), ""]
+    for ds, by in res["results"].items():
+        if {"fyd", "padim"} <= set(by):
+            a, b = by["fyd"]["image_auroc"], by["padim"]["image_auroc"]
+            verdict = "beats" if a > b else "does not beat"
+            extra = ""
+            if "aupro" in by["fyd"]:
+                extra = f"; AUPRO {100 * by['fyd']['aupro']:.1f} vs {100 * by['padim']['aupro']:.1f}"
+            lines.append(
+                f"- {ds}: FYD {verdict} PaDiM on image AUROC ({100 * a:.1f} vs {100 * b:.1f}{extra})."
+            )
+    lines += [
+        "",
+        f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
+        + ", ".join(f["file"] for f in res["figures"])
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
