@@ -450,10 +450,6 @@ def unload(root: nn.Module) -> nn.Module:
 # PEFT adapter files
 
 
-def _json_rule(rule: str | Sequence[str] | None) -> str | list[str] | None:
-    return rule if rule is None or isinstance(rule, str) else list(rule)
-
-
 def adapter_state_dict(root: nn.Module, train_modules: Sequence[str] = ()) -> dict[str, torch.Tensor]:
     """PEFT-named tensors: the LoRA factors and the modules to save (plain names)."""
     out: dict[str, torch.Tensor] = {}
