@@ -32,17 +32,15 @@ Deviations / documented choices (unpublished in FYD; config fields):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trustvis.methods.anomaly.padim import AnomalyMethod, PadimScorer, embed
+from trustvis.methods.anomaly.padim import AnomalyMethod, embed
 from trustvis.methods.base import Batch
-from trustvis.nn.backbones import BACKBONES, build_backbone
 from trustvis.registry import Paper, register
 
 STN_MODES = {
@@ -209,14 +207,10 @@ class FYD(AnomalyMethod):
     config: FYDConfig
 
     def __init__(self, config: FYDConfig) -> None:
-        super().__init__(config)
+        if config.stn_mode not in STN_MODES:
+            raise ValueError(f"Unknown stn_mode {config.stn_mode!r}; choose from {list(STN_MODES)}")
+        super().__init__(config)  # backbone, channel subset, scorer, threshold
         cfg = config
-        if cfg.backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {cfg.backbone!r}; choose from {list(BACKBONES)}")
-        if cfg.stn_mode not in STN_MODES:
-            raise ValueError(f"Unknown stn_mode {cfg.stn_mode!r}; choose from {list(STN_MODES)}")
-        self.backbone = build_backbone(cfg.backbone, cfg.weights or None, cfg.layers, cfg.image_size)
-        self.backbone.requires_grad_(False)
         stn = lambda c: STN(c, cfg.stn_mode, cfg.max_shift, cfg.max_scale)  # noqa: E731
         self.image_stn = stn(3) if cfg.image_stn else None
         self.feature_stns = nn.ModuleDict(
@@ -225,20 +219,8 @@ class FYD(AnomalyMethod):
             else {}
         )
         total = sum(self.backbone.channels)
-        d = cfg.n_features or total
-        if not 0 < d <= total:
-            raise ValueError(f"n_features must be in 1..{total} (the taps' channels) or 0 for all, got {d}")
-        g = torch.Generator().manual_seed(cfg.seed)
-        self.register_buffer("channels", torch.randperm(total, generator=g)[:d].sort().values)
         self.projector = _projector(total, cfg.proj_dim)
         self.predictor = _predictor(cfg.proj_dim, cfg.pred_dim)
-        grid = cfg.image_size // self.backbone.reductions[0]
-        self.scorer = PadimScorer(d, grid, grid, cfg.eps)
-
-    def train(self, mode: bool = True) -> FYD:
-        super().train(mode)
-        self.backbone.eval()  # frozen ImageNet BatchNorm statistics
-        return self
 
     def aligned(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """Aligned taps [(B,C_k,h_k,w_k)], their cumulative θ's [(B,2,3)] and the ICA-warped image."""
@@ -289,12 +271,3 @@ class FYD(AnomalyMethod):
             for t, c in zip(taps, cums)
         ]
         return embed(back)[:, self.channels]
-
-    def fit(self, loader: Iterable[Batch]) -> dict[str, Any]:
-        dev = self.device
-        return {"n_images": self.scorer.fit(self.features(b["image"].to(dev)) for b in loader)}
-
-    @torch.no_grad()
-    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
-        images = batch["image"]
-        return self._finish(self.scorer(self.features(images)), tuple(images.shape[-2:]))

@@ -120,17 +120,52 @@ PADIM_RUN_DEFAULTS = {
 
 
 class AnomalyMethod(Method):
-    """Shared input handling of the anomaly methods: resize to ``image_size``; maps back at that size."""
+    """What PaDiM and FYD share: a frozen ImageNet backbone, the random channel subset, the Gaussian scorer,
+    the resize to ``image_size``, ``fit`` (statistics of the normal training images) and ``predict``.
+    A subclass defines :meth:`features` (B,3,H,W) -> (B,d,h,w)."""
 
     config: Any
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {config.backbone!r}; choose from {list(BACKBONES)}")
+        self.backbone = build_backbone(
+            config.backbone, config.weights or None, config.layers, config.image_size
+        )
+        self.backbone.requires_grad_(False)
+        total = sum(self.backbone.channels)
+        d = config.n_features or total
+        if not 0 < d <= total:
+            raise ValueError(f"n_features must be in 1..{total} (the taps' channels) or 0 for all, got {d}")
+        g = torch.Generator().manual_seed(config.seed)
+        self.register_buffer("channels", torch.randperm(total, generator=g)[:d].sort().values)
+        grid = config.image_size // self.backbone.reductions[0]
+        self.scorer = PadimScorer(d, grid, grid, config.eps)
         #: image-score threshold set from normal validation images after training (nan until then)
         self.register_buffer("threshold", torch.tensor(float("nan")))
 
+    def train(self, mode: bool = True) -> AnomalyMethod:
+        super().train(mode)
+        self.backbone.eval()  # frozen: BatchNorm statistics are ImageNet's
+        return self
+
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         return T.to_tensor
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) in [0,1] -> embeddings (B,d,h,w) that the Gaussian scorer models."""
+        raise NotImplementedError
+
+    def fit(self, loader: Iterable[Batch]) -> dict[str, Any]:
+        """Gaussian statistics of the training set (normal images only; labels are ignored)."""
+        dev = self.device
+        return {"n_images": self.scorer.fit(self.features(b["image"].to(dev)) for b in loader)}
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images = batch["image"]
+        return self._finish(self.scorer(self.features(images)), tuple(images.shape[-2:]))
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,3,S,S)
         s = self.config.image_size
@@ -140,8 +175,8 @@ class AnomalyMethod(Method):
 
     def _finish(self, dist: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """Mahalanobis grid (B,h,w) -> smoothed map at the input size (B,H,W) and image score (B,)."""
-        amap = F.interpolate(dist[:, None], size=(self.config.image_size,) * 2, mode="bilinear",
-                             align_corners=False)[:, 0]  # fmt: skip
+        s = self.config.image_size
+        amap = F.interpolate(dist[:, None], size=(s, s), mode="bilinear", align_corners=False)[:, 0]
         amap = gaussian_smooth(amap, self.config.sigma)
         score = amap.flatten(1).amax(1)
         if amap.shape[-2:] != size:
@@ -174,39 +209,6 @@ class Padim(AnomalyMethod):
     run_defaults = PADIM_RUN_DEFAULTS
     config: PadimConfig
 
-    def __init__(self, config: PadimConfig) -> None:
-        super().__init__(config)
-        if config.backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {config.backbone!r}; choose from {list(BACKBONES)}")
-        self.backbone = build_backbone(
-            config.backbone, config.weights or None, config.layers, config.image_size
-        )
-        self.backbone.requires_grad_(False)
-        total = sum(self.backbone.channels)
-        d = config.n_features or total
-        if not 0 < d <= total:
-            raise ValueError(f"n_features must be in 1..{total} (the taps' channels) or 0 for all, got {d}")
-        g = torch.Generator().manual_seed(config.seed)
-        self.register_buffer("channels", torch.randperm(total, generator=g)[:d].sort().values)
-        grid = config.image_size // self.backbone.reductions[0]
-        self.scorer = PadimScorer(d, grid, grid, config.eps)
-
-    def train(self, mode: bool = True) -> Padim:
-        super().train(mode)
-        self.backbone.eval()  # frozen: BatchNorm statistics are ImageNet's
-        return self
-
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) in [0,1] -> embeddings (B,d,h,w)."""
         return embed(self.backbone(self._resize(images)))[:, self.channels]
-
-    def fit(self, loader: Iterable[Batch]) -> dict[str, Any]:
-        """Gaussian statistics of the training set (normal images only; labels are ignored)."""
-        dev = self.device
-        n = self.scorer.fit(self.features(b["image"].to(dev)) for b in loader)
-        return {"n_images": n}
-
-    @torch.no_grad()
-    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
-        images = batch["image"]
-        return self._finish(self.scorer(self.features(images)), tuple(images.shape[-2:]))
