@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 
 from trustvis.bench.classify import class_logits, classification_datasets
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.detect import ArrayDataset
 from trustvis.config import RunConfig, make_run_config
 from trustvis.data.classification import ClassificationDataset, load_split
 from trustvis.engine import predict_dataset
@@ -144,17 +145,6 @@ def _first_batch(dataset: Dataset, batch_size: int, device: torch.device) -> dic
 # (b) detector adaptation data
 
 
-class _Images(Dataset):
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.transform(self.images[i]), "label": int(self.labels[i])}
-
-
 def adaptation_split(
     root: Path, family: str, shots: int = ADAPT_SHOTS, seed: int = 0
 ) -> dict[str, np.ndarray]:
@@ -196,7 +186,7 @@ def adaptation_split(
 
 
 def _detector_metrics(method: Any, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    ds = _Images(images, labels, method.make_transform(False))
+    ds = ArrayDataset(images, labels, ["adapt"] * len(labels), method.make_transform(False))
     pred = predict_dataset(method, ds, batch_size=128, keys=("score",), progress=False)
     m = binary_metrics(pred["label"].astype(int), pred["score"])
     return {"ap": float(m["ap"]), "acc": float(m["acc"]), "auc": float(m["auc"])}
@@ -317,7 +307,10 @@ def run_adapt_bench(
         results["detect"] = {"family": family, "base": base_rec, "conditions": {}}
 
         def adapt_sets(run: RunConfig, method: Any) -> tuple[Dataset, None]:
-            return _Images(split["adapt_images"], split["adapt_labels"], method.make_transform(True)), None
+            n = len(split["adapt_labels"])
+            return ArrayDataset(
+                split["adapt_images"], split["adapt_labels"], [family] * n, method.make_transform(True)
+            ), None
 
         for cond in conditions:
             run = make_run_config(
