@@ -7,6 +7,7 @@ import json
 import pytest
 
 from trustvis.cli import main
+from trustvis.data.anomaly import available_textures
 
 
 def _argv(out, datasets: str) -> list[str]:
@@ -28,6 +29,13 @@ def test_bench_anomaly_writes_metrics_figures_and_overlays(tmp_path):
     assert any((out / "overlays" / "textures" / "fyd").iterdir())
     md = (out / "results.md").read_text()
     assert "image AUROC" in md and "FYD" in md
+    # one model per texture; the set's row is the mean of the per-texture records
+    cats = available_textures()
+    assert set(tex["fyd"]["categories"]) == set(cats)
+    assert (out / "runs" / "textures" / cats[0] / "padim" / "model.json").is_file()
+    mean = sum(r["image_auroc"] for r in tex["padim"]["categories"].values()) / len(cats)
+    assert tex["padim"]["image_auroc"] == pytest.approx(mean)
+    assert "Per texture" in md
     # a second run reuses every trained model and gives the same numbers
     assert main(_argv(out, "textures")) == 0
     again = json.loads((out / "results.json").read_text())["results"]
@@ -42,3 +50,10 @@ def test_bench_anomaly_on_elpv(tmp_path):
     res = json.loads((out / "results.json").read_text())["results"]["elpv-mono"]
     for r in res.values():
         assert "pixel_auroc" not in r and 0.0 <= r["image_auroc"] <= 1.0  # ELPV has image labels only
+
+
+def test_bench_anomaly_pooled_trains_one_model_for_all_textures(tmp_path):
+    out = tmp_path / "pooled"
+    assert main([*_argv(out, "textures"), "--methods", "padim", "--pooled"]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]["textures"]["padim"]
+    assert "categories" not in res and (out / "runs" / "textures" / "padim" / "model.json").is_file()

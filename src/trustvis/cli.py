@@ -546,7 +546,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from trustvis.bench.anomaly import run_anomaly_bench
 
         out = run_anomaly_bench(
-            datasets=_csv(args.datasets), methods=_csv(args.methods), seed=args.seed, **common
+            datasets=_csv(args.datasets), methods=_csv(args.methods), seed=args.seed,
+            per_category=not args.pooled, **common
         )
     elif args.task == "adapt":
         from trustvis.bench.adapt import run_adapt_bench
@@ -704,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("task", help="detect | augment | calibrate | adapt | anomaly")
     s.add_argument("--quick", action="store_true",
                    help="CPU-sized protocol (detect: about an hour; augment, calibrate, adapt: under 30 min on 2 "
-                   "cores)")  # fmt: skip
+                   "cores; anomaly: about 30 min)")  # fmt: skip
     s.add_argument("--methods", help="comma-separated subset: detectors (detect) or conditions (augment: none, "
                    "mixup, cutmix, dcutmix-K2, ..., dmixup-K5; adapt: linear, full, lora-r4, lora-r8, lora-r16)")  # fmt: skip
     s.add_argument("--steps", type=int, help="training steps per run (default: the protocol's)")
@@ -715,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--datasets",
         help="augment: comma-separated data sets (default fashion-mnist,opencv-digits); "
         "calibrate: the one classification data set (default fashion-mnist); adapt: the parts to run "
-        "(default fmnist,detect)",
+        "(default fmnist,detect); anomaly: the sets (default elpv-mono,elpv-poly,textures,textures-misaligned)",
     )
     s.add_argument(
         "--family", default="dcgan", help="adapt: the unseen SynthBench family the detector adapts to"
@@ -736,6 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
                    "(default: train a quick cnndet here)")  # fmt: skip
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
+    s.add_argument("--pooled", action="store_true", help="anomaly: one model for all textures of a texture set "
+                   "(default: one per texture, metrics averaged, the MVTec convention)")  # fmt: skip
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("report", help="write a self-contained HTML report", formatter_class=raw,

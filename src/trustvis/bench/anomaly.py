@@ -5,11 +5,15 @@ Protocol::
     for each set (elpv-mono, elpv-poly: real solar-cell defects, image labels only;
                   textures, textures-misaligned: real texture photos with synthetic defects and masks)
       for each method (padim, fyd) — same backbone (ImageNet MobileNetV2 from pip), image size, channels
-        train / fit on the set's normal train split ──► runs/<set>/<method>
+       for each category (each texture of a texture set, the MVTec convention; ELPV: the set itself)
+        train / fit on the normal train split ──► runs/<set>[/<texture>]/<method>
         threshold = 0.99 quantile of the scores of the normal validation split (never test labels)
         test split ──► image AUROC, AP, F1-max; accuracy / F1 at the threshold;
                        pixel AUROC and AUPRO (FPR ≤ 0.3) where masks exist; fit and inference time
-      figures: image ROC per set, best / worst anomaly maps per set and method, a few overlays per run
+      set metrics = mean over its textures (each texture's record kept under "categories")
+      figures: image ROC per set, best / worst anomaly maps per set and method, a few overlays per method;
+        over several textures scores and maps are divided by their run's threshold (1 = decision boundary)
+        so that they can be pooled
     results.json, results.md, fig_*.png, overlays/, report.html
 
 Every method trains from the same seed; a finished run with the same config is reused.
@@ -93,9 +97,11 @@ def run_anomaly_bench(
     progress: bool = True,
     preset: str | None = None,
     overrides: list[str] | None = None,
+    per_category: bool = True,
 ) -> Path:
     """Run the anomaly protocol; returns the output folder. ``preset``/``overrides`` apply to every method
-    (the tests use ``tiny``); ``steps`` replaces FYD's step budget."""
+    (the tests use ``tiny``); ``steps`` replaces FYD's step budget. ``per_category``: one model per
+    texture (the MVTec convention; metrics are then means over the textures), else one model for all."""
     from trustvis.bench import plots
     from trustvis.config import to_dict
     from trustvis.engine.checkpoint import save_final
@@ -122,29 +128,37 @@ def run_anomaly_bench(
 
     for ds in datasets:
         results[ds], curves[ds] = {}, {}
-        test: AnomalySet | None = None
+        cats = set_categories(ds) if per_category else [""]
         for name in methods:
-            run_over = [f"train.seed={seed}", f"train.device={device}", f"data.name={ds}", f"train.progress={progress}",
-                        *([f"train.steps={steps}"] if steps and registry.get(name).cls.trainable else []), *(overrides or [])]  # fmt: skip
-            run = make_run_config(name, preset, overrides=run_over)
-            run_dir = out / "runs" / ds / name
-            log.info("%s / %s", ds, name)
-            method, info = train_or_reuse(run, run_dir, anomaly_datasets)
-            size = method.config.image_size
-            if test is None or test.images.shape[1] != size:
-                test = load_anomaly_split(run, "test", size)
-            _, val_set = anomaly_datasets(run, method)
-            thr = set_threshold(method, val_set)
-            save_final(method, run_dir, to_dict(run), int(info.get("train_steps", 0)))  # with the threshold
-            o = anomaly_outputs(method, AnomalyDataset(test, method.make_transform(False)))
-            masks = test.masks if test.has_masks else None
-            m = anomaly_metrics(o["label"], o["score"], masks=masks, maps=o["anomaly_map"] if masks is not None else None,
-                                threshold=thr)  # fmt: skip
-            results[ds][name] = {**m, "fit_seconds": float(info.get("train_seconds", float("nan"))),
-                                 "images_per_second": float(o["images_per_second"]), "n_test": len(test)}  # fmt: skip
-            curves[ds][name] = {"labels": o["label"].astype(int), "scores": o["score"]}
-            _save_examples(out, ds, name, test, o, thr, fig)
-        plots.plot_anomaly_curves(curves[ds], fig(f"fig_roc_{ds}.png", f"Image-level ROC on {ds}"), title=ds)
+            per_cat: dict[str, dict[str, Any]] = {}
+            pooled: list[dict[str, Any]] = []  # one entry per category: test set, outputs, threshold
+            for cat in cats:
+                run_over = [f"train.seed={seed}", f"train.device={device}", f"data.name={ds}", f"data.category={cat}",
+                            f"train.progress={progress}", *([f"train.steps={steps}"] if steps and registry.get(name).cls.trainable else []),
+                            *(overrides or [])]  # fmt: skip
+                run = make_run_config(name, preset, overrides=run_over)
+                run_dir = out / "runs" / ds / (f"{cat}/{name}" if cat else name)
+                log.info("%s%s / %s", ds, f" / {cat}" if cat else "", name)
+                method, info = train_or_reuse(run, run_dir, anomaly_datasets)
+                _, val_set = anomaly_datasets(run, method)
+                thr = set_threshold(method, val_set)
+                save_final(method, run_dir, to_dict(run), int(info.get("train_steps", 0)))  # with the threshold
+                test = load_anomaly_split(run, "test", method.config.image_size)
+                o = anomaly_outputs(method, AnomalyDataset(test, method.make_transform(False)))
+                masks = test.masks if test.has_masks else None
+                m = anomaly_metrics(o["label"], o["score"], masks=masks, maps=o["anomaly_map"] if masks is not None else None,
+                                    threshold=thr)  # fmt: skip
+                per_cat[cat] = {**m, "fit_seconds": float(info.get("train_seconds", float("nan"))),
+                                "images_per_second": float(o["images_per_second"]), "n_test": len(test)}  # fmt: skip
+                pooled.append({"test": test, "out": o, "threshold": thr, "category": cat})
+            results[ds][name] = per_cat[""] if cats == [""] else _mean_over_categories(per_cat)
+            labels = np.concatenate([p["out"]["label"] for p in pooled]).astype(int)
+            scores = np.concatenate([p["out"]["score"] / p["threshold"] for p in pooled])
+            curves[ds][name] = {"labels": labels, "scores": scores}
+            _save_examples(out, ds, name, pooled, fig)
+        plots.plot_anomaly_curves(curves[ds], fig(f"fig_roc_{ds}.png", f"Image-level ROC on {ds}"
+                                                  + (" (scores / per-category threshold, pooled)" if len(cats) > 1 else "")),
+                                  title=ds)  # fmt: skip
 
     payload = {
         **payload_header(
@@ -161,30 +175,67 @@ def run_anomaly_bench(
     return write_results(out, payload, results_markdown)
 
 
-def _save_examples(
-    out: Path, ds: str, name: str, test: AnomalySet, o: dict[str, Any], thr: float, fig
-) -> None:
-    """Best / worst maps (the grid figure) and a few per-image overlays, on a fixed colour scale."""
+def set_categories(ds: str) -> list[str]:
+    """The categories a set is trained per (every installed texture for the texture sets), else ``[""]``."""
+    if ds.startswith("textures"):
+        from trustvis.data.anomaly import available_textures
+
+        return available_textures()
+    return [""]
+
+
+def _mean_over_categories(per_cat: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean of every numeric metric over the categories (MVTec convention); counts and fit time summed,
+    throughput from the total; the per-category records under ``"categories"``."""
+    first = next(iter(per_cat.values()))
+    summed = ("n_test", "n_normal", "n_anomalous", "fit_seconds")
+    res: dict[str, Any] = {}
+    for k, v in first.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = [float(r[k]) for r in per_cat.values()]
+            res[k] = float(np.sum(vals)) if k in summed else float(np.mean(vals))
+    n = sum(r["n_test"] for r in per_cat.values())
+    res["images_per_second"] = n / sum(r["n_test"] / r["images_per_second"] for r in per_cat.values())
+    res["n_test"] = int(n)
+    res["categories"] = per_cat
+    return res
+
+
+def _save_examples(out: Path, ds: str, name: str, pooled: list[dict[str, Any]], fig) -> None:
+    """Best / worst maps over all categories of a set (the grid figure) and a few per-image overlays.
+
+    Scores and maps are divided by their run's threshold, so that 1 is the decision boundary in every
+    category and one colour scale serves the figure."""
     from trustvis.bench import plots
 
-    labels, scores, maps = o["label"].astype(int), o["score"], o["anomaly_map"]
-    idx = np.asarray(o["index"]).astype(int) if "index" in o else np.arange(len(scores))
-    anomalous = np.flatnonzero(labels == 1)
-    normal = np.flatnonzero(labels == 0)
+    entries = []  # (score / thr, label, category index, position in that category's outputs)
+    for c, p in enumerate(pooled):
+        o = p["out"]
+        for j, (sc, lb) in enumerate(zip(o["score"], o["label"])):
+            entries.append((float(sc) / p["threshold"], int(lb), c, j))
+    scores = np.asarray([e[0] for e in entries])
+    labels = np.asarray([e[1] for e in entries])
+    anomalous, normal = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     pick = [*anomalous[np.argsort(-scores[anomalous])][:2], *anomalous[np.argsort(scores[anomalous])][:2],
             *normal[np.argsort(-scores[normal])][:2]]  # fmt: skip
     tags = ["best anomaly", "best anomaly", "worst anomaly", "worst anomaly", "worst normal", "worst normal"]
-    rows = [{"image": test.images[idx[i]], "map": maps[i], "mask": test.masks[idx[i]] if test.has_masks else None,
-             "score": float(scores[i]), "label": int(labels[i]), "caption": f"{tag}: {test.names[idx[i]]}"}
-            for i, tag in zip(pick, tags)]  # fmt: skip
+    rows = []
+    for i, tag in zip(pick, tags):
+        _, lb, c, j = entries[i]
+        p = pooled[c]
+        test, o = p["test"], p["out"]
+        k = int(np.asarray(o["index"])[j]) if "index" in o else j
+        rows.append({"image": test.images[k], "map": o["anomaly_map"][j] / p["threshold"],
+                     "mask": test.masks[k] if test.has_masks else None, "score": float(scores[i]), "label": lb,
+                     "caption": f"{tag}: {test.names[k]}"})  # fmt: skip
     if rows:
         plots.plot_anomaly_grid(rows, fig(f"fig_maps_{ds}_{name}.png", f"{name} on {ds}: highest- and lowest-scored "
-                                "anomalies and highest-scored normal images"), title=f"{name} on {ds}")  # fmt: skip
+                                "anomalies and highest-scored normal images (score / threshold)"), title=f"{name} on {ds}")  # fmt: skip
     folder = out / "overlays" / ds / name
     folder.mkdir(parents=True, exist_ok=True)
-    for i in pick[:OVERLAYS_PER_RUN]:
-        plots.save_overlay(test.images[idx[i]], maps[i], folder / f"{Path(test.names[idx[i]]).name.replace('@', '_')}.png",
-                           mask=test.masks[idx[i]] if test.has_masks else None, vmin=thr / 2, vmax=1.5 * thr)  # fmt: skip
+    for r in rows[:OVERLAYS_PER_RUN]:
+        stem = r["caption"].split(": ", 1)[1].replace("/", "_").replace("@", "_")
+        plots.save_overlay(r["image"], r["map"], folder / f"{stem}.png", mask=r["mask"], vmin=0.5, vmax=1.5)
 
 
 def results_markdown(res: dict[str, Any]) -> str:
@@ -215,6 +266,18 @@ def results_markdown(res: dict[str, Any]) -> str:
              pct(r, "pixel_auroc"), pct(r, "aupro"), f"{r['fit_seconds']:.0f}", f"{r['images_per_second']:.0f}"]
             for ds, by in res["results"].items() for name, r in by.items()]  # fmt: skip
     lines += [markdown_table(header, rows), ""]
+    per_cat = {ds: by for ds, by in res["results"].items() if any("categories" in r for r in by.values())}
+    if per_cat:
+        lines += ["One model per texture; the rows above are means over the textures (fit time summed). "
+                  "Per texture, image AUROC / AUPRO:", ""]  # fmt: skip
+        names = [n for n in res["methods"]]
+        rows = []
+        for ds, by in per_cat.items():
+            cats = list(next(r for r in by.values() if "categories" in r)["categories"])
+            for cat in cats:
+                cells = [by[n]["categories"].get(cat, {}) if "categories" in by.get(n, {}) else {} for n in names]
+                rows.append([ds, cat, *(f"{pct(c, 'image_auroc')} / {pct(c, 'aupro')}" for c in cells)])
+        lines += [markdown_table(["set", "texture", *names], rows), ""]
     for ds, by in res["results"].items():
         if {"fyd", "padim"} <= set(by):
             a, b = by["fyd"]["image_auroc"], by["padim"]["image_auroc"]
@@ -222,8 +285,12 @@ def results_markdown(res: dict[str, Any]) -> str:
             extra = ""
             if "aupro" in by["fyd"]:
                 extra = f"; AUPRO {100 * by['fyd']['aupro']:.1f} vs {100 * by['padim']['aupro']:.1f}"
+            if "categories" in by["fyd"] and "categories" in by["padim"]:
+                cf, cp = by["fyd"]["categories"], by["padim"]["categories"]
+                wins = sum(cf[c]["image_auroc"] > cp[c]["image_auroc"] for c in cf if c in cp)
+                extra += f"; better on {wins} of {len(cf)} textures"
             lines.append(
-                f"- {ds}: FYD {verdict} PaDiM on image AUROC ({100 * a:.1f} vs {100 * b:.1f}{extra})."
+                f"- {ds}: FYD {verdict} PaDiM on mean image AUROC ({100 * a:.1f} vs {100 * b:.1f}{extra})."
             )
     lines += [
         "",
