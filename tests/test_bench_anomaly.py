@@ -57,3 +57,10 @@ def test_bench_anomaly_pooled_trains_one_model_for_all_textures(tmp_path):
     assert main([*_argv(out, "textures"), "--methods", "padim", "--pooled"]) == 0
     res = json.loads((out / "results.json").read_text())["results"]["textures"]["padim"]
     assert "categories" not in res and (out / "runs" / "textures" / "padim" / "model.json").is_file()
+
+
+def test_epoch_steps_round_up_and_never_reach_zero():
+    from trustvis.bench.anomaly import epoch_steps
+
+    assert epoch_steps(100, 16, 6) == 38  # 600 images / 16 = 37.5 -> 38
+    assert epoch_steps(1, 16, 1) == 1 and epoch_steps(0, 16, 6) == 1
