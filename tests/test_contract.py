@@ -54,7 +54,22 @@ def _tiny_anomaly(method, train: bool):
     return AnomalyDataset(data, method.make_transform(train))
 
 
+def _tiny_images(method, train: bool):
+    """4 real-photo crops (16x20) with zero labels, for the per-image codecs."""
+    from skimage import data
+
+    from trustvis.data.classification import ClassificationDataset, ImageSet
+
+    photo = data.astronaut()
+    images = np.stack([photo[40 * i : 40 * i + 16, 60 : 60 + 20] for i in range(4)]).astype(np.uint8)
+    return ClassificationDataset(
+        ImageSet(images, np.zeros(4, np.int64), ["photo"]), method.make_transform(train)
+    )
+
+
 def _task_dataset(method, root, train: bool):
+    if method.task == "codec":
+        return _tiny_images(method, train)
     if method.task == "anomaly":
         return _tiny_anomaly(method, train)
     if method.task in CLASSIFY_TASKS:

@@ -148,7 +148,9 @@ def run_anomaly_bench(
                 method, info = train_or_reuse(run, run_dir, anomaly_datasets)
                 _, val_set = anomaly_datasets(run, method)
                 thr = set_threshold(method, val_set)
-                save_final(method, run_dir, to_dict(run), int(info.get("train_steps", 0)))  # with the threshold
+                save_final(
+                    method, run_dir, to_dict(run), int(info.get("train_steps", 0))
+                )  # with the threshold
                 test = load_anomaly_split(run, "test", method.config.image_size)
                 o = anomaly_outputs(method, AnomalyDataset(test, method.make_transform(False)))
                 masks = test.masks if test.has_masks else None
@@ -286,7 +288,9 @@ def results_markdown(res: dict[str, Any]) -> str:
         for ds, by in per_cat.items():
             cats = list(next(r for r in by.values() if "categories" in r)["categories"])
             for cat in cats:
-                cells = [by[n]["categories"].get(cat, {}) if "categories" in by.get(n, {}) else {} for n in names]
+                cells = [
+                    by[n]["categories"].get(cat, {}) if "categories" in by.get(n, {}) else {} for n in names
+                ]
                 rows.append([ds, cat, *(f"{pct(c, 'image_auroc')} / {pct(c, 'aupro')}" for c in cells)])
         lines += [markdown_table(["set", "texture", *names], rows), ""]
     for ds, by in res["results"].items():

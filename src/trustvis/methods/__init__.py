@@ -8,6 +8,7 @@ augment/kmix.py           DCutMix / DMixup (seed method) augment/twoimage.py  Mi
 calibrate/sctl.py         SCTL (seed method)           calibrate/temperature.py  TS, CTS, ETS, PTS (baselines)
 adapt/lora.py             LoRA (seed method; layers and PEFT files in nn/lora.py)
 anomaly/padim.py          PaDiM (baseline)         anomaly/fyd.py      FYD (seed method)
+codec/coolchic.py         COOL-CHIC (baseline)     codec/eqlinr.py     EQLINR (seed method)
 """
 
 from trustvis.methods.adapt import lora  # noqa: F401
@@ -15,4 +16,5 @@ from trustvis.methods.anomaly import fyd, padim  # noqa: F401
 from trustvis.methods.augment import kmix, twoimage  # noqa: F401
 from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier  # noqa: F401
+from trustvis.methods.codec import coolchic, eqlinr  # noqa: F401
 from trustvis.methods.detect import bihpf, cnndet, d4, fingerprintnet, frepgan, npr  # noqa: F401

@@ -1,0 +1,1 @@
+"""Neural and classic image codecs (EQLINR, COOL-CHIC) and the Pillow baselines."""

@@ -1,0 +1,210 @@
+"""COOL-CHIC / EQLINR: exact decoding, rate estimate vs file size, SGA, entropy model, bad files, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trustvis import registry
+from trustvis.methods.codec import bitstream as bs
+from trustvis.methods.codec.coolchic import OverfitCodec, _upsampling_matrix, decode, lambda_for_quality
+from trustvis.methods.codec.entropy import (
+    ARM,
+    P_MIN,
+    arm_to_integers,
+    bits,
+    causal_offsets,
+    cdf,
+    context_at,
+    gather_context,
+    integer_arm,
+    scale_from_log,
+    wavefront_order,
+)
+from trustvis.methods.codec.quantize import quantize, sga, sga_temperature
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo crop with odd, non-square sides (37x51)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:137, 150:201])
+
+
+@pytest.fixture(scope="module")
+def encoded(photo):
+    m = registry.build("eqlinr", "tiny", iterations=30)
+    return m.encode(photo)
+
+
+@pytest.mark.parametrize("name", ["coolchic", "eqlinr"])
+def test_decoding_reproduces_the_encoders_reconstruction_exactly(name, photo):
+    m = registry.build(name, "tiny", iterations=20)
+    res = m.encode(photo)
+    x = m.decompress(res.data)
+    assert x.shape == (3, 37, 51)
+    torch.testing.assert_close(x, res.x_hat, rtol=0, atol=0)
+    assert torch.equal(torch.round(x * 255), x * 255)  # 8-bit levels
+    assert res.stats["bpp"] == pytest.approx(8 * len(res.data) / (37 * 51))
+
+
+def test_estimated_rate_matches_the_file_size():
+    from skimage import data
+
+    img = np.ascontiguousarray(data.coffee()[50:146, 100:228])  # 96x128
+    res = registry.build("coolchic", "default", iterations=60, lmbda=1e-3).encode(img)
+    payload_bits = 8 * (res.stats["bytes"] - res.stats["header_bytes"])
+    estimate = res.stats["estimated_bpp"] * 96 * 128
+    assert abs(payload_bits - estimate) / estimate < 0.04
+    assert res.stats["header_bytes"] < 80
+
+
+def test_higher_lambda_gives_smaller_files(photo):
+    small = registry.build("coolchic", "default", iterations=200, lmbda=2e-2).encode(photo)
+    large = registry.build("coolchic", "default", iterations=200, lmbda=1e-4).encode(photo)
+    assert len(small.data) < len(large.data)
+
+
+def test_sga_tends_to_rounding_as_the_temperature_falls():
+    y = torch.tensor([0.2, 0.45, -0.3, 1.7, -2.6, 3.1])
+    g = torch.Generator().manual_seed(0)
+    cold = torch.stack([sga(y, 1e-3, g) for _ in range(50)])
+    assert torch.allclose(cold, torch.round(y).expand_as(cold), atol=1e-3)
+    hot = torch.stack([sga(y, 1.0, g) for _ in range(200)])
+    assert ((hot - torch.floor(y)) >= -1e-6).all() and ((hot - torch.ceil(y)) <= 1e-6).all()  # in [⌊y⌋, ⌈y⌉]
+    assert (hot.std(0) > 0.05).all()  # still stochastic when hot
+    # the schedule holds, then decays monotonically to tau_min
+    taus = [sga_temperature(p) for p in np.linspace(0, 1, 21)]
+    assert taus[0] == taus[2] == 0.5 and taus[-1] == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(taus, taus[1:]))
+
+
+def test_sga_passes_gradients_and_quantize_names_its_choices():
+    y = torch.tensor([0.3, -1.2], requires_grad=True)
+    sga(y, 0.5, torch.Generator().manual_seed(1)).sum().backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="choose from"):
+        quantize(y, "softround")
+    assert torch.equal(quantize(torch.tensor([0.4, 0.6]), "hard"), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("dist", ["laplace", "gaussian"])
+def test_entropy_model_probabilities_sum_to_one_over_the_support(dist):
+    ys = torch.arange(-3000, 3001, dtype=torch.float64)  # wide enough for the tails of every case
+    for mu, scale in [(0.0, 0.05), (0.3, 1.0), (-2.7, 7.5), (10.0, 40.0)]:
+        m, b = torch.full_like(ys, mu), torch.full_like(ys, scale)
+        p = cdf(ys + 0.5, m, b, dist) - cdf(ys - 0.5, m, b, dist)
+        assert (p >= 0).all() and float(p.sum()) == pytest.approx(1.0, abs=1e-9)
+        # the training rate floors each probability at P_MIN: at most len(ys) * P_MIN extra mass
+        q = 2.0 ** -bits(ys, m, b, dist)
+        assert 1.0 - 1e-9 <= float(q.sum()) <= 1.0 + len(ys) * P_MIN + 1e-9
+
+
+def test_upsampling_matrices_are_pytorchs_bicubic():
+    g = torch.randn(5, 7)
+    for f in (2, 4):
+        up = _upsampling_matrix(5, f, 5 * f) @ g @ _upsampling_matrix(7, f, 7 * f).T
+        ref = F.interpolate(g[None, None], scale_factor=f, mode="bicubic", align_corners=False)[0, 0]
+        torch.testing.assert_close(up, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_integer_arm_is_exact_per_wavefront_and_close_to_the_float_arm():
+    torch.manual_seed(0)
+    arm = ARM(12, (12, 12))
+    grid = torch.randint(-6, 7, (9, 11))
+    offsets = causal_offsets(2)
+    ints = arm_to_integers(arm, 10)
+    mu_all, s_all = integer_arm(gather_context(grid, offsets), ints, 10)
+    mu_f, s_f = arm(gather_context(grid.float(), offsets))
+    assert torch.allclose(mu_all.float(), mu_f, atol=0.05) and torch.allclose(s_all.float(), s_f, atol=0.05)
+    seen = torch.zeros_like(grid, dtype=torch.bool)
+    partial = torch.zeros_like(grid)
+    for ys, xs in wavefront_order(9, 11, 2):
+        ctx = context_at(partial, ys, xs, offsets)  # only already "decoded" positions are non-zero
+        mu, s = integer_arm(ctx, ints, 10)
+        assert torch.equal(mu, mu_all.view(9, 11)[ys, xs]) and torch.equal(s, s_all.view(9, 11)[ys, xs])
+        partial[ys, xs] = grid[ys, xs]
+        seen[ys, xs] = True
+    assert seen.all()
+    assert float(scale_from_log(torch.tensor(100.0))) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_bad_files_give_clear_errors(encoded):
+    data = encoded.data
+    with pytest.raises(bs.BitstreamError, match="magic"):
+        decode(b"PNG" + data[3:])
+    with pytest.raises(bs.BitstreamError, match="Truncated"):
+        decode(data[:-5])
+    with pytest.raises(bs.BitstreamError, match="Truncated"):
+        decode(data[:9])
+    with pytest.raises(bs.BitstreamError, match="version"):
+        decode(data[:3] + bytes([99]) + data[4:])
+    corrupt = bytearray(data)
+    corrupt[-2] ^= 0xFF
+    with pytest.raises(bs.BitstreamError, match="checksum"):
+        decode(bytes(corrupt))
+
+
+def test_header_round_trip_and_model_shapes():
+    n_tensors = len(bs.param_shapes(3, (4,), 1, 1, (4,)))
+    h = bs.Header(
+        "eqlinr", 37, 51, 1e-3, 3, (4,), 1, 1, (4,), "gaussian", 7, 6, 9, (0, 3, 12), tuple(range(n_tensors))
+    )
+    words = np.arange(5, dtype=np.uint32)
+    h2, w2 = bs.unpack(bs.pack(h, words))
+    assert h2 == bs.Header(**{**h.__dict__, "lmbda": h2.lmbda}) and h2.lmbda == pytest.approx(1e-3)
+    assert np.array_equal(w2, words)
+    model = OverfitCodec(37, 51, 3, (4,), 1, 1, (4,))
+    shapes = [
+        tuple(p.shape)
+        for _, layers in model.coded_modules()
+        for layer in layers
+        for p in (layer.weight, layer.bias)
+    ]
+    assert shapes == h.param_shapes()
+
+
+def test_quality_maps_to_lambda_and_rejects_out_of_range():
+    assert lambda_for_quality(1) > lambda_for_quality(8)
+    with pytest.raises(ValueError, match="quality must be in 1..8"):
+        lambda_for_quality(9)
+    with pytest.raises(ValueError, match="choose from"):
+        registry.build("coolchic", "tiny", distribution="cauchy")
+
+
+def test_cli_encode_decode_info_round_trip(tmp_path, photo):
+
+    from PIL import Image
+
+    from trustvis.cli import main
+
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo).convert("RGBA").save(src)  # RGBA input is converted to RGB
+    tvc, rec, dec = tmp_path / "photo.tvc", tmp_path / "rec.png", tmp_path / "dec.png"
+    argv = ["codec", "encode", str(src), str(tvc), "--method", "coolchic", "--iterations", "10", "--quality", "3",
+            "--recon", str(rec), "--no-progress", "--set", "n_grids=4"]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["codec", "decode", str(tvc), str(dec), "--no-progress"]) == 0
+    assert np.array_equal(np.asarray(Image.open(rec)), np.asarray(Image.open(dec)))
+    assert main(["codec", "info", str(tvc), "--json"]) == 0
+    # bad input: a PNG given to the decoder, a .tvc given to the encoder, an unknown codec
+    assert main(["codec", "decode", str(src), str(tmp_path / "x.png")]) == 2
+    assert main(["codec", "encode", str(tvc), str(tmp_path / "x.tvc")]) == 2
+    assert main(["codec", "encode", str(src), str(tmp_path / "x.tvc"), "--method", "jpeg"]) == 2
+    assert not (tmp_path / "x.tvc").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_cli_info_prints_the_header(tmp_path, encoded, capsys):
+    import json
+
+    from trustvis.cli import main
+
+    f = tmp_path / "a.tvc"
+    f.write_bytes(encoded.data)
+    assert main(["codec", "info", str(f), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["method"] == "eqlinr" and info["height"] == 37 and info["width"] == 51
+    assert info["bytes"] == len(encoded.data)
