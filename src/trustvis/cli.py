@@ -65,6 +65,8 @@ benchmarks (each writes results.json, results.md, figures and report.html to --o
              accuracy/AP, trainable parameters, time per step, training memory
   anomaly    FYD vs PaDiM on ELPV solar cells (mono, poly) and on real textures with synthetic defects
              (aligned and misaligned): image/pixel AUROC, AUPRO, F1, maps
+  codec      EQLINR and COOL-CHIC vs JPEG / WebP / AVIF / JPEG 2000 on the Kodak-like set: RD curves (bpp from
+             real files vs PSNR and MS-SSIM), BD-rates against JPEG and AVIF, encode / decode times
 
 examples:
   trustvis bench detect --quick
@@ -72,6 +74,8 @@ examples:
   trustvis bench augment --quick --methods none,cutmix,dcutmix-K3 --seeds 0 --datasets opencv-digits
   trustvis bench calibrate --quick --detect-dir results/detect-quick
   trustvis bench adapt --quick --methods linear,lora-r8 --datasets fmnist
+  trustvis bench codec --quick --methods eqlinr,jpeg,avif --images 2
+  trustvis bench codec --data-dir ~/kodak --iterations 10000         # your own Kodak-style folder
   trustvis bench detect --device cuda --set train.num_workers=8
 """
 
@@ -531,7 +535,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if results or not errors else 1
 
 
-BENCHES = ("detect", "augment", "calibrate", "adapt", "anomaly")
+BENCHES = ("detect", "augment", "calibrate", "adapt", "anomaly", "codec")
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -541,6 +545,16 @@ def _csv(value: str | None) -> list[str] | None:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.task not in BENCHES:
         raise UsageError(f"Unknown bench {args.task!r}; choose from {list(BENCHES)}")
+    if args.task == "codec":
+        from trustvis.bench.codec import run_codec_bench
+
+        lambdas = [float(v) for v in _csv(args.lambdas)] if args.lambdas else None
+        out = run_codec_bench(quick=args.quick, codecs=_csv(args.methods), out_dir=args.out, images=args.images,
+                              iterations=args.iterations, lambdas=lambdas, seed=args.seed, folder=args.data_dir,
+                              command="trustvis " + " ".join(args._argv), progress=not args.quiet)  # fmt: skip
+        print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
+        print((out / "results.md").read_text(encoding="utf-8"))
+        return 0
     common = {"quick": args.quick, "out_dir": args.out, "steps": args.steps, "device": args.device,
               "preset": args.preset, "overrides": args.set, "command": "trustvis " + " ".join(args._argv)}  # fmt: skip
     if args.task == "detect":
@@ -777,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="run a benchmark protocol end to end", formatter_class=raw,
                        epilog=EPILOG_BENCH)  # fmt: skip
-    s.add_argument("task", help="detect | augment | calibrate | adapt | anomaly")
+    s.add_argument("task", help="detect | augment | calibrate | adapt | anomaly | codec")
     s.add_argument("--quick", action="store_true",
                    help="CPU-sized protocol (detect: about an hour; augment, calibrate, adapt: under 30 min on 2 "
                    "cores; anomaly: about 30 min)")  # fmt: skip
@@ -812,6 +826,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
                    "(default: train a quick cnndet here)")  # fmt: skip
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
+    s.add_argument("--images", type=int, help="codec: only the first N images")
+    s.add_argument(
+        "--iterations", type=int, help="codec: overfitting iterations per image (quick 1000, full 3000)"
+    )
+    s.add_argument("--lambdas", help="codec: comma-separated lambdas of the neural codecs")
+    s.add_argument("--data-dir", help="codec: a Kodak-style folder of images instead of the built-in set")
     s.add_argument("--pooled", action="store_true", help="anomaly: one model for all textures of a texture set "
                    "(default: one per texture, metrics averaged, the MVTec convention)")  # fmt: skip
     s.set_defaults(fn=cmd_bench)

@@ -1,0 +1,71 @@
+"""The codec bench end to end on two tiny real-photo crops (few iterations) through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trustvis.cli import main
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    from skimage import data
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(data.astronaut()[100:140, 150:196]).save(d / "astronaut.png")
+    Image.fromarray(data.coffee()[60:100, 200:246]).save(d / "coffee.png")
+    return d
+
+
+def _argv(out, folder) -> list[str]:
+    return ["-q", "bench", "codec", "--quick", "--methods", "coolchic,jpeg,avif", "--data-dir", str(folder), "--iterations", "6",
+            "--lambdas", "1e-2,1e-3", "--out", str(out)]  # fmt: skip
+
+
+def test_bench_codec_writes_curves_bd_rates_and_the_rd_figure(tmp_path, folder):
+    out = tmp_path / "codec"
+    assert main(_argv(out, folder)) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["curves"]) == {"coolchic", "jpeg", "avif"}
+    for pts in res["curves"].values():
+        assert all(p["n_images"] == 2 and p["bpp"] > 0 for p in pts)
+        assert [p["bpp"] for p in pts] == sorted(p["bpp"] for p in pts)
+    assert res["timing"]["coolchic"]["all_exact"] is True
+    assert "avif" in res["bd_rate"]["jpeg"] and "jpeg" in res["bd_rate"]["avif"]
+    assert (out / "fig_rd.png").is_file() and (out / "report.html").is_file()
+    md = (out / "results.md").read_text()
+    assert "BD-rate vs jpeg (PSNR)" in md and "exactly the encoder's reconstruction: yes" in md
+    # every point is on disk, one line each; a second run resumes from them (no re-encoding)
+    lines = (out / "points.jsonl").read_text().splitlines()
+    n_jpeg = len([json.loads(x) for x in lines if json.loads(x)["codec"] == "jpeg"])
+    assert n_jpeg == 2 * len(res["curves"]["jpeg"])
+    assert main(_argv(out, folder)) == 0
+    assert (out / "points.jsonl").read_text().splitlines() == lines
+    again = json.loads((out / "results.json").read_text())
+    assert again["curves"] == res["curves"]
+
+
+def test_bench_codec_rejects_unknown_codecs(tmp_path, folder):
+    assert (
+        main(["bench", "codec", "--methods", "bpg", "--data-dir", str(folder), "--out", str(tmp_path / "x")])
+        == 2
+    )
+
+
+def test_bd_table_against_a_scaled_copy_of_the_anchor():
+    from trustvis.bench.codec import bd_table
+
+    jpeg = [{"bpp": b, "psnr": q, "ms_ssim_db": q / 2} for b, q in [(0.25, 28.0), (0.5, 31.0), (1.0, 34.0)]]
+    better = [{**p, "bpp": 0.75 * p["bpp"]} for p in jpeg]
+    bd = bd_table({"jpeg": jpeg, "x": better})
+    assert bd["x"]["jpeg"]["psnr"] == pytest.approx(-25.0) and bd["x"]["jpeg"]["ms_ssim"] == pytest.approx(
+        -25.0
+    )
+    assert np.isnan(
+        bd_table({"jpeg": jpeg, "y": [{"bpp": 1.0, "psnr": 50.0, "ms_ssim_db": 30}]})["y"]["jpeg"]["psnr"]
+    )
