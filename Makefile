@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt clean
+.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec clean
 
 demo: setup
 	$(VENV)/bin/trustvis data status
@@ -43,6 +43,12 @@ bench-calibrate: setup
 
 bench-adapt: setup
 	$(VENV)/bin/trustvis bench adapt --quick
+
+bench-anomaly: setup
+	$(VENV)/bin/trustvis bench anomaly --quick
+
+bench-codec: setup
+	$(VENV)/bin/trustvis bench codec --quick
 
 bench-full: setup
 	$(VENV)/bin/trustvis bench detect
