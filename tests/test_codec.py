@@ -119,6 +119,9 @@ def test_integer_arm_is_exact_per_wavefront_and_close_to_the_float_arm():
     ints = arm_to_integers(arm, 10)
     mu_all, s_all = integer_arm(gather_context(grid, offsets), ints, 10)
     mu_f, s_f = arm(gather_context(grid.float(), offsets))
+    mu_c, s_c = arm.forward_grid(grid.float(), offsets)  # the convolutional form used in training
+    torch.testing.assert_close(mu_c, mu_f, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s_c, s_f, rtol=1e-5, atol=1e-5)
     assert torch.allclose(mu_all.float(), mu_f, atol=0.05) and torch.allclose(s_all.float(), s_f, atol=0.05)
     seen = torch.zeros_like(grid, dtype=torch.bool)
     partial = torch.zeros_like(grid)

@@ -49,7 +49,6 @@ from trustvis.methods.codec.entropy import (
     arm_to_integers,
     bits,
     causal_offsets,
-    context_columns,
     gather_context,
     integer_arm,
     scale_from_log,
@@ -166,8 +165,8 @@ class OverfitCodec(nn.Module):
 
     def rate_bits(self, grids: list[torch.Tensor], dist: str) -> torch.Tensor:
         """Total −log2 p of the (relaxed) latents under the float ARM (scalar); one ARM pass for all grids."""
-        ctx = torch.cat([context_columns(g, self.offsets) for g in grids], 1)  # (C, N)
-        mu, s = self.arm.forward_columns(ctx)
+        outs = [self.arm.forward_grid(g, self.offsets) for g in grids]
+        mu, s = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
         y = torch.cat([g.flatten() for g in grids])
         return bits(y, mu, scale_from_log(s), dist).sum()
 

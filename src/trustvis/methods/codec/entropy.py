@@ -143,6 +143,32 @@ class ARM(nn.Module):
         o = torch.addmm(self.out.bias[:, None], self.out.weight, h)  # (2, N)
         return o[0], o[1]
 
+    def forward_grid(
+        self, grid: torch.Tensor, offsets: list[tuple[int, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, s) of every position of a float ``grid`` (h,w), each (h*w,), without building the contexts.
+
+        The first layer is linear in the context, so it is a convolution of the zero-padded grid with a
+        causal kernel holding the first layer's weights at the context offsets; the rest runs on columns.
+        Same numbers as ``forward(gather_context(grid, offsets))`` up to float rounding, several times faster
+        to differentiate on a CPU.
+        """
+        r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+        first = self.hidden[0] if len(self.hidden) else self.out
+        idx = torch.tensor([(dy + r) * (2 * r + 1) + dx + r for dy, dx in offsets], device=grid.device)
+        kernel = first.weight.new_zeros(first.out_features, (r + 1) * (2 * r + 1)).index_copy(
+            1, idx, first.weight
+        )
+        h = F.conv2d(F.pad(grid[None, None], (r, r, r, 0)), kernel.view(-1, 1, r + 1, 2 * r + 1), first.bias)
+        h = h.reshape(first.out_features, -1)  # (hidden, h*w)
+        if len(self.hidden) == 0:
+            return h[0], h[1]
+        h = F.relu(h)
+        for layer in self.hidden[1:]:
+            h = F.relu(torch.addmm(layer.bias[:, None], layer.weight, h))
+        o = torch.addmm(self.out.bias[:, None], self.out.weight, h)
+        return o[0], o[1]
+
     def layers(self) -> list[nn.Linear]:
         return [*self.hidden, self.out]
 
