@@ -828,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
     s.add_argument("--images", type=int, help="codec: only the first N images")
     s.add_argument(
-        "--iterations", type=int, help="codec: overfitting iterations per image (quick 1000, full 3000)"
+        "--iterations", type=int, help="codec: overfitting iterations per image (quick 800, full 3000)"
     )
     s.add_argument("--lambdas", help="codec: comma-separated lambdas of the neural codecs")
     s.add_argument("--data-dir", help="codec: a Kodak-style folder of images instead of the built-in set")

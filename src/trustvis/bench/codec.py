@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 NEURAL = ("eqlinr", "coolchic")
 ANCHORS = ("jpeg", "avif")
 PROTOCOLS = {
-    "quick": {"lambdas": (4e-3, 1e-3, 2.5e-4), "iterations": 1000, "preset": "quick"},
+    "quick": {"lambdas": (4e-3, 1e-3, 2.5e-4), "iterations": 800, "preset": "quick"},
     "full": {"lambdas": (1e-2, 4e-3, 1e-3, 4e-4, 1e-4), "iterations": 3000, "preset": "default"},
 }
 
