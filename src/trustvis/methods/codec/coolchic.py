@@ -394,9 +394,9 @@ def quantise_and_code(model: OverfitCodec, x: torch.Tensor, cfg: CoolChicConfig,
         return mse + cfg.lmbda * sum(_laplace_bits(v) for v in ints) / npix
 
     k_synth = _pick_k(model, mods["synth"], synth_score)
-    _set_quantised(mods["synth"], k_synth)
+    ints_synth = _set_quantised(mods["synth"], k_synth)
     k_lem = _pick_k(model, mods["lem"], synth_score) if mods["lem"] else 0
-    _set_quantised(mods["lem"], k_lem)
+    ints_lem = _set_quantised(mods["lem"], k_lem)
 
     def arm_score(ints: list[torch.Tensor], k: int, with_params: bool = True) -> float:
         total = sum(_laplace_bits(v) for v in ints) if with_params else 0.0
@@ -416,8 +416,6 @@ def quantise_and_code(model: OverfitCodec, x: torch.Tensor, cfg: CoolChicConfig,
         if s < best_s:
             best_k, best_s = k, s
     k_arm = best_k
-    ints_synth = [t for layer in mods["synth"] for t in _ints_of(layer, k_synth)]
-    ints_lem = [t for layer in mods["lem"] for t in _ints_of(layer, k_lem)]
     ints_arm = arm_to_integers(model.arm, k_arm)
     params = [*ints_synth, *ints_lem, *ints_arm]
     scales = [bs.scale_index(v.numpy()) for v in params]
@@ -448,10 +446,6 @@ def quantise_and_code(model: OverfitCodec, x: torch.Tensor, cfg: CoolChicConfig,
         "n_params": float(sum(v.numel() for v in params)),
     }
     return EncodeResult(data, x_hat, stats)
-
-
-def _ints_of(layer: nn.Module, k: int) -> list[torch.Tensor]:
-    return [torch.round(p.detach().double() * 2**k).long() for p in (layer.weight, layer.bias)]
 
 
 # ------------------------------------------------------------------------------------------- method
