@@ -48,6 +48,13 @@ def test_bench_codec_writes_curves_bd_rates_and_the_rd_figure(tmp_path, folder):
     assert (out / "points.jsonl").read_text().splitlines() == lines
     again = json.loads((out / "results.json").read_text())
     assert again["curves"] == res["curves"]
+    # an interrupted run can leave half a line: the point is redone, the rest reused
+    (out / "points.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    assert main(_argv(out, folder)) == 0
+    assert json.loads((out / "results.json").read_text())["curves"] == res["curves"]
+    assert all(
+        json.loads(x) for x in (out / "points.jsonl").read_text().splitlines()[-1:]
+    )  # a whole line again
 
 
 def test_bench_codec_rejects_unknown_codecs(tmp_path, folder):
