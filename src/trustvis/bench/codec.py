@@ -112,10 +112,10 @@ def run_codec_bench(
     if folder:
         data = load_image_folder(folder)
         if quick:
-            from trustvis.data.kodaklike import QUICK_SIZE, _centre_crop
+            from trustvis.data.kodaklike import QUICK_SIZE, centre_crop
 
             data = [
-                (n, _centre_crop(im, QUICK_SIZE) if min(im.shape[:2]) > QUICK_SIZE else im) for n, im in data
+                (n, centre_crop(im, QUICK_SIZE) if min(im.shape[:2]) > QUICK_SIZE else im) for n, im in data
             ]
     else:
         data = load_kodaklike(quick=quick)

@@ -261,7 +261,8 @@ def build_kodaklike(root: str | Path | None = None, force: bool = False) -> Path
     return root
 
 
-def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` x ``side`` square of an (H, W[, C]) image (H, W >= side)."""
     h, w = image.shape[:2]
     y0, x0 = (h - side) // 2, (w - side) // 2
     return np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
@@ -292,7 +293,7 @@ def load_kodaklike(
     out = []
     for e in entries:
         img = load_image(folder / e["file"])
-        out.append((e["name"], _centre_crop(img, QUICK_SIZE) if quick else img))
+        out.append((e["name"], centre_crop(img, QUICK_SIZE) if quick else img))
     return out
 
 

@@ -43,21 +43,11 @@ def causal_offsets(rowcol: int = 2) -> list[tuple[int, int]]:
 
 def gather_context(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
     """Causal context of every position of ``grid`` (h,w), float or integer: -> (h*w, C), zeros outside."""
-    if grid.is_floating_point():
-        return context_columns(grid, offsets).T
     r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     h, w = grid.shape
     pad = _pad(grid, r)
     cols = [pad[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]
     return torch.stack(cols, -1).reshape(h * w, len(offsets))
-
-
-def context_columns(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
-    """Float ``grid`` (h,w) -> its causal contexts as columns (C, h*w): one differentiable unfold."""
-    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    patches = F.unfold(F.pad(grid[None, None], (r, r, r, 0)), (r + 1, 2 * r + 1))[0]  # (K, h*w)
-    idx = torch.tensor([(dy + r) * (2 * r + 1) + dx + r for dy, dx in offsets], device=grid.device)
-    return patches.index_select(0, idx)
 
 
 def _pad(grid: torch.Tensor, r: int) -> torch.Tensor:
@@ -132,16 +122,11 @@ class ARM(nn.Module):
 
     def forward(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C) contexts -> (μ, s), each (N,)."""
-        mu, s = self.forward_columns(ctx.T)
-        return mu, s
-
-    def forward_columns(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(C, N) contexts -> (μ, s): the same MLP on column-major data (faster on a CPU for small C)."""
         h = ctx
         for layer in self.hidden:
-            h = F.relu(torch.addmm(layer.bias[:, None], layer.weight, h))
-        o = torch.addmm(self.out.bias[:, None], self.out.weight, h)  # (2, N)
-        return o[0], o[1]
+            h = F.relu(layer(h))
+        o = self.out(h)
+        return o[:, 0], o[:, 1]
 
     def forward_grid(
         self, grid: torch.Tensor, offsets: list[tuple[int, int]]
