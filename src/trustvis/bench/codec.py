@@ -126,23 +126,23 @@ def run_codec_bench(
     out.mkdir(parents=True, exist_ok=True)
     points_file = out / "points.jsonl"
     done: dict[tuple, dict] = {}
-    if points_file.is_file():
-        for line in points_file.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interrupted run: that point is redone
-                log.warning("skipping an incomplete line of %s", points_file)
-                continue
-            done[(p["codec"], p["setting"], p["image"], p.get("iterations"))] = p
+    old_text = points_file.read_text(encoding="utf-8") if points_file.is_file() else ""
+    for line in old_text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            p = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by an interrupted run: that point is redone
+            log.warning("skipping an incomplete line of %s", points_file)
+            continue
+        done[(p["codec"], p["setting"], p["image"], p.get("iterations"))] = p
     t_start = time.perf_counter()
     jobs = [(c, s) for c in codecs for s in (lambdas if c in NEURAL else default_qualities(c, quick=quick))]
     total = len(jobs) * len(data)
     bar = tqdm(total=total, desc="codec bench", disable=not progress, dynamic_ncols=True)
     points: list[dict] = []
     with points_file.open("a", encoding="utf-8") as fh:
-        if points_file.stat().st_size and not points_file.read_bytes().endswith(b"\n"):
+        if old_text and not old_text.endswith("\n"):
             fh.write("\n")  # close a line cut short by an interrupted run
         for codec, setting in jobs:
             its = iterations if codec in NEURAL else None
