@@ -48,6 +48,10 @@ def test_bench_codec_writes_curves_bd_rates_and_the_rd_figure(tmp_path, folder):
     assert (out / "points.jsonl").read_text().splitlines() == lines
     again = json.loads((out / "results.json").read_text())
     assert again["curves"] == res["curves"]
+    # the resumed run says that its points were read back, not timed by it
+    assert res["points_reused"] == 0 and "read back" not in md
+    assert again["points_reused"] == again["points_total"] == len(lines)
+    assert f"{len(lines)} of {len(lines)} points read back" in (out / "results.md").read_text()
     # an interrupted run can leave half a line: the point is redone, the rest reused
     (out / "points.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
     assert main(_argv(out, folder)) == 0
@@ -76,3 +80,22 @@ def test_bd_table_against_a_scaled_copy_of_the_anchor():
     assert np.isnan(
         bd_table({"jpeg": jpeg, "y": [{"bpp": 1.0, "psnr": 50.0, "ms_ssim_db": 30}]})["y"]["jpeg"]["psnr"]
     )
+
+
+def test_the_seed_method_is_measured_against_its_baseline():
+    from trustvis.bench.codec import bd_table, results_markdown
+
+    cool = [
+        {"bpp": b, "psnr": q, "ms_ssim_db": q / 2, "ms_ssim": 0.9, "setting": b}
+        for b, q in [(0.25, 28.0), (0.5, 31.0), (1.0, 34.0)]
+    ]
+    eq = [{**p, "bpp": 0.8 * p["bpp"]} for p in cool]
+    bd = bd_table({"coolchic": cool, "eqlinr": eq})
+    assert bd["eqlinr"]["coolchic"]["psnr"] == pytest.approx(-20.0)
+    assert "eqlinr" not in bd["coolchic"]  # only the seed method gets the extra column
+    res = {"command": "x", "trustvis_version": "0", "created": "d", "environment": {"torch": "0", "device": "cpu", "threads": 1},
+           "data": {"size": "quick", "images": ["a"], "name": "n", "shape": [8, 8]}, "iterations": 1,
+           "lambdas": [1e-3], "curves": {"coolchic": cool, "eqlinr": eq}, "bd_rate": bd,
+           "timing": {c: {"encode_seconds": 1.0, "decode_seconds": 1.0, "all_exact": True} for c in ("coolchic", "eqlinr")},
+           "bench_seconds": 3.0}  # fmt: skip
+    assert "eqlinr against coolchic (the method it extends): BD-rate -20.0 % on PSNR" in results_markdown(res)
