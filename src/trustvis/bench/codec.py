@@ -266,7 +266,7 @@ def results_markdown(res: dict[str, Any]) -> str:
         rows.append([codec, *(f(bd[a]["psnr"]) + " %" if a in bd else "0 (anchor)" for a in anchors),
                      *(f(bd[a]["ms_ssim"]) + " %" if a in bd else "0 (anchor)" for a in anchors),
                      f"{pts[0]['bpp']:.2f}-{pts[-1]['bpp']:.2f}", f"{pts[0]['psnr']:.1f}-{pts[-1]['psnr']:.1f}",
-                     f(t["encode_seconds"], ".2f"), f(t["decode_seconds"], ".3f")])  # fmt: skip
+                     f(t["encode_seconds"], ".3g"), f(t["decode_seconds"], ".3g")])  # fmt: skip
     lines += [markdown_table(header, rows), ""]
     lines += ["Mean rate-distortion points:", ""]
     rows = [[codec, f"{p['setting']:g}", f"{p['bpp']:.3f}", f"{p['psnr']:.2f}", f"{p['ms_ssim']:.4f}"]
