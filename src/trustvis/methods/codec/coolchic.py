@@ -351,8 +351,8 @@ def overfit(
         if bar is not None:
             bar.update(1)
             if t % 20 == 0:
-                psnr = -10 * math.log10(max(float(mse), 1e-12))
-                bar.set_postfix(psnr=f"{psnr:.2f}", bpp=f"{float(rate):.3f}", q=mode)
+                psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
+                bar.set_postfix(psnr=f"{psnr:.2f}", bpp=f"{float(rate.detach()):.3f}", q=mode)
     if bar is not None:
         bar.close()
     if best is not None:
