@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec clean
+.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis data status
@@ -49,6 +49,10 @@ bench-anomaly: setup
 
 bench-codec: setup
 	$(VENV)/bin/trustvis bench codec --quick
+
+# EQLINR leave-one-out ablation; reuses results/codec-quick's points (after bench-codec: about 80 min more)
+bench-codec-ablation: setup
+	$(VENV)/bin/trustvis bench codec --quick --ablation
 
 bench-full: setup
 	$(VENV)/bin/trustvis bench detect

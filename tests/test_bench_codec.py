@@ -80,6 +80,9 @@ def test_bd_table_against_a_scaled_copy_of_the_anchor():
     assert np.isnan(
         bd_table({"jpeg": jpeg, "y": [{"bpp": 1.0, "psnr": 50.0, "ms_ssim_db": 30}]})["y"]["jpeg"]["psnr"]
     )
+    # a curve that does not move with lambda (two rates, one PSNR) is n/a, not a crash after hours of encoding
+    flat = [{"bpp": 0.5, "psnr": 30.0, "ms_ssim_db": 12.0}, {"bpp": 0.51, "psnr": 30.0, "ms_ssim_db": 12.0}]
+    assert np.isnan(bd_table({"jpeg": jpeg, "z": flat})["z"]["jpeg"]["ms_ssim"])
 
 
 def test_the_seed_method_is_measured_against_its_baseline():
@@ -99,3 +102,52 @@ def test_the_seed_method_is_measured_against_its_baseline():
            "timing": {c: {"encode_seconds": 1.0, "decode_seconds": 1.0, "all_exact": True} for c in ("coolchic", "eqlinr")},
            "bench_seconds": 3.0}  # fmt: skip
     assert "eqlinr against coolchic (the method it extends): BD-rate -20.0 % on PSNR" in results_markdown(res)
+
+
+def test_ablation_variants_each_set_one_eqlinr_field_back_to_coolchics():
+    from dataclasses import asdict
+
+    from trustvis.bench.codec import VARIANTS
+    from trustvis.config import make_run_config
+
+    full = asdict(make_run_config("eqlinr", "quick").model)
+    cool = asdict(make_run_config("coolchic", "quick").model)
+    for name, (method, overrides, _) in VARIANTS.items():
+        assert method == "eqlinr"
+        cfg = asdict(make_run_config(method, "quick", overrides=list(overrides)).model)
+        changed = {k for k in cfg if cfg[k] != full[k]}
+        assert changed == {o.split("=")[0].removeprefix("model.") for o in overrides}, name
+        assert all(cfg[k] == cool[k] for k in changed), name
+
+
+def test_bench_codec_ablation_adds_the_variants_and_their_table(tmp_path, folder):
+    from trustvis.methods.codec import bitstream as bs
+
+    out = tmp_path / "abl"
+    argv = ["-q", "bench", "codec", "--quick", "--methods", "coolchic", "--ablation", "--data-dir", str(folder),
+            "--images", "1", "--iterations", "4", "--lambdas", "1e-2,1e-3", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["curves"]) == {"coolchic", "eqlinr", "eqlinr-no-lem", "eqlinr-no-sga", "eqlinr-no-tempreg",
+                                  "eqlinr-laplace"}  # fmt: skip
+    for v in ("eqlinr-no-lem", "eqlinr-laplace"):
+        assert set(res["bd_rate"][v]) == {"eqlinr", "coolchic"}
+        assert res["timing"][v]["all_exact"] is True
+    pts = [json.loads(x) for x in (out / "points.jsonl").read_text().splitlines()]
+    assert {tuple(p["overrides"]) for p in pts if p["codec"] == "eqlinr-laplace"} == {
+        ("model.distribution=laplace",)
+    }
+    assert all("overrides" not in p for p in pts if p["codec"] in ("eqlinr", "coolchic"))
+    # the variants' files really are EQLINR files with the part removed
+    from trustvis.bench.codec import _neural_point
+
+    image = np.asarray(Image.open(folder / "astronaut.png"))
+    for name, check in (("eqlinr-no-lem", lambda h: h.lem_layers == 0), ("eqlinr-laplace",
+                        lambda h: h.distribution == "laplace"), ("eqlinr", lambda h: h.lem_layers == 2 and
+                        h.distribution == "gaussian")):  # fmt: skip
+        header, _ = bs.unpack(_neural_point(name, "quick", 1e-2, 2, 0, image)["data"])
+        assert header.method == "eqlinr" and check(header), name
+    md = (out / "results.md").read_text()
+    assert "## Ablation" in md and "| eqlinr-no-sga | SGA phase" in md
+    assert (out / "fig_ablation.png").is_file() and (out / "fig_rd.png").is_file()
+    assert [f["file"] for f in res["figures"]] == ["fig_rd.png", "fig_ablation.png"]

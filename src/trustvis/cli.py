@@ -76,6 +76,7 @@ examples:
   trustvis bench adapt --quick --methods linear,lora-r8 --datasets fmnist
   trustvis bench codec --quick --methods eqlinr,jpeg,avif --images 2
   trustvis bench codec --data-dir ~/kodak --iterations 10000         # your own Kodak-style folder
+  trustvis bench codec --quick --ablation        # + EQLINR leave-one-out variants (after bench-codec: ~80 min)
   trustvis bench detect --device cuda --set train.num_workers=8
 """
 
@@ -551,7 +552,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lambdas = [float(v) for v in _csv(args.lambdas)] if args.lambdas else None
         out = run_codec_bench(quick=args.quick, codecs=_csv(args.methods), out_dir=args.out, images=args.images,
                               iterations=args.iterations, lambdas=lambdas, seed=args.seed, folder=args.data_dir,
-                              command="trustvis " + " ".join(args._argv), progress=not args.quiet)  # fmt: skip
+                              command="trustvis " + " ".join(args._argv), progress=not args.quiet,
+                              ablation=args.ablation)  # fmt: skip
         print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
         print((out / "results.md").read_text(encoding="utf-8"))
         return 0
@@ -832,6 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--lambdas", help="codec: comma-separated lambdas of the neural codecs")
     s.add_argument("--data-dir", help="codec: a Kodak-style folder of images instead of the built-in set")
+    s.add_argument("--ablation", action="store_true", help="codec: also EQLINR with one addition removed at a time "
+                   "(LEM, SGA, temperature penalty, Gaussian); reuses the folder's points")  # fmt: skip
     s.add_argument("--pooled", action="store_true", help="anomaly: one model for all textures of a texture set "
                    "(default: one per texture, metrics averaged, the MVTec convention)")  # fmt: skip
     s.set_defaults(fn=cmd_bench)

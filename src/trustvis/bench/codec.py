@@ -10,8 +10,10 @@ Protocol::
       curves: per setting the mean bpp and the mean per-image PSNR / MS-SSIM (CompressAI's convention)
       BD-rate (PCHIP, log rate over the overlapping quality range) of every codec against JPEG and AVIF,
       and of EQLINR against COOL-CHIC, on PSNR and on MS-SSIM in dB (−10·log10(1 − MS-SSIM))
+      --ablation: also EQLINR with one of its additions set back to COOL-CHIC's choice (``VARIANTS``),
+      each variant's BD-rate against EQLINR and COOL-CHIC
     points.jsonl (one line per image and setting; a re-run resumes from it), results.json, results.md,
-    fig_rd.png, report.html
+    fig_rd.png (fig_ablation.png), report.html
 
 The neural codecs overfit each image for a fixed iteration budget, far below the papers' (COOL-CHIC v1
 suggests up to 1e6 iterations, C3 110k): on a CPU the quick protocol measures them at a budget a user can
@@ -35,11 +37,32 @@ log = logging.getLogger(__name__)
 
 NEURAL = ("eqlinr", "coolchic")
 ANCHORS = ("jpeg", "avif")
-BASELINE = {"eqlinr": "coolchic"}  # the seed method against the method it extends, in the same run
+# Leave-one-out ablation of EQLINR (``--ablation``): EQLINR with one of its additions over COOL-CHIC set
+# back to COOL-CHIC's choice, as config overrides on the ``eqlinr`` method.
+VARIANTS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "eqlinr-no-lem": ("eqlinr", ("model.lem_layers=0",), "local enhancement CNN (LEM)"),
+    "eqlinr-no-sga": (
+        "eqlinr",
+        ("model.proxy=noise",),
+        "SGA phase, with its temperature penalty (noise → STE)",
+    ),
+    "eqlinr-no-tempreg": ("eqlinr", ("model.temp_reg=0",), "dynamic temperature regularisation"),
+    "eqlinr-laplace": ("eqlinr", ("model.distribution=laplace",), "Gaussian context model (Laplace instead)"),
+}
+# a codec against the methods it is compared with in the same run (beyond the JPEG / AVIF anchors)
+BASELINE: dict[str, tuple[str, ...]] = {
+    "eqlinr": ("coolchic",),
+    **{v: ("eqlinr", "coolchic") for v in VARIANTS},
+}
+
 PROTOCOLS = {
     "quick": {"lambdas": (4e-3, 1e-3, 2.5e-4), "iterations": 800, "preset": "quick"},
     "full": {"lambdas": (1e-2, 4e-3, 1e-3, 4e-4, 1e-4), "iterations": 3000, "preset": "default"},
 }
+
+
+def _neural(codec: str) -> bool:
+    return codec in NEURAL or codec in VARIANTS
 
 
 def ms_ssim_db(v: float) -> float:
@@ -53,7 +76,8 @@ def _neural_point(
     from trustvis import registry
     from trustvis.config import make_run_config
 
-    over = [f"model.lmbda={lmbda}", f"model.iterations={iterations}", f"model.seed={seed}"]
+    name, extra, _ = VARIANTS.get(name, (name, (), ""))
+    over = [*extra, f"model.lmbda={lmbda}", f"model.iterations={iterations}", f"model.seed={seed}"]
     method = registry.get(name).cls(make_run_config(name, preset, overrides=over).model)
     res = method.encode(image)
     t0 = time.perf_counter()
@@ -91,9 +115,12 @@ def run_codec_bench(
     folder: str | None = None,
     command: str = "",
     progress: bool = True,
+    ablation: bool = False,
 ) -> Path:
     """Run the protocol; returns the output folder. ``folder``: a user's Kodak-style folder of images
-    instead of the built-in set; ``images`` limits the number of images (the first ones)."""
+    instead of the built-in set; ``images`` limits the number of images (the first ones); ``ablation``
+    adds EQLINR and its leave-one-out ``VARIANTS`` to the codecs (points already in the folder's
+    points.jsonl, e.g. from a plain run, are reused)."""
     from tqdm.auto import tqdm
 
     from trustvis.data.kodaklike import load_image_folder, load_kodaklike
@@ -103,11 +130,13 @@ def run_codec_bench(
     mode = "quick" if quick else "full"
     proto = PROTOCOLS[mode]
     codecs = list(codecs or [*NEURAL, *CLASSIC_CODECS])
-    unknown = [c for c in codecs if c not in (*NEURAL, *CLASSIC_CODECS)]
+    if ablation:
+        codecs += [c for c in ("eqlinr", *VARIANTS) if c not in codecs]
+    unknown = [c for c in codecs if c not in (*NEURAL, *VARIANTS, *CLASSIC_CODECS)]
     if unknown:
-        raise ValueError(f"Unknown codec(s) {unknown}; choose from {[*NEURAL, *CLASSIC_CODECS]}")
+        raise ValueError(f"Unknown codec(s) {unknown}; choose from {[*NEURAL, *VARIANTS, *CLASSIC_CODECS]}")
     classic = available_codecs([c for c in codecs if c in CLASSIC_CODECS])
-    codecs = [c for c in codecs if c in NEURAL or c in classic]
+    codecs = [c for c in codecs if _neural(c) or c in classic]
     iterations = int(iterations or proto["iterations"])
     lambdas = [float(v) for v in (lambdas or proto["lambdas"])]
     if folder:
@@ -138,7 +167,7 @@ def run_codec_bench(
             continue
         done[(p["codec"], p["setting"], p["image"], p.get("iterations"))] = p
     t_start = time.perf_counter()
-    jobs = [(c, s) for c in codecs for s in (lambdas if c in NEURAL else default_qualities(c, quick=quick))]
+    jobs = [(c, s) for c in codecs for s in (lambdas if _neural(c) else default_qualities(c, quick=quick))]
     total = len(jobs) * len(data)
     bar = tqdm(total=total, desc="codec bench", disable=not progress, dynamic_ncols=True)
     points: list[dict] = []
@@ -147,7 +176,7 @@ def run_codec_bench(
         if old_text and not old_text.endswith("\n"):
             fh.write("\n")  # close a line cut short by an interrupted run
         for codec, setting in jobs:
-            its = iterations if codec in NEURAL else None
+            its = iterations if _neural(codec) else None
             for name, image in data:
                 key = (codec, setting, name, its)
                 if key in done:
@@ -156,7 +185,7 @@ def run_codec_bench(
                     bar.update(1)
                     continue
                 bar.set_postfix(codec=codec, setting=f"{setting:g}", image=name[:20])
-                if codec in NEURAL:
+                if _neural(codec):
                     r = _neural_point(codec, proto["preset"], setting, iterations, seed, image)
                 else:
                     r = _classic_point(codec, setting, image)
@@ -168,6 +197,8 @@ def run_codec_bench(
                 for k in ("exact", "estimated_bpp"):
                     if k in r:
                         p[k] = r[k]
+                if codec in VARIANTS:
+                    p["overrides"] = list(VARIANTS[codec][1])
                 fh.write(json.dumps(p) + "\n")
                 fh.flush()
                 points.append(p)
@@ -188,13 +219,22 @@ def run_codec_bench(
             "encode_seconds": float(np.mean([p["encode_seconds"] for p in pts])),
             "decode_seconds": float(np.mean([p["decode_seconds"] for p in pts])),
         }
-        if codec in NEURAL:
+        if _neural(codec):
             timing[codec]["all_exact"] = bool(all(p.get("exact", False) for p in pts))
     bd = bd_table(curves)
     fig = out / "fig_rd.png"
     from trustvis.bench.plots import plot_rd_curves
 
-    plot_rd_curves(curves, fig, title=f"Kodak-like set ({len(data)} images, {mode})")
+    main = {c: v for c, v in curves.items() if c not in VARIANTS}
+    figures = []
+    if main:
+        plot_rd_curves(main, fig, title=f"Kodak-like set ({len(data)} images, {mode})")
+        figures.append({"file": fig.name, "caption": "Rate-distortion: mean bpp vs mean PSNR and MS-SSIM"})
+    if any(c in VARIANTS for c in curves):
+        abl = {c: v for c, v in curves.items() if c in ("eqlinr", "coolchic", *VARIANTS)}
+        plot_rd_curves(abl, out / "fig_ablation.png",
+                       title=f"EQLINR leave-one-out ablation ({len(data)} images, {mode}, {iterations} iterations)")  # fmt: skip
+        figures.append({"file": "fig_ablation.png", "caption": "EQLINR with one addition removed at a time"})
     payload = {
         **payload_header("codec", command or f"trustvis bench codec{' --quick' if quick else ''}", "cpu"),
         "data": {
@@ -210,7 +250,7 @@ def run_codec_bench(
         "curves": curves,
         "bd_rate": bd,
         "timing": timing,
-        "figures": [{"file": fig.name, "caption": "Rate-distortion: mean bpp vs mean PSNR and MS-SSIM"}],
+        "figures": figures,
         "bench_seconds": time.perf_counter() - t_start,
         "points_reused": reused,  # read back from points.jsonl, not timed by this invocation
         "points_total": total,
@@ -228,18 +268,21 @@ def bd_table(curves: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, flo
     out: dict[str, dict[str, dict[str, float]]] = {}
     for codec, rows in curves.items():
         out[codec] = {}
-        for anchor in (*ANCHORS, *([BASELINE[codec]] if codec in BASELINE else [])):
+        for anchor in (*ANCHORS, *BASELINE.get(codec, ())):
             if anchor not in curves or anchor == codec:
                 continue
             a = curves[anchor]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[codec][anchor] = {
-                    "psnr": bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
-                                    [r["bpp"] for r in a], [r["psnr"] for r in a]),
-                    "ms_ssim": bd_rate([r["bpp"] for r in rows], [r["ms_ssim_db"] for r in rows],
-                                       [r["bpp"] for r in a], [r["ms_ssim_db"] for r in a]),
-                }  # fmt: skip
+            out[codec][anchor] = {}
+            for metric, q in (("psnr", "psnr"), ("ms_ssim", "ms_ssim_db")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        v = bd_rate([r["bpp"] for r in rows], [r[q] for r in rows],
+                                    [r["bpp"] for r in a], [r[q] for r in a])  # fmt: skip
+                    except ValueError as e:  # a degenerate curve must not lose a finished bench
+                        log.warning("BD-rate of %s against %s (%s) is n/a: %s", codec, anchor, metric, e)
+                        v = math.nan
+                out[codec][anchor][metric] = v
     return out
 
 
@@ -249,6 +292,9 @@ def results_markdown(res: dict[str, Any]) -> str:
 
     def f(v: float, spec: str = ".1f") -> str:
         return "n/a" if v is None or not math.isfinite(v) else format(v, spec)
+
+    def pct(v: float) -> str:
+        return "n/a" if v is None or not math.isfinite(v) else f"{v:.1f} %"
 
     anchors = [a for a in ANCHORS if a in res["curves"]]
     lines = [f"# Codec bench ({res['data']['size']})", "", f"Command: `{res['command']}`  ", f"{run_line(res)}  ",
@@ -263,8 +309,8 @@ def results_markdown(res: dict[str, Any]) -> str:
     for codec, pts in res["curves"].items():
         bd = res["bd_rate"].get(codec, {})
         t = res["timing"][codec]
-        rows.append([codec, *(f(bd[a]["psnr"]) + " %" if a in bd else "0 (anchor)" for a in anchors),
-                     *(f(bd[a]["ms_ssim"]) + " %" if a in bd else "0 (anchor)" for a in anchors),
+        rows.append([codec, *(pct(bd[a]["psnr"]) if a in bd else "0 (anchor)" for a in anchors),
+                     *(pct(bd[a]["ms_ssim"]) if a in bd else "0 (anchor)" for a in anchors),
                      f"{pts[0]['bpp']:.2f}-{pts[-1]['bpp']:.2f}", f"{pts[0]['psnr']:.1f}-{pts[-1]['psnr']:.1f}",
                      f(t["encode_seconds"], ".3g"), f(t["decode_seconds"], ".3g")])  # fmt: skip
     lines += [markdown_table(header, rows), ""]
@@ -272,19 +318,32 @@ def results_markdown(res: dict[str, Any]) -> str:
     rows = [[codec, f"{p['setting']:g}", f"{p['bpp']:.3f}", f"{p['psnr']:.2f}", f"{p['ms_ssim']:.4f}"]
             for codec, pts in res["curves"].items() for p in pts]  # fmt: skip
     lines += [markdown_table(["codec", "setting", "bpp", "PSNR dB", "MS-SSIM"], rows), ""]
-    for codec in NEURAL:
-        if codec in res["timing"]:
+    for codec in res["timing"]:
+        if _neural(codec):
             ok = res["timing"][codec].get("all_exact")
             lines.append(
                 f"- {codec}: every file decoded to exactly the encoder's reconstruction: {'yes' if ok else 'NO'}."
             )
-    for codec, base in BASELINE.items():
-        bd = res["bd_rate"].get(codec, {}).get(base)
-        if bd:
-            lines.append(f"- {codec} against {base} (the method it extends): BD-rate {f(bd['psnr'])} % on PSNR, "
-                         f"{f(bd['ms_ssim'])} % on MS-SSIM (negative = fewer bits for the same quality).")  # fmt: skip
+    bd = res["bd_rate"].get("eqlinr", {}).get("coolchic")
+    if bd:
+        lines.append(f"- eqlinr against coolchic (the method it extends): BD-rate {f(bd['psnr'])} % on PSNR, "
+                     f"{f(bd['ms_ssim'])} % on MS-SSIM (negative = fewer bits for the same quality).")  # fmt: skip
+    variants = [v for v in VARIANTS if v in res["curves"]]
+    if variants:
+        lines += ["", "## Ablation: EQLINR with one addition set back to COOL-CHIC's choice", "",
+                  "BD-rate of each variant against the full EQLINR (positive = the removed part was saving bits) "
+                  "and against COOL-CHIC, same images, lambdas and iterations. Figure: fig_ablation.png.", ""]  # fmt: skip
+        rows = []
+        for v in variants:
+            bd = res["bd_rate"].get(v, {})
+            rows.append([v, VARIANTS[v][2], ", ".join(VARIANTS[v][1]),
+                         *(pct(bd[a][m]) if a in bd else "n/a" for a in ("eqlinr", "coolchic")
+                           for m in ("psnr", "ms_ssim"))])  # fmt: skip
+        lines.append(markdown_table(["variant", "removes", "overrides", "vs eqlinr (PSNR)", "vs eqlinr (MS-SSIM)",
+                                     "vs coolchic (PSNR)", "vs coolchic (MS-SSIM)"], rows))  # fmt: skip
     reused = res.get("points_reused", 0)
     timed = (f" ({reused} of {res['points_total']} points read back from points.jsonl, not timed by this run; "
              "the encode/decode times are those measured when each point was made)") if reused else ""  # fmt: skip
-    lines += ["", f"Total bench time: {res['bench_seconds']:.0f} s{timed}. Figure: fig_rd.png."]
+    figs = ", ".join(fg["file"] for fg in res.get("figures", [])) or "none"
+    lines += ["", f"Total bench time: {res['bench_seconds']:.0f} s{timed}. Figures: {figs}."]
     return "\n".join(lines) + "\n"
