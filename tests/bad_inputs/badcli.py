@@ -47,7 +47,9 @@ def assert_clear_error(res: CliResult, *needles: str, code: int = 2) -> str:
     return msg
 
 
-def run_cli_subprocess(argv: list[str], *, cwd: Path, timeout: float = 300, env: dict | None = None) -> CliResult:
+def run_cli_subprocess(
+    argv: list[str], *, cwd: Path, timeout: float = 300, env: dict | None = None
+) -> CliResult:
     """``python -m trustvis ARGV`` in a child process; ``peak_mb`` is its peak resident memory (MiB)."""
     full_env = {**os.environ, **(env or {})}
     code = (
