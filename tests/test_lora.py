@@ -181,35 +181,63 @@ def test_save_load_round_trip(tmp_path):
         L.load_adapter(_cnn(), tmp_path)
 
 
-def test_peft_loads_trustvis_adapters_and_the_reverse(tmp_path):
+def _vit_with_head() -> nn.Module:
+    """``_vit`` with a seeded random head: torchvision starts the head at zero, so the logits would be its bias
+    alone and no adapter could change them."""
+    m = _vit()
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        m.heads.head.weight.copy_(torch.randn(m.heads.head.weight.shape, generator=g))
+    return m
+
+
+ATOL = 1e-5  # the round trips below; every adapter moves the outputs by > 100 x this
+
+
+def _peft_cases():
+    return (
+        (_cnn, X, LoraConfig(r=4, alpha=8, exclude=["2"]), ["7"], ["0", "4", "7"]),  # PEFT: no dilated conv
+        (_vit_with_head, XV, LoraConfig(r=2, rank_pattern={"mlp.3": 4}), ["heads.head"],
+         ["self_attention", "mlp.0", "conv_proj"]),
+        # attention layers alone: the out_proj update (the one PEFT 0.21.2 counts twice) must show
+        (_vit_with_head, XV, LoraConfig(r=2, targets=["self_attention"]), [], ["self_attention"]),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_peft_loads_trustvis_adapters_and_the_reverse(tmp_path, case):
     peft = pytest.importorskip("peft")
-    for i, (build, x, cfg, heads) in enumerate((
-        (_cnn, X, LoraConfig(r=4, alpha=8, exclude=["2"]), ["7"]),  # PEFT cannot run LoRA on the dilated conv
-        (_vit, XV, LoraConfig(r=2, rank_pattern={"mlp.3": 4}), ["heads.head"]),
-    )):  # fmt: skip
-        m = build()
-        L.inject_lora(m, cfg, train_modules=heads)
-        _randomise_b(m)
-        m.eval()
-        y = m(x)
-        L.save_adapter(m, tmp_path / f"ours{i}", cfg, train_modules=heads)
-        pm = peft.PeftModel.from_pretrained(build(), str(tmp_path / f"ours{i}")).eval()
-        assert torch.allclose(pm(x), y, atol=1e-6)
-        # the reverse: an adapter trained (here: randomised) and saved by PEFT
-        targets = ["0", "4", "7"] if build is _cnn else ["self_attention", "mlp.0", "conv_proj"]
-        theirs = peft.get_peft_model(build(), peft.LoraConfig(r=3, lora_alpha=5, target_modules=targets,
-                                                               init_lora_weights="gaussian"))  # fmt: skip
-        with torch.no_grad():
-            for n, p in theirs.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(std=0.2)
-        theirs.eval()
-        theirs.save_pretrained(str(tmp_path / f"peft{i}"))
-        ours = build()
-        got = L.load_adapter(ours, tmp_path / f"peft{i}")
-        assert got.init == "gaussian" and got.alpha == 5
-        ours.eval()
-        assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+    build, x, cfg, heads, peft_targets = _peft_cases()[case]
+    y0 = build().eval()(x)  # the base network
+    m = build()
+    L.inject_lora(m, cfg, train_modules=heads)
+    _randomise_b(m)
+    m.eval()
+    y = m(x)
+    assert (y - y0).abs().max() > 100 * ATOL  # the adapter changes the outputs
+    L.save_adapter(m, tmp_path / "ours", cfg, train_modules=heads)
+    pm = peft.PeftModel.from_pretrained(build(), str(tmp_path / "ours")).eval()
+    assert (pm(x) - y).abs().max() < ATOL
+    assert (pm.merge_and_unload()(x) - y).abs().max() < ATOL  # PEFT's merged weights mean the same
+    back = build()
+    L.load_adapter(back, tmp_path / "ours")
+    assert torch.equal(back.eval()(x), y)  # and the file reads back exactly
+    # the reverse: an adapter trained (here: randomised) and saved by PEFT
+    theirs = peft.get_peft_model(build(), peft.LoraConfig(r=3, lora_alpha=5, target_modules=peft_targets,
+                                                           init_lora_weights="gaussian"))  # fmt: skip
+    with torch.no_grad():
+        for n, p in theirs.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.2)
+    theirs.eval()
+    yt = theirs(x)
+    with theirs.disable_adapter():
+        assert (theirs(x) - y0).abs().max() < ATOL and (yt - y0).abs().max() > 100 * ATOL
+    theirs.save_pretrained(str(tmp_path / "peft"))
+    ours = build()
+    got = L.load_adapter(ours, tmp_path / "peft")
+    assert got.init == "gaussian" and got.alpha == 5
+    assert (ours.eval()(x) - yt).abs().max() < ATOL
 
 
 def test_mha_batch_first_and_adapter_switch():
@@ -367,3 +395,99 @@ def test_default_targets_on_every_backbone_family(backbone):
     y = net(x)
     L.merge_lora(net)
     assert (net(x) - y).abs().max() < 1e-4
+
+
+# ----------------------------------------------------------------------------------------------------
+# PEFT 0.21.2 applies an nn.MultiheadAttention's out_proj update twice: the files compensate
+
+
+def test_the_probe_measures_how_often_peft_applies_the_attention_out_proj_update():
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(3)
+    net = nn.Sequential()
+    net.add_module("mha", nn.MultiheadAttention(8, 2))
+    w0 = net.mha.out_proj.weight.detach().clone()
+    pm = peft.get_peft_model(net, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["mha"]))
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    out = pm.base_model.model.mha.base_layer.out_proj
+    delta = (out.lora_B["default"].weight @ out.lora_A["default"].weight * 2.0).detach()  # s = 4 / 2
+    merged = pm.merge_and_unload().mha.out_proj.weight.detach()
+    k = ((merged - w0) * delta).sum() / (delta * delta).sum()  # least-squares multiple of ΔW
+    L.peft_mha_out_proj_factor.cache_clear()  # probe now, not with a result cached by an earlier test
+    state = torch.random.get_rng_state()
+    assert L.peft_mha_out_proj_factor() == (peft.__version__, round(k.item()))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the probe leaves the global RNG alone
+    assert abs(k.item() - round(k.item())) < 1e-4
+    if peft.__version__ == "0.21.2":
+        assert round(k.item()) == 2  # huggingface/peft PR #3774 (open) fixes it
+
+
+def _mha_net(tmp_path, factor, monkeypatch):
+    """A ViT with LoRA on its attention layers, saved while the installed PEFT is taken to apply the
+    out_proj update ``factor`` times; returns (net, its output, the out_proj lora_B, the folder)."""
+    monkeypatch.setattr(L, "peft_mha_out_proj_factor", lambda: ("9.9" if factor == 1 else "0.21.2", factor))
+    m = _vit_with_head()
+    cfg = LoraConfig(r=2, targets=["self_attention"])
+    L.inject_lora(m, cfg)
+    _randomise_b(m)
+    m.eval()
+    key = "encoder.layers.encoder_layer_0.self_attention.base_layer.out_proj.lora_B.weight"
+    folder = tmp_path / f"k{factor}"
+    L.save_adapter(m, folder, cfg)
+    return m, m(XV), m.state_dict()[key].clone(), key, folder
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_attention_adapter_files_store_the_out_proj_update_for_the_installed_peft(
+    tmp_path, monkeypatch, factor
+):
+    from safetensors import safe_open
+
+    m, y, b, key, folder = _mha_net(tmp_path, factor, monkeypatch)
+    with safe_open(str(folder / L.ADAPTER_WEIGHTS), "pt") as f:
+        assert f.metadata()[L.MHA_FACTOR_KEY] == str(factor)
+        assert torch.equal(f.get_tensor(L.PEFT_PREFIX + key), b / factor)
+        in_b = L.PEFT_PREFIX + key.replace("base_layer.out_proj.", "")
+        assert torch.equal(
+            f.get_tensor(in_b), m.state_dict()[in_b.removeprefix(L.PEFT_PREFIX)]
+        )  # in_proj: as is
+    back = _vit_with_head()
+    L.load_adapter(back, folder)
+    assert torch.equal(back.state_dict()[key], b) and torch.equal(back.eval()(XV), y)
+
+
+def test_a_file_written_for_another_peft_still_reads_back_exactly_and_warns(tmp_path, monkeypatch, caplog):
+    _, y, b, key, folder = _mha_net(tmp_path, 2, monkeypatch)
+    monkeypatch.setattr(L, "peft_mha_out_proj_factor", lambda: ("9.9", 1))  # now a PEFT with the fix
+    back = _vit_with_head()
+    with caplog.at_level("WARNING", logger="trustvis.nn.lora"):
+        L.load_adapter(back, folder)
+    assert torch.equal(back.eval()(XV), y)
+    assert "PEFT 9.9 applies them 1 time(s)" in caplog.text and "re-export" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "installed,writer,k,warns",
+    [(("9.9", 1), "0.21.2", 1, False), (("0.21.2", 2), "9.9", 2, False), ((None, 1), "0.21.2", 2, False),
+     ((None, 1), "9.9", 1, True)],
+)  # fmt: skip
+def test_a_peft_written_attention_adapter_means_what_peft_runs(
+    tmp_path, monkeypatch, caplog, installed, writer, k, warns
+):
+    """A file without trustvis's record: the installed PEFT's behaviour decides; without PEFT, the file's
+    ``peft_version`` when trustvis has probed that version, else once (with a warning)."""
+    _, _, b, key, folder = _mha_net(tmp_path, 1, monkeypatch)  # stored as is, then the record is dropped
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(folder / L.ADAPTER_WEIGHTS)), str(folder / L.ADAPTER_WEIGHTS), {"format": "pt"})
+    conf = json.loads((folder / L.ADAPTER_CONFIG).read_text())
+    (folder / L.ADAPTER_CONFIG).write_text(json.dumps({**conf, "peft_version": writer}))
+    monkeypatch.setattr(L, "peft_mha_out_proj_factor", lambda: installed)
+    back = _vit_with_head()
+    with caplog.at_level("WARNING", logger="trustvis.nn.lora"):
+        L.load_adapter(back, folder)
+    assert torch.equal(back.state_dict()[key], b * k)
+    assert ("not one trustvis has probed" in caplog.text) == warns

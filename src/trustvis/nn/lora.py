@@ -33,6 +33,24 @@ under their plain names (``base_model.model.<name>.<param>``), safetensors metad
 ``peft.PeftModel.from_pretrained(base, dir)`` loads them onto the same base network and reproduces the
 outputs; adapters written by PEFT load here (tests/test_lora.py checks both directions).
 
+PEFT and nn.MultiheadAttention: PEFT 0.21.2 adds the out_proj update twice, in its forward and in
+``merge_and_unload`` alike: W_out + 2·s·B A instead of W_out + s·B A (the in_proj update is counted once;
+``MultiheadAttention.merge`` adds the update to out_proj's weight, then calls out_proj's own merge, which
+adds it again). Upstream pull request huggingface/peft #3774 (open) fixes it; other releases were not
+checked, hence the probe. trustvis computes W_out + s·B A. So that a file means the same in
+both libraries, :func:`peft_mha_out_proj_factor` probes the installed PEFT once with a tiny numeric test
+(k = 1 or 2 applications; 1 without PEFT) and:
+
+    save_adapter:  out_proj lora_B is stored as B / k, and k is recorded in the safetensors metadata
+                   (``trustvis.mha_out_proj_factor``), so PEFT here runs k · (B / k) = B;
+    load_adapter:  a trustvis file: B = stored · (its recorded k), exactly the trained adapter (a warning
+                   when the installed PEFT's k differs: PEFT here would not reproduce it);
+                   a file without the record (written by PEFT): B = stored · k of the installed PEFT,
+                   i.e. the update PEFT here runs with it (without PEFT: k of the file's
+                   ``peft_version`` where trustvis has probed it, else 1 and a warning).
+
+Dividing and multiplying by 2 is exact in floating point, so both round trips are bit-exact.
+
 Deviations from PEFT 0.21 (documented choices):
   * the Conv2d ``lora_A`` also takes the base's **dilation** and ``padding_mode`` (PEFT forwards neither and
     crashes on dilated convs, spec §2.1); adapters on dilated convs therefore load here but not in PEFT;
@@ -41,17 +59,26 @@ Deviations from PEFT 0.21 (documented choices):
     fails at merge time);
   * MultiheadAttention: the update is added to the projection weights inside a functional forward
     (differentiable, no merge/unmerge around each call as PEFT does); no dropout on its LoRA branch
-    (PEFT's merged forward applies none either);
+    (PEFT's merged forward applies none either); the out_proj update is applied once, where PEFT 0.21.2
+    applies it twice — the files compensate (see above), so a trustvis file whose out_proj lora_B was
+    halved for such a PEFT holds half the update for a PEFT with the fix (its metadata says so, and
+    trustvis itself reads it back exactly whatever PEFT is installed);
+  * loading refuses what would change the meaning of a file silently: PEFT initialisations that rewrite
+    the base weights (PiSSA, OLoRA, LoftQ, CorDA, ...; ``init_lora_weights`` True, False and "gaussian"
+    are read), ``target_parameters``, ``layer_replication``, trainable tokens, and non-finite or
+    non-float adapter tensors;
   * DoRA, LoRA biases, embeddings and multiple named adapters per layer are not implemented; loading a
     PEFT file that uses them raises.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +95,8 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
 INITS = ("kaiming", "gaussian")
+MHA_FACTOR_KEY = "trustvis.mha_out_proj_factor"  # safetensors metadata: see the module docstring
+PEFT_VERSION_KEY = "trustvis.peft_version"
 
 # ----------------------------------------------------------------------------------------------------
 # layers
@@ -513,9 +542,24 @@ def save_adapter(
         "lora_bias": False,
     }
     directory = Path(directory)
+    state = adapter_state_dict(root, train_modules)
+    metadata = {"format": "pt"}
+    mha = _mha_out_proj_names(root)
+    if mha:  # PEFT may apply these updates twice (module docstring): store B / k, record k
+        version, k = peft_mha_out_proj_factor()
+        for name in mha:
+            state[f"{PEFT_PREFIX}{name}.lora_B.weight"] = state[f"{PEFT_PREFIX}{name}.lora_B.weight"] / k
+        metadata[MHA_FACTOR_KEY] = str(k)
+        if version is not None:
+            metadata[PEFT_VERSION_KEY] = version
+        if k != 1:
+            log.info(
+                "%s: attention out_proj lora_B stored divided by %d for PEFT %s, which applies it %d times",
+                directory, k, version, k,
+            )  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{ADAPTER_WEIGHTS}.tmp"
-    save_file(adapter_state_dict(root, train_modules), str(tmp), metadata={"format": "pt"})
+    save_file(state, str(tmp), metadata=metadata)
     tmp.replace(directory / ADAPTER_WEIGHTS)
     atomic_write_json(directory / ADAPTER_CONFIG, config)
     return directory
@@ -528,70 +572,327 @@ def _inside_lora_mha(root: nn.Module, name: str) -> bool:
     )
 
 
-def read_adapter_config(directory: str | Path) -> tuple[LoraConfig, list[str]]:
-    """A PEFT ``adapter_config.json`` as (LoraConfig, modules_to_save); unsupported features raise."""
-    path = Path(directory) / ADAPTER_CONFIG
+MAX_CONFIG_BYTES = 16 * 2**20  # an adapter_config.json is a few kB; refuse to read a larger one
+KNOWN_PEFT_MHA_FACTORS = {"0.21.2": 2}  # measured by the probe; used only where PEFT is not installed
+
+
+def _read_config_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a PEFT/trustvis adapter folder")
-    c = json.loads(path.read_text(encoding="utf-8"))
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes is not an adapter config (at most {MAX_CONFIG_BYTES:,})")
+    try:
+        c = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(c, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a {type(c).__name__}")
+    return c
+
+
+def _check_rule(path: Path, key: str, value: Any) -> None:
+    """A ``target_modules``-like value: None, a regex string or a list of names."""
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return
+    if isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"{path}: {key}={value!r} is not a valid regex ({e})") from e
+        return
+    raise ValueError(f"{path}: {key} must be a regex string or a list of module names, got {value!r}")
+
+
+def _check_pattern(path: Path, key: str, value: Any, kind: type) -> dict[str, Any]:
+    """``rank_pattern``/``alpha_pattern``: {regex: positive int (rank) or number (alpha)}."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key} must be an object {{module regex: value}}, got {value!r}")
+    for k, v in value.items():
+        _check_rule(path, f"{key} key", k)
+        ok = (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (kind is float or float(v).is_integer())
+        )
+        if not ok or v <= 0:
+            raise ValueError(f"{path}: {key}[{k!r}]={v!r}; expected a positive {kind.__name__}")
+    return {k: kind(v) for k, v in value.items()}
+
+
+def read_adapter_config(directory: str | Path) -> tuple[LoraConfig, list[str]]:
+    """A PEFT ``adapter_config.json`` as (LoraConfig, modules_to_save).
+
+    Raises:
+        FileNotFoundError: no ``adapter_config.json`` in ``directory``.
+        ValueError: not a JSON object, invalid values, or a feature trustvis does not implement (each
+            message names the file and the field).
+    """
+    path = Path(directory) / ADAPTER_CONFIG
+    c = _read_config_json(path)
     if c.get("peft_type", "LORA") != "LORA":
         raise ValueError(f"{path}: a {c.get('peft_type')} adapter, not LoRA")
     for key, ok in (("use_dora", False), ("fan_in_fan_out", False), ("lora_bias", False)):
         if c.get(key, ok) != ok:
+            raise ValueError(f"{path}: {key}={c[key]!r} is not supported by trustvis (only plain LoRA)")
+    for key in (
+        "use_qalora",
+        "use_bdlora",
+        "target_parameters",
+        "trainable_token_indices",
+        "layer_replication",
+    ):
+        if c.get(key):
             raise ValueError(f"{path}: {key}={c[key]!r} is not supported by trustvis (only plain LoRA)")
     if c.get("bias", "none") != "none":
         raise ValueError(f"{path}: bias={c['bias']!r} is not supported (only 'none')")
     if c.get("layers_to_transform") or c.get("layers_pattern"):
         raise ValueError(f"{path}: layers_to_transform/layers_pattern are not supported; list target_modules")
     init = c.get("init_lora_weights", True)
-    r = int(c.get("r", 8))
+    if not (init is True or init is False or init == "gaussian"):
+        raise ValueError(
+            f"{path}: init_lora_weights={init!r} is not supported (it rewrites the base weights when PEFT "
+            f"loads the adapter); choose from [True, False, 'gaussian'], or save it with PEFT's "
+            "path_initial_model_for_weight_conversion"
+        )
+    r = c.get("r", 8)
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"{path}: r={r!r}; the LoRA rank must be an integer >= 1")
+    alpha = c.get("lora_alpha", 8)
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not math.isfinite(alpha)
+        or alpha <= 0
+    ):
+        raise ValueError(f"{path}: lora_alpha={alpha!r}; expected a positive number")
+    dropout = c.get("lora_dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{path}: lora_dropout={dropout!r}; expected a number in [0, 1)")
+    for key in ("target_modules", "exclude_modules"):
+        _check_rule(path, key, c.get(key))
+    to_save = c.get("modules_to_save")
+    if to_save is not None and not (isinstance(to_save, list) and all(isinstance(m, str) for m in to_save)):
+        raise ValueError(f"{path}: modules_to_save must be a list of module names, got {to_save!r}")
     cfg = LoraConfig(
         r=r,
-        alpha=float(c.get("lora_alpha", 8)),
-        dropout=float(c.get("lora_dropout", 0.0)),
+        alpha=float(alpha),
+        dropout=float(dropout),
         targets=c.get("target_modules"),
         exclude=c.get("exclude_modules"),
-        train_modules=c.get("modules_to_save"),
+        train_modules=to_save,
         init="gaussian" if init == "gaussian" else "kaiming",
-        rank_pattern=dict(c.get("rank_pattern") or {}),
-        alpha_pattern=dict(c.get("alpha_pattern") or {}),
+        rank_pattern=_check_pattern(path, "rank_pattern", c.get("rank_pattern"), int),
+        alpha_pattern=_check_pattern(path, "alpha_pattern", c.get("alpha_pattern"), float),
         rslora=bool(c.get("use_rslora", False)),
     )
-    return cfg, list(c.get("modules_to_save") or [])
+    return cfg, list(to_save or [])
+
+
+@functools.lru_cache(maxsize=1)
+def peft_mha_out_proj_factor() -> tuple[str | None, int]:
+    """(installed PEFT version, how many times it applies an ``nn.MultiheadAttention``'s out_proj update).
+
+    A numeric probe, run once per process: a 4-dim one-head attention layer in float64 with a random
+    out_proj adapter, PEFT's output compared with W_out + k·s·B A for k = 1, 2. The global RNG is left as it
+    was. 1 = correct; 2 = PEFT 0.21.2's double count (module docstring). (None, 1) without PEFT;
+    (version, 1) for a PEFT that cannot put LoRA on ``nn.MultiheadAttention`` at all (it refuses such
+    files itself).
+
+    Raises:
+        ValueError: the installed PEFT applies the update in some other way.
+    """
+    try:
+        import peft
+    except ImportError:
+        return None, 1
+    version = str(getattr(peft, "__version__", "unknown"))
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        holder = nn.Module()
+        holder.mha = nn.MultiheadAttention(4, 1, dtype=torch.float64)
+        holder.eval()
+        base = holder.mha
+        w_in, b_in = base.in_proj_weight.clone(), base.in_proj_bias.clone()
+        w_out, b_out = base.out_proj.weight.clone(), base.out_proj.bias.clone()
+        try:
+            peft.inject_adapter_in_model(peft.LoraConfig(r=1, lora_alpha=1, target_modules=["mha"]), holder)
+        except Exception as e:  # a PEFT without LoRA for nn.MultiheadAttention
+            log.debug("PEFT %s cannot adapt nn.MultiheadAttention: %s", version, e)
+            return version, 1
+        factors: dict[str, torch.Tensor] = {}
+        for name, p in holder.named_parameters():
+            if ".lora_A." in name or ".lora_B." in name:
+                kind = ("out_" if ".out_proj." in name else "in_") + ("A" if ".lora_A." in name else "B")
+                if kind == "in_B":
+                    p.zero_()
+                else:
+                    p.copy_(torch.randn(p.shape, dtype=p.dtype))
+                factors[kind] = p
+        if set(factors) != {"in_B", "in_A", "out_A", "out_B"}:
+            raise ValueError(
+                f"PEFT {version}: unrecognised LoRA layout on nn.MultiheadAttention {sorted(factors)}"
+            )
+        delta = factors["out_B"] @ factors["out_A"]  # scaling 1
+        x = torch.randn(3, 2, 4, dtype=torch.float64)  # (L, B, E)
+        y = holder.mha(x, x, x, need_weights=False)[0]
+        for k in (1, 2):
+            ref = F.multi_head_attention_forward(
+                x, x, x, 4, 1, w_in, b_in, None, None, False, 0.0, w_out + k * delta, b_out,
+                training=False, need_weights=False,
+            )[0]  # fmt: skip
+            if torch.allclose(y, ref, atol=1e-9, rtol=1e-9):
+                if k != 1:
+                    log.info(
+                        "PEFT %s applies the out_proj LoRA update of nn.MultiheadAttention %d times",
+                        version,
+                        k,
+                    )
+                return version, k
+    raise ValueError(
+        f"PEFT {version} applies the out_proj LoRA update of nn.MultiheadAttention neither once nor twice; "
+        "trustvis cannot exchange attention adapters with it (use another PEFT version)"
+    )
+
+
+def _mha_out_proj_names(root: nn.Module) -> list[str]:
+    """Names of the out_proj LoraLinear of every LoRA attention layer under ``root``."""
+    return [
+        f"{name}.base_layer.out_proj" if name else "base_layer.out_proj"
+        for name, layer in lora_layers(root)
+        if isinstance(layer, LoraMultiheadAttention)
+    ]
+
+
+def _file_mha_factor(weights: Path, metadata: dict[str, str], config: dict[str, Any]) -> int:
+    """How many times the out_proj updates stored in ``weights`` are meant to be applied (module doc)."""
+    recorded = metadata.get(MHA_FACTOR_KEY)
+    if recorded is not None:  # written by trustvis for a PEFT that applies them `recorded` times
+        if recorded not in ("1", "2"):
+            raise ValueError(f"{weights}: metadata {MHA_FACTOR_KEY}={recorded!r}; expected '1' or '2'")
+        k = int(recorded)
+        try:
+            version, installed = peft_mha_out_proj_factor()
+        except ValueError as e:
+            version, installed = None, k
+            log.warning("%s", e)
+        if version is not None and installed != k:
+            log.warning(
+                "%s was written for a PEFT that applies attention out_proj updates %d time(s); the installed "
+                "PEFT %s applies them %d time(s), so PEFT here will not reproduce this adapter (trustvis "
+                "does); re-export it with trustvis",
+                weights, k, version, installed,
+            )  # fmt: skip
+        return k
+    version, k = peft_mha_out_proj_factor()  # written by PEFT: what the installed PEFT runs with it
+    writer = str(config.get("peft_version") or "").partition("@")[0]
+    if version is None:
+        if writer in KNOWN_PEFT_MHA_FACTORS:
+            return KNOWN_PEFT_MHA_FACTORS[writer]
+        log.warning(
+            "%s: PEFT is not installed and the adapter's PEFT version %r is not one trustvis has probed; its "
+            "attention out_proj updates are read as applied once (PEFT 0.21.2 applies them twice)",
+            weights, writer or "unknown",
+        )  # fmt: skip
+    elif writer and writer != version:
+        log.info("%s was written by PEFT %s; read as the installed PEFT %s runs it", weights, writer, version)
+    return k
 
 
 def load_adapter(root: nn.Module, directory: str | Path) -> LoraConfig:
     """Inject the adapter of a PEFT-format folder into ``root`` (built like its base) and load its weights.
 
+    Only the tensors the network needs are read (after their names, shapes and dtypes were checked in the
+    file's header). On any error ``root`` is left as it was (adapters injected here are removed again).
+
     Raises:
-        ValueError: the file's keys do not fit the network (missing or unexpected tensors, wrong shapes).
+        FileNotFoundError: no ``adapter_config.json`` or ``adapter_model.safetensors`` in ``directory``.
+        ValueError: a corrupt file, or one that does not fit the network (missing or unexpected tensors,
+            wrong shapes, targets or modules to save that the network lacks, non-finite values).
     """
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     directory = Path(directory)
     cfg, train_modules = read_adapter_config(directory)
+    config = _read_config_json(directory / ADAPTER_CONFIG)
     weights = directory / ADAPTER_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found (trustvis reads safetensors adapters only)")
-    if not any(isinstance(m, LoraLayer) for m in root.modules()):
+    names = dict(root.named_modules())
+    lacking = [m for m in train_modules if m not in names]
+    if lacking:
+        raise ValueError(
+            f"{directory / ADAPTER_CONFIG}: the adapter does not fit this network: modules_to_save {lacking} "
+            "are not modules of it (was it saved for another base model?)"
+        )
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
+    injected = not any(isinstance(m, LoraLayer) for m in root.modules())
+    if injected:
         try:
             inject_lora(root, cfg, train_modules=train_modules)
         except ValueError as e:
             raise ValueError(f"{directory}: the adapter does not fit this network: {e}") from e
-    state = {k.removeprefix(PEFT_PREFIX): v for k, v in load_file(str(weights)).items()}
+    try:
+        _load_adapter_weights(root, weights, cfg, train_modules, header, metadata, config)
+    except BaseException:
+        if injected:
+            unload(root)
+        raise
+    return cfg
+
+
+def _load_adapter_weights(
+    root: nn.Module,
+    weights: Path,
+    cfg: LoraConfig,
+    train_modules: list[str],
+    header: dict[str, tuple[tuple[int, ...], str]],
+    metadata: dict[str, str],
+    config: dict[str, Any],
+) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    stored = {k.removeprefix(PEFT_PREFIX): k for k in header}
     full = root.state_dict()
     own = {k for k in full if ".lora_A." in f".{k}" or ".lora_B." in f".{k}"}
     own |= {f"{m}.{k}" for m in train_modules for k in root.get_submodule(m).state_dict()}
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+    missing, unexpected = sorted(own - set(stored)), sorted(set(stored) - own)
     if missing or unexpected:
         raise ValueError(
             f"{weights} does not fit this network: missing {missing[:6]}, unexpected {unexpected[:6]} "
             "(was it saved for another base model?)"
         )
-    for key in own:
-        if full[key].shape != state[key].shape:
-            raise ValueError(
-                f"{weights}: {key} has shape {tuple(state[key].shape)}, the network {tuple(full[key].shape)}"
+    for key in sorted(own):
+        shape, dtype = header[stored[key]]
+        if tuple(full[key].shape) != shape:
+            rank = (
+                f" (adapter_config.json: r={cfg.r}; rank_pattern {cfg.rank_pattern})"
+                if ".lora_" in key
+                else ""
             )
+            raise ValueError(
+                f"{weights}: {key} has shape {shape}, the network {tuple(full[key].shape)}{rank}"
+            )
+        if full[key].is_floating_point() and dtype not in ("F64", "F32", "F16", "BF16"):
+            raise ValueError(f"{weights}: {key} holds {dtype} values, not floating point")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            state = {key: f.get_tensor(stored[key]) for key in own}
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
+    for key, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"{weights}: {key} holds non-finite values (NaN or inf)")
+    mha = [f"{n}.lora_B.weight" for n in _mha_out_proj_names(root)]
+    if mha:
+        k = _file_mha_factor(weights, metadata, config)
+        for key in mha:
+            state[key] = state[key] * k  # exact: k is 1 or 2
     root.load_state_dict(state, strict=False)
-    return cfg

@@ -18,7 +18,10 @@ try"), A kaiming-uniform as PEFT and loralib, no LoRA dropout (PEFT's default; t
 use 0.1), depthwise convs left frozen, and BatchNorm statistics keep updating in train mode as in PEFT
 (their affine weights are frozen). lr 2e-3 (the adapt bench's LoRA setting).
 
-Deviations: see :mod:`trustvis.nn.lora` (dilation forwarded to ``lora_A``; grouped convs refused).
+Deviations: see :mod:`trustvis.nn.lora` (dilation forwarded to ``lora_A``; grouped convs refused; the
+out_proj update of an attention layer applied once where PEFT 0.21.2 applies it twice — the adapter
+files written next to a run compensate for the installed PEFT, so ``PeftModel.from_pretrained`` reproduces
+the run's outputs).
 """
 
 from __future__ import annotations
