@@ -180,13 +180,15 @@ def test_garbage_missing_empty(tmp_path):
         load_image(tmp_path)
 
 
-def test_max_pixels(tmp_path):
-    p = save_png(tmp_path / "big.png", _rgb(50, 40))
+def test_max_bytes_is_a_memory_cap(tmp_path):
+    p = save_png(tmp_path / "big.png", _rgb(50, 40))  # Pillow keeps RGB as 4 bytes/px, the array 3
     with pytest.raises(ImageReadError) as ei:
-        load_image(p, max_pixels=1000)
+        load_image(p, max_bytes=10_000)
     msg = str(ei.value)
-    assert "40x50" in msg and "max_pixels=1,000" in msg and "larger max_pixels" in msg
-    assert load_image(p, max_pixels=2000).shape == (50, 40, 3)
+    assert "big.png" in msg and "40x50" in msg and "13.7 KB" in msg and "max_bytes=10,000" in msg
+    assert load_image(p, max_bytes=14_000).shape == (50, 40, 3)
+    # reduced at load time, the RGB array is smaller: 8000 + 3 * 16 * 20 bytes fit under 10 000
+    assert load_image(p, max_bytes=10_000, max_side=20).shape == (20, 16, 3)
 
 
 def test_iter_image_files(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import textwrap
 import time
@@ -199,30 +200,59 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``trustvis train``: holds the run folder's lock (rank 0) from the first check to the last write."""
+    import os
+
+    from trustvis.engine.trainer import RunLock
+
+    out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 locks, checks and writes
+        return _train(args, out)
+    existed = out.exists()
+    lock = RunLock(out)
+    lock.acquire()  # a second training on OUT fails here, naming OUT/.lock and its owner's pid
+    try:
+        return _train(args, out)
+    finally:
+        lock.release()
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # an invalid config leaves no empty run folder behind
+
+
+def _train(args: argparse.Namespace, out: Path) -> int:
     from trustvis import registry
     from trustvis.config import make_run_config
     from trustvis.engine import Trainer, seed_everything
-    from trustvis.engine.checkpoint import build_method, read_meta
+    from trustvis.engine.checkpoint import build_method, latest_checkpoint, read_meta
 
     overrides = list(args.set or [])
     if args.data:
         overrides += ["data.name=folder", f"data.root={args.data}"]
-    if args.steps:
+    if args.steps is not None:
+        if args.steps < 1 and getattr(registry.get(args.method).cls, "trainable", True):
+            raise UsageError(f"--steps {args.steps} is invalid; it must be an integer >= 1")
         overrides.append(f"train.steps={args.steps}")
-    out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.resume and (out / "config.yaml").is_file():
         from trustvis.config import load_yaml
 
         saved = load_yaml(out / "config.yaml")
         if saved.get("method") != args.method:
             raise UsageError(f"{out} is a run of {saved.get('method')!r}, not {args.method!r}")
-        run = make_run_config(args.method, saved.get("preset", args.preset),
+        run = make_run_config(args.method, saved.get("preset", args.preset), args.config,
                               base={k: v for k, v in saved.items() if k not in ("method", "preset")},
                               overrides=overrides)  # fmt: skip
     else:
         if (out / "model.json").is_file() and not args.resume:
             meta = read_meta(out)
             raise UsageError(f"{out} already holds a finished {meta['method']!r} run; choose another --out")
+        metrics = out / "metrics.jsonl"
+        if not args.resume and (
+            latest_checkpoint(out) is not None or (metrics.is_file() and metrics.stat().st_size > 0)
+        ):
+            raise UsageError(
+                f"{out} holds an unfinished run (checkpoints/metrics.jsonl, no model.json); pass --resume to "
+                "continue it, or choose another --out"
+            )
         run = make_run_config(args.method, args.preset, args.config, overrides)
     if args.lora:
         from trustvis.config import LoraConfig, merge_dict
@@ -298,8 +328,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from trustvis.data.forensynths import ForenSynthsDataset
     from trustvis.engine import load_method
 
+    from trustvis import registry
+    from trustvis.engine.checkpoint import read_meta
+
     if args.eps is not None and args.eps < 0:
         raise UsageError(f"--eps must be >= 0, got {args.eps}")
+    meta = read_meta(args.run_dir)
+    task = registry.get(meta["method"]).task
+    if task != "detect":
+        instead = {
+            "anomaly": "score images with `trustvis predict RUN IMAGE...` (uses the stored threshold); "
+            "`trustvis bench anomaly` measures AUROC/AUPRO",
+            "calibrate": "`trustvis calibrate` fits and scores calibrators",
+        }.get(task, "score images with `trustvis predict RUN IMAGE...`; `trustvis calibrate --run RUN` "
+              "measures a classifier's calibration")  # fmt: skip
+        raise UsageError(
+            f"{args.run_dir} holds a run of task {task!r} ({meta['method']}); `trustvis eval` measures detectors (task "
+            f"detect) on a ForenSynths/GenImage folder; {instead}"
+        )
     method = load_method(args.run_dir, device=args.device)
     dataset = ForenSynthsDataset(
         args.data, transform=method.make_transform(False), max_per_class=args.max_images, split=args.split
@@ -464,13 +510,44 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+PREDICT_HELP = """\
+Score image files and folders with a trained detector, anti-spoofing or anomaly run.
+
+Folders are searched recursively (symbolic links followed, each real folder and file once). Multi-frame
+files (GIF, APNG, animated WebP, multi-page TIFF) are scored on their first frame, with a warning.
+Large images: an image with a side longer than --max-side (default 2048) is reduced at load time,
+before it becomes a tensor. Detector runs score its centre crop of at most max-side x max-side pixels
+at full resolution (resizing would erase the traces they read); anomaly runs score a copy reduced
+(Lanczos) to a longer side of max-side (their models resize to the run's image size anyway). A file
+whose decoding would need more than 2 GiB of memory is refused before it is decoded.
+A file that cannot be scored (missing, unreadable, too large, the model failing on it, a score that is
+not a finite number) gets an error row; the other images keep their results. Exit status: 0 if any
+image was scored, 1 if none."""
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Score image files and folders with a trained detect/antispoof/anomaly run.
+
+    Large images are reduced at load time, inside Pillow, before they become tensors: an image with a side
+    longer than ``--max-side`` (default 2048 px) is centre-cropped to at most max-side x max-side at full
+    resolution for detector runs (the pixel-level traces they read survive; a resize would erase them), and
+    reduced (Lanczos, aspect kept) to a longer side of max-side for anomaly runs (their models resize to
+    the run's image size anyway; the overlay is drawn at the reduced size). A file whose decoding would
+    need more than 2 GiB (estimated from its header) is refused. Batches hold at most about max-side^2
+    pixels, so memory stays bounded by the limit, not by the file.
+
+    Every failure that concerns one image (missing, unreadable, too large, the model failing on it, a
+    non-finite score) becomes an error row for that file; the other images keep their results. Folders
+    are listed with :func:`~trustvis.data.io.iter_image_files`. Returns 0 if any image was scored, else 1.
+    """
     import numpy as np
     import torch
 
-    from trustvis.data.io import ImageReadError, iter_image_files, load_image
+    from trustvis.data.io import IMAGE_EXTENSIONS, ImageReadError, iter_image_files, load_image
     from trustvis.engine import load_method
 
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise UsageError(f"--threshold must be a finite number, got {args.threshold}")
     method = load_method(args.run_dir, device=args.device)
     anomaly = method.task == "anomaly"
     threshold = args.threshold
@@ -480,60 +557,94 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.run_dir} has no stored threshold; pass --threshold")
     maps_dir = Path(args.maps or Path(args.run_dir) / "maps") if anomaly else None
     transform = method.make_transform(False)
+    fit = "resize" if anomaly else "crop"
     files: list[Path] = []
     for p in args.paths:
         p = Path(p)
-        if p.is_dir():
-            files.extend(iter_image_files(p))
-        else:
-            files.append(p)
-    results, errors = [], []
-    batch: list[tuple[Path, torch.Tensor]] = []
+        files.extend(iter_image_files(p) if p.is_dir() else [p])
+    if not files:
+        exts = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
+        raise UsageError(f"no image files in {', '.join(args.paths)} (extensions: {exts})")
+    results: dict[int, dict] = {}
+    errors: dict[int, dict] = {}
+    batch: list[tuple[int, Path, torch.Tensor]] = []
+    budget = max(args.max_side or 2048, 256) ** 2  # pixels per forward pass
+
+    def fail(i: int, path: Path, reason: str) -> None:
+        errors[i] = {"path": str(path), "error": reason}
+        log.warning("skipped %s: %s", path, reason)
+
+    def score(items: list[tuple[int, Path, torch.Tensor]]) -> None:
+        try:
+            out = method.predict({"image": torch.stack([t for _, _, t in items]).to(method.device)})
+            scores = out["score"].float().cpu().numpy()
+        except (RuntimeError, MemoryError, ValueError) as e:
+            if len(items) > 1:  # find the image it fails on; the others still get their result
+                for item in items:
+                    score([item])
+                return
+            msg = (str(e).strip().splitlines() or [""])[0][:200]
+            fail(items[0][0], items[0][1], f"the model failed on this image ({type(e).__name__}: {msg})")
+            return
+        for j, ((i, path, t), s) in enumerate(zip(items, scores)):
+            if not np.isfinite(s):
+                fail(i, path, f"model output is not finite (score {s}); the run's weights may be broken")
+                continue
+            rec = {"path": str(path), "score": float(s), "fake": bool(s >= threshold)}
+            if maps_dir is not None:
+                from trustvis.bench.plots import save_overlay
+
+                # the input's index keeps overlays of same-named files from different folders apart
+                name = f"{i:05d}_{path.stem}.png"
+                rec["map"] = str(save_overlay((t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8),
+                                              out["anomaly_map"][j].cpu().numpy(), maps_dir / name,
+                                              vmin=threshold / 2, vmax=1.5 * threshold))  # fmt: skip
+            results[i] = rec
 
     def flush() -> None:
-        if not batch:
-            return
         # images of different sizes are scored one by one; equal sizes are batched
-        groups: dict[tuple, list[tuple[Path, torch.Tensor]]] = {}
+        groups: dict[tuple, list[tuple[int, Path, torch.Tensor]]] = {}
         for item in batch:
-            groups.setdefault(tuple(item[1].shape), []).append(item)
+            groups.setdefault(tuple(item[2].shape), []).append(item)
         for items in groups.values():
-            x = torch.stack([t for _, t in items]).to(method.device)
-            out = method.predict({"image": x})
-            for j, ((path, t), s) in enumerate(zip(items, out["score"].cpu().numpy())):
-                rec = {"path": str(path), "score": float(s), "fake": bool(s >= threshold)}
-                if maps_dir is not None:
-                    from trustvis.bench.plots import save_overlay
-
-                    rec["map"] = str(save_overlay((t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8),
-                                                  out["anomaly_map"][j].cpu().numpy(), maps_dir / f"{j + len(results):05d}_{path.stem}.png",
-                                                  vmin=threshold / 2, vmax=1.5 * threshold))  # fmt: skip
-                results.append(rec)
+            score(items)
         batch.clear()
 
-    for f in files:
+    pixels = 0
+    for i, f in enumerate(files):
         try:
-            batch.append((f, transform(load_image(f))))
+            x = transform(load_image(f, max_side=args.max_side, fit=fit))
         except ImageReadError as e:
-            errors.append({"path": str(f), "error": e.reason})
-            log.warning("skipped %s: %s", f, e.reason)
+            fail(i, f, e.reason)
+            continue
+        except (RuntimeError, MemoryError, ValueError, TypeError) as e:
+            fail(i, f, f"cannot prepare the image for the model ({type(e).__name__}: {e})")
+            continue
+        n = int(x.shape[-1] * x.shape[-2])
+        if batch and pixels + n > budget:
+            flush()
+            pixels = 0
+        batch.append((i, f, x))
+        pixels += n
         if len(batch) >= args.batch_size:
             flush()
+            pixels = 0
     flush()
+    res, errs = [results[i] for i in sorted(results)], [errors[i] for i in sorted(errors)]
     if args.json:
-        print(json.dumps({"results": results, "errors": errors}, indent=2))
+        print(json.dumps({"results": res, "errors": errs}, indent=2))
     else:
         pos, neg, what = ("anomalous", "normal", "anomaly score") if anomaly else ("fake", "real", "p(fake)")
-        rows = [[r["path"], r["score"], pos if r["fake"] else neg] for r in results]
-        rows += [[e["path"], float("nan"), f"error: {e['error']}"] for e in errors]
+        rows = [[r["path"], r["score"], pos if r["fake"] else neg] for r in res]
+        rows += [[e["path"], float("nan"), f"error: {e['error']}"] for e in errs]
         print(_table(["path", what, "verdict"], rows))
-        if results:
-            print(
-                f"\n{sum(r['fake'] for r in results)}/{len(results)} scored {pos} at threshold {threshold:.4g}"
-            )
+        if res:
+            print(f"\n{sum(r['fake'] for r in res)}/{len(res)} scored {pos} at threshold {threshold:.4g}")
             if maps_dir is not None:
                 print(f"anomaly-map overlays -> {maps_dir}")
-    return 0 if results or not errors else 1
+        if errs:
+            print(f"{len(errs)} image(s) could not be scored (see the error rows)")
+    return 0 if res else 1
 
 
 BENCHES = ("detect", "augment", "calibrate", "adapt", "anomaly", "codec")
@@ -543,15 +654,51 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def _int_at_least(lo: int):
+    """argparse type: an integer >= lo (a clear ``argument --flag: ...`` error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def _csv_of(kind: type, *, positive: bool = False):
+    """argparse type: a comma-separated list of ``kind`` values (finite and > 0 with ``positive``)."""
+
+    def parse(text: str) -> list:
+        values = []
+        for item in _csv(text) or []:
+            try:
+                v = kind(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{item!r} is not a {kind.__name__}") from None
+            if positive and not (math.isfinite(v) and v > 0):
+                raise argparse.ArgumentTypeError(f"{item!r} must be finite and > 0")
+            values.append(v)
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        return values
+
+    parse.__name__ = f"comma-separated {kind.__name__} list"
+    return parse
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.task not in BENCHES:
         raise UsageError(f"Unknown bench {args.task!r}; choose from {list(BENCHES)}")
     if args.task == "codec":
         from trustvis.bench.codec import run_codec_bench
 
-        lambdas = [float(v) for v in _csv(args.lambdas)] if args.lambdas else None
         out = run_codec_bench(quick=args.quick, codecs=_csv(args.methods), out_dir=args.out, images=args.images,
-                              iterations=args.iterations, lambdas=lambdas, seed=args.seed, folder=args.data_dir,
+                              iterations=args.iterations, lambdas=args.lambdas, seed=args.seed, folder=args.data_dir,
                               command="trustvis " + " ".join(args._argv), progress=not args.quiet,
                               ablation=args.ablation)  # fmt: skip
         print(f"results: {out / 'results.md'}\nreport:  {out / 'report.html'}")
@@ -567,9 +714,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.task == "augment":
         from trustvis.bench.augment import run_augment_bench
 
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
         out = run_augment_bench(
-            datasets=_csv(args.datasets), conditions=_csv(args.methods), seeds=seeds, **common
+            datasets=_csv(args.datasets), conditions=_csv(args.methods), seeds=args.seeds, **common
         )
     elif args.task == "anomaly":
         from trustvis.bench.anomaly import run_anomaly_bench
@@ -599,6 +745,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_codec_output(output: str, source: str, what: str) -> None:
+    """Refuse an output path that would overwrite the input or is a folder (before any work)."""
+    if Path(output).is_dir():
+        raise UsageError(f"{output}: is a folder; give a file path for {what}")
+    if Path(output).resolve() == Path(source).resolve():
+        raise UsageError(f"{output}: is the input file; give another path for {what} (it would be overwritten)")
+
+
 def cmd_codec(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -613,7 +767,10 @@ def cmd_codec(args: argparse.Namespace) -> int:
     if args.codec_cmd == "info":
         if not Path(args.file).is_file():
             raise UsageError(f"{args.file}: no such file")
-        header, words = bs.unpack(Path(args.file).read_bytes())
+        try:
+            header, words = bs.unpack(Path(args.file).read_bytes())
+        except bs.BitstreamError as e:
+            raise UsageError(f"{args.file}: {e}") from None
         info = {**header.__dict__, "bytes": Path(args.file).stat().st_size, "payload_bytes": 4 * len(words)}
         info["bpp"] = 8 * info["bytes"] / (header.height * header.width)
         print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
@@ -622,7 +779,11 @@ def cmd_codec(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         if not Path(args.input).is_file():
             raise UsageError(f"{args.input}: no such file")
-        x = decode(Path(args.input).read_bytes(), progress=not args.no_progress)
+        _check_codec_output(args.output, args.input, "the decoded PNG")
+        try:
+            x = decode(Path(args.input).read_bytes(), progress=not args.no_progress)
+        except bs.BitstreamError as e:
+            raise UsageError(f"{args.input}: {e}") from None
         img = np.round(x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         save_png(args.output, img)
         print(
@@ -633,18 +794,38 @@ def cmd_codec(args: argparse.Namespace) -> int:
         raise UsageError(f"Unknown codec {args.method!r}; choose from ['eqlinr', 'coolchic']")
     if args.quality is not None and args.lmbda is not None:
         raise UsageError("give --quality or --lambda, not both")
+    if args.quality is not None and not 1 <= args.quality <= 8:
+        raise UsageError(f"--quality must be in 1..8, got {args.quality}")
+    if args.lmbda is not None and not (math.isfinite(args.lmbda) and args.lmbda > 0):
+        raise UsageError(f"--lambda must be a finite number > 0 (typically 1e-4 .. 2e-2), got {args.lmbda}")
+    if args.iterations is not None and args.iterations < 1:
+        raise UsageError(f"--iterations must be >= 1, got {args.iterations}")
+    if not Path(args.input).is_file():
+        raise UsageError(f"{args.input}: no such file")
+    _check_codec_output(args.output, args.input, "the .tvc file")
+    if args.recon:
+        _check_codec_output(args.recon, args.input, "--recon")
+        if Path(args.recon).resolve() == Path(args.output).resolve():
+            raise UsageError(f"--recon {args.recon} is the .tvc output file; give another path")
     lmbda = args.lmbda if args.lmbda is not None else lambda_for_quality(args.quality or 5)
     overrides = [f"model.lmbda={lmbda}", f"model.seed={args.seed}", *(f"model.{kv}" for kv in args.set or [])]
-    if args.iterations:
+    if args.iterations is not None:
         overrides.append(f"model.iterations={args.iterations}")
-    method = registry.get(args.method).cls(
-        make_run_config(args.method, args.preset, overrides=overrides).model
-    )
+    run_cfg = make_run_config(args.method, args.preset, overrides=overrides)
+    try:
+        method = registry.get(args.method).cls(run_cfg.model)
+    except ValueError as e:
+        raise UsageError(f"invalid codec setting (--set / --preset {args.preset}): {e}") from None
     try:
         image = load_image(args.input)
     except ImageReadError as e:
         raise UsageError(str(e)) from e
     h, w = image.shape[:2]
+    cfg = method.config
+    try:
+        bs.check_size(h, w, cfg.n_grids, tuple(cfg.synthesis))
+    except ValueError as e:
+        raise UsageError(f"{args.input}: {e}") from None
     log.info("encoding %s (%dx%d) with %s, lambda=%g, %d iterations", args.input, w, h, args.method, lmbda,
              method.config.iterations)  # fmt: skip
     res = method.encode(image, progress=not args.no_progress)
@@ -713,7 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=500")
     s.add_argument("--data", help="ForenSynths root with train/ (and val/), or a GenImage root "
                    "(<generator>/{train,val}/{ai,nature}), instead of SynthBench")  # fmt: skip
-    s.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
+    s.add_argument("--steps", type=_int_at_least(1), help="shortcut for --set train.steps=N")
     s.add_argument("--out", help="run folder (default runs/METHOD-TIME)")
     s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     s.add_argument(
@@ -731,11 +912,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--data", required=True, help="ForenSynths root/<generator>/[<class>/]{0_real,1_fake}/* or "
                    "GenImage root/<generator>/{train,val}/{ai,nature}/*")  # fmt: skip
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=_int_at_least(1), default=64)
     s.add_argument(
         "--split", help="GenImage layouts (<generator>/{train,val}/{ai,nature}): which split to read"
     )
-    s.add_argument("--max-images", type=int, default=0, help="cap per generator and class (0 = all)")
+    s.add_argument("--max-images", type=_int_at_least(0), default=0, help="cap per generator and class (0 = all)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
     s.add_argument("--no-progress", action="store_true")
@@ -746,11 +927,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="white-box PGD (pgd-l2, pgd-linf) or black-box HopSkipJump (hsja); repeatable")  # fmt: skip
     a.add_argument("--eps", type=float, help="budget: normalised L2 ‖δ‖₂/sqrt(C·H·W) for pgd-l2 and hsja "
                    "(default 0.0257, D4's), max |δ| for pgd-linf (default 4/255)")  # fmt: skip
-    a.add_argument("--attack-steps", type=int, default=10, help="PGD steps (default 10)")
+    a.add_argument("--attack-steps", type=_int_at_least(1), default=10, help="PGD steps (default 10)")
     a.add_argument(
-        "--queries", type=int, default=1000, help="HopSkipJump query budget per image (default 1000)"
+        "--queries", type=_int_at_least(1), default=1000, help="HopSkipJump query budget per image (default 1000)"
     )
-    a.add_argument("--attack-images", type=int, default=100, help="fake images attacked (default 100)")
+    a.add_argument("--attack-images", type=_int_at_least(1), default=100, help="fake images attacked (default 100)")
     a.add_argument("--seed", type=int, default=0, help="seeds the attacks' randomness")
     s.set_defaults(fn=cmd_eval)
 
@@ -769,16 +950,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="folder for calibration.json, reliability.png and (one method) the fitted calibrator"
     )
     s.add_argument(
-        "--max-iter", type=int, help="optimiser iterations per calibrator (default 1000, the official budget)"
+        "--max-iter", type=_int_at_least(1), help="optimiser iterations per calibrator (default 1000, the official budget)"
     )
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_calibrate)
 
     s = sub.add_parser("predict", help="score images or folders with a trained run", formatter_class=raw,
+                       description=PREDICT_HELP,
                        epilog="example:\n  trustvis predict runs/bihpf photo.jpg more_images/ --json")  # fmt: skip
     s.add_argument("run_dir")
-    s.add_argument("paths", nargs="+")
+    s.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
     s.add_argument(
         "--threshold",
         type=float,
@@ -786,7 +968,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="decision threshold (default: 0.5 for detectors; the run's stored threshold for anomaly runs)",
     )
     s.add_argument("--maps", help="anomaly runs: folder for the heat-map overlays (default RUN/maps)")  # fmt: skip
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=_int_at_least(1), default=32)
+    s.add_argument("--max-side", type=_int_at_least(0), default=2048,
+                   help="longest image side given to the model (default 2048; 0 = no limit): larger images are "
+                   "centre-cropped (detectors) or reduced (anomaly runs) at load time")  # fmt: skip
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_predict)
@@ -799,10 +984,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "under 30 min each; codec 39 min)")  # fmt: skip
     s.add_argument("--methods", help="comma-separated subset: detectors (detect) or conditions (augment: none, "
                    "mixup, cutmix, dcutmix-K2, ..., dmixup-K5; adapt: linear, full, lora-r4, lora-r8, lora-r16)")  # fmt: skip
-    s.add_argument("--steps", type=int, help="training steps per run (default: the protocol's)")
+    s.add_argument("--steps", type=_int_at_least(1), help="training steps per run (default: the protocol's)")
     s.add_argument("--preset", help="method preset for every method (default: quick with --quick)")
     s.add_argument("--seed", type=int, default=0, help="training seed (detect, calibrate)")
-    s.add_argument("--seeds", help="augment: comma-separated training seeds (default 0,1,2)")
+    s.add_argument("--seeds", type=_csv_of(int), help="augment: comma-separated training seeds (default 0,1,2)")
     s.add_argument(
         "--datasets",
         help="augment: comma-separated data sets (default fashion-mnist,opencv-digits); "
@@ -820,19 +1005,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="auto")
     s.add_argument("--out", help="output folder (default results/<task>-quick or results/<task>)")
-    s.add_argument("--attack-images", type=int, default=28,
+    s.add_argument("--attack-images", type=_int_at_least(0), default=28,
                    help="detect: fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
     s.add_argument(
-        "--queries", type=int, default=1000, help="detect: HopSkipJump queries per image (default 1000)"
+        "--queries", type=_int_at_least(1), default=1000, help="detect: HopSkipJump queries per image (default 1000)"
     )
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
                    "(default: train a quick cnndet here)")  # fmt: skip
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
-    s.add_argument("--images", type=int, help="codec: only the first N images")
+    s.add_argument("--images", type=_int_at_least(1), help="codec: only the first N images")
     s.add_argument(
-        "--iterations", type=int, help="codec: overfitting iterations per image (quick 800, full 3000)"
+        "--iterations", type=_int_at_least(1), help="codec: overfitting iterations per image (quick 800, full 3000)"
     )
-    s.add_argument("--lambdas", help="codec: comma-separated lambdas of the neural codecs")
+    s.add_argument("--lambdas", type=_csv_of(float, positive=True), help="codec: comma-separated lambdas of the neural codecs")
     s.add_argument("--data-dir", help="codec: a Kodak-style folder of images instead of the built-in set")
     s.add_argument("--ablation", action="store_true", help="codec: also EQLINR with one addition removed at a time "
                    "(LEM, SGA, temperature penalty, Gaussian); reuses the folder's points")  # fmt: skip
@@ -893,9 +1078,14 @@ def main(argv: list[str] | None = None) -> int:
     from trustvis.config import ConfigError
     from trustvis.engine.checkpoint import CheckpointError
 
+    from trustvis.engine.trainer import RunLockError
+
     try:
         return int(args.fn(args) or 0)
-    except (UsageError, ConfigError, CheckpointError, KeyError, FileNotFoundError, ValueError) as e:
+    except (
+        UsageError, ConfigError, CheckpointError, RunLockError, FloatingPointError, KeyError, FileNotFoundError,
+        ValueError,
+    ) as e:  # fmt: skip
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"trustvis: error: {msg}", file=sys.stderr)
         return 2

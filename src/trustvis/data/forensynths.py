@@ -54,7 +54,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from trustvis.data.io import ImageReadError, iter_image_files, load_image
+from trustvis.data.io import IMAGE_EXTENSIONS, ImageReadError, iter_image_files, load_image
 from trustvis.data.transforms import to_tensor
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def _scan(
         which = "" if labels is None else f" with labels {sorted(labels)}"
         raise LayoutError(
             f"Found label folders{which} under {root} ({folders}) but no image files in them "
-            f"(extensions: png, jpg, jpeg, bmp, webp, tif, tiff).\n{EXPECTED_LAYOUT}"
+            f"(extensions: {', '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))}).\n{EXPECTED_LAYOUT}"
         )
     return items, layout, used
 
