@@ -206,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trustvis.engine.trainer import RunLock
 
     out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a run folder; choose another --out")
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 locks, checks and writes
         return _train(args, out)
     existed = out.exists()
@@ -323,12 +325,11 @@ def _train(args: argparse.Namespace, out: Path) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from trustvis import registry
     from trustvis.bench.detect import evaluate_detector
     from trustvis.data.cache import atomic_write_json
     from trustvis.data.forensynths import ForenSynthsDataset
     from trustvis.engine import load_method
-
-    from trustvis import registry
     from trustvis.engine.checkpoint import read_meta
 
     if args.eps is not None and args.eps < 0:
@@ -1077,7 +1078,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from trustvis.config import ConfigError
     from trustvis.engine.checkpoint import CheckpointError
-
     from trustvis.engine.trainer import RunLockError
 
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -282,11 +283,35 @@ def merge_dict(cfg: Any, values: dict[str, Any], where: str = "") -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping (empty file -> {})."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+    """Read a YAML mapping (empty file -> {}); safe-loaded, so tags such as ``!!python/object`` never run.
+
+    Raises:
+        ConfigError: the file is unreadable, not UTF-8, not valid YAML (the message names the line) or
+            not a mapping.
+        FileNotFoundError: there is no such file.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if "constructor for the tag" in problem:
+            problem += " (YAML tags are not allowed in a config file; nothing was executed)"
+        raise ConfigError(f"{path}: {where}not a valid YAML config: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: {e.reason} at byte {e.start}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a config file must hold a mapping (key: value), got {type(data).__name__}"
+        )
     return data
 
 
@@ -320,7 +345,51 @@ def make_run_config(
         data = {k: v for k, v in data.items() if k not in ("method", "preset")}
         merge_dict(run, data)
     apply_overrides(run, overrides or [])
+    validate_run(run, trainable=bool(getattr(spec.cls, "trainable", True)))
     return run
+
+
+#: ``train.lr`` above this is refused as a typo: no optimiser trustvis builds trains with a larger step
+MAX_LR = 10.0
+
+
+def validate_run(run: RunConfig, trainable: bool = True) -> None:
+    """Refuse train/data settings no run can work with; the message names the key and its valid range.
+
+    Args:
+        run: the composed run config.
+        trainable: False for fit-only methods (PaDiM), which take no gradient step (``train.steps=0``).
+
+    Raises:
+        ConfigError: the first invalid value, e.g. ``train.steps=-5 is invalid; it must be an integer >= 1``.
+    """
+    t, d = run.train, run.data
+
+    def check(ok: bool, key: str, value: Any, valid: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} is invalid; it must be {valid}")
+
+    def finite(v: float) -> bool:
+        return math.isfinite(v)
+
+    min_steps = 1 if trainable else 0
+    check(t.steps >= min_steps, "train.steps", t.steps, f"an integer >= {min_steps}")
+    check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
+    check(finite(t.lr) and 0 < t.lr <= MAX_LR, "train.lr", t.lr, f"a number in (0, {MAX_LR:g}]")
+    check(
+        finite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "a number >= 0"
+    )
+    for i, b in enumerate(t.betas):
+        check(finite(b) and 0 <= b < 1, f"train.betas[{i}]", b, "a number in [0, 1)")
+    check(finite(t.grad_clip) and t.grad_clip >= 0, "train.grad_clip", t.grad_clip, "a number >= 0 (0 = off)")
+    for key in ("warmup_steps", "eval_every", "log_every", "ckpt_every", "num_workers"):
+        value = getattr(t, key)
+        check(value >= 0, f"train.{key}", value, "an integer >= 0")
+    check(d.max_images >= 0, "data.max_images", d.max_images, "an integer >= 0 (0 = all)")
+    check(
+        finite(d.imbalance) and d.imbalance >= 1, "data.imbalance", d.imbalance, "a number >= 1 (1 = as is)"
+    )
+    check(d.dominant >= -1, "data.dominant", d.dominant, "a class index >= 0, or -1 (off)")
 
 
 def run_config_from_dict(values: dict[str, Any]) -> RunConfig:

@@ -1,0 +1,475 @@
+"""Bad-input corpus, area C: run folders and checkpoints (`trustvis train`, `eval`, loading, config).
+
+Every case ends in a correct result or one clear ``trustvis: error:`` line that names the file (or key)
+and the problem; nothing is unpickled, no YAML tag runs, and no other data is lost or overwritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from badcli import assert_clear_error
+from safetensors.torch import load_file, save_file
+
+from trustvis.cli import main
+from trustvis.config import ConfigError, make_run_config, to_dict
+from trustvis.engine.checkpoint import CheckpointError, build_method, first_nonfinite, save_final
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def train_argv(out: Path, data: Path | None, *settings: str, method: str = "cnndet") -> list[str]:
+    argv = ["train", method, "--preset", "tiny", "--out", str(out), "--set", "train.progress=false"]
+    if data is not None:
+        argv += ["--data", str(data)]
+    for s in settings:
+        argv += ["--set", s]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """One tiny cnndet run (2 steps, final checkpoint) and its data, trained once for this module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tests_conftest", TESTS / "conftest.py")
+    top = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(top)
+    make_forensynths = top.make_forensynths
+
+    base = tmp_path_factory.mktemp("area_c")
+    data = base / "fs"
+    make_forensynths(data / "train", ("gen_a",), n=8)
+    make_forensynths(data / "val", ("gen_a",), n=4, seed=1)
+    make_forensynths(data / "test", ("gen_a", "gen_b"), n=2, seed=2)
+    run = base / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRUSTVIS_HOME", str(base / "home"))
+        assert main(train_argv(run, data, "train.steps=2", "train.log_every=1")) == 0
+    assert (run / "model.json").is_file() and (run / "checkpoints" / "step-0000002").is_dir()
+    return {"run": run, "data": data}
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path) -> Path:
+    """A private copy of the trained run (tests may damage it)."""
+    return Path(shutil.copytree(trained["run"], tmp_path / "run"))
+
+
+class _Marker:
+    """Unpickling this calls ``open(path, "w")``: the marker file appears iff the pickle was loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def malicious_pickle(dest: Path, marker: Path, zip_format: bool) -> Path:
+    """A weights-looking pickle whose loading would create ``marker`` (checked once, then removed)."""
+    payload = {"model.net.fc.weight": _Marker(marker)}
+    if zip_format:
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        dest.write_bytes(buf.getvalue())
+        torch.load(io.BytesIO(dest.read_bytes()), weights_only=False)  # proof: unpickling creates the marker
+    else:
+        dest.write_bytes(pickle.dumps(payload))
+        pickle.loads(dest.read_bytes())
+    assert marker.exists(), "the test payload must be able to create its marker"
+    marker.unlink()
+    return dest
+
+
+# ------------------------------------------------------------------------------------------ run lock
+
+
+HOLDER = """
+import sys, time
+from trustvis.engine.trainer import RunLock
+RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def _hold_lock(out: Path) -> subprocess.Popen:
+    """Another process that takes ``out``'s run lock and keeps it until killed."""
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_second_training_on_a_locked_run_fails_then_a_stale_lock_is_taken_over(
+    trained, run_copy, cli, caplog
+):
+    # an unfinished run (no model.json) that another live process is writing
+    (run_copy / "model.json").unlink()
+    config_before = (run_copy / "config.yaml").read_bytes()
+    metrics_before = (run_copy / "metrics.jsonl").read_bytes()
+    holder = _hold_lock(run_copy)
+    try:
+        res = cli(train_argv(run_copy, trained["data"], "train.steps=3"))
+        assert_clear_error(res, str(run_copy / ".lock"), f"pid {holder.pid}", "another training")
+        res = cli([*train_argv(run_copy, trained["data"], "train.steps=3"), "--resume"])
+        assert_clear_error(res, str(run_copy / ".lock"), f"pid {holder.pid}")
+        # the second training wrote nothing: the owner's config and metrics are as they were
+        assert (run_copy / "config.yaml").read_bytes() == config_before
+        assert (run_copy / "metrics.jsonl").read_bytes() == metrics_before
+        assert not (run_copy / "model.json").exists()
+    finally:
+        holder.kill()  # killed without releasing: its lock stays behind, stale
+        holder.wait()
+    assert json.loads((run_copy / ".lock").read_text())["pid"] == holder.pid
+
+    res = cli([*train_argv(run_copy, trained["data"], "train.steps=3", "train.log_every=1"), "--resume"])
+    assert res.code == 0, res.err
+    assert "taking over the stale lock" in caplog.text and str(holder.pid) in caplog.text
+    assert json.loads((run_copy / "model.json").read_text())["step"] == 3
+    assert not (run_copy / ".lock").exists()  # released at the end
+
+
+def test_a_lock_of_another_host_is_respected(trained, tmp_path, cli):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(
+        json.dumps({"pid": 1, "host": socket.gethostname() + "-other", "started": "x"})
+    )
+    res = cli(train_argv(out, trained["data"], "train.steps=1"))
+    assert_clear_error(res, str(out / ".lock"), "pid 1")
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def _trainer(root: Path, out: Path, *extra: str):
+    from trustvis import registry
+    from trustvis.data.forensynths import ForenSynthsDataset
+    from trustvis.engine import Trainer
+
+    run = make_run_config(
+        "bihpf", "tiny", overrides=["train.batch_size=4", "train.progress=false", "train.log_every=1", *extra]
+    )
+    method = registry.get("bihpf").cls(run.model)
+    data = ForenSynthsDataset(root / "train", transform=method.make_transform(True))
+    return Trainer(method, run, out), data
+
+
+def test_lock_is_released_on_ctrl_c_and_on_error(trained, tmp_path):
+    seen = []
+
+    def interrupt(t):
+        seen.append((t.out_dir / ".lock").is_file())
+        raise KeyboardInterrupt
+
+    trainer, data = _trainer(trained["data"], tmp_path / "a", "train.steps=3")
+    trainer.add_callback("on_step_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(data)
+    assert seen == [True] and not (tmp_path / "a" / ".lock").exists()
+
+    # a diverging loss: a one-line error, and the lock goes too
+    trainer, data = _trainer(trained["data"], tmp_path / "b", "train.steps=3")
+    trainer.method.training_step = lambda batch: {"loss": torch.tensor(float("nan"), requires_grad=True)}
+    with pytest.raises(FloatingPointError, match="training diverged.*lower train.lr"):
+        trainer.fit(data)
+    assert not (tmp_path / "b" / ".lock").exists()
+
+
+# ------------------------------------------------------------------------------ unfinished run, resume
+
+
+def test_unfinished_run_without_resume_is_refused_and_resume_records_each_step_once(trained, tmp_path, cli):
+    out = tmp_path / "run"
+
+    def crash(t):
+        if t.step == 3:
+            raise RuntimeError("killed")  # like a kill: no checkpoint at step 3, its metrics record written
+
+    trainer, data = _trainer(trained["data"], out, "train.steps=4", "train.ckpt_every=2")
+    trainer.add_callback("on_log", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.fit(data)
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 4, "split": "tra')  # a record cut short by the kill
+    before = (out / "metrics.jsonl").read_bytes()
+
+    argv = ["train", "bihpf", "--preset", "tiny", "--out", str(out), "--data", str(trained["data"]),
+            "--set", "train.progress=false"]  # fmt: skip
+    res = cli(argv)
+    assert_clear_error(res, str(out), "unfinished run", "--resume", "another --out")
+    assert (out / "metrics.jsonl").read_bytes() == before  # nothing appended, nothing deleted
+
+    res = cli([*argv, "--resume"])
+    assert res.code == 0, res.err
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps == [1, 2, 3, 4]  # step 3 redone after the step-2 checkpoint, recorded once
+    assert json.loads((out / "model.json").read_text())["step"] == 4
+
+
+# ------------------------------------------------------------------------------------ config values
+
+
+BAD_SETTINGS = [
+    ("train.steps=-5", "train.steps"),
+    ("train.steps=0", "train.steps"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("train.lr=1e30", "train.lr"),
+    ("train.lr=nan", "train.lr"),
+    ("train.lr=inf", "train.lr"),
+    ("train.lr=0", "train.lr"),
+    ("train.lr=-0.1", "train.lr"),
+    ("train.weight_decay=-1", "train.weight_decay"),
+    ("train.betas=[0.9,1.5]", "train.betas[1]"),
+    ("train.grad_clip=-1", "train.grad_clip"),
+    ("train.warmup_steps=-1", "train.warmup_steps"),
+    ("train.eval_every=-1", "train.eval_every"),
+    ("train.log_every=-1", "train.log_every"),
+    ("train.ckpt_every=-1", "train.ckpt_every"),
+    ("train.num_workers=-1", "train.num_workers"),
+    ("data.max_images=-3", "data.max_images"),
+    ("data.imbalance=0.5", "data.imbalance"),
+]
+
+
+@pytest.mark.parametrize(("setting", "key"), BAD_SETTINGS)
+def test_invalid_train_settings_are_clear_errors(setting, key, trained, tmp_path, cli):
+    out = tmp_path / "run"
+    res = cli(train_argv(out, trained["data"], setting))
+    msg = assert_clear_error(res, f"{key}=", "must be")
+    assert "(0, 10]" in msg if key == "train.lr" else True  # the lr bound is stated
+    assert not out.exists()  # no run folder, no "finished" untrained model
+
+
+def test_valid_bounds_are_accepted():
+    run = make_run_config("cnndet", "tiny", overrides=["train.lr=10", "train.steps=1", "train.batch_size=1"])
+    assert run.train.lr == 10
+    assert make_run_config("padim", "tiny").train.steps == 0  # fit-only methods take no gradient step
+    with pytest.raises(ConfigError, match=r"train.steps=-1 is invalid; it must be an integer >= 0"):
+        make_run_config("padim", "tiny", overrides=["train.steps=-1"])
+
+
+def test_trainer_refuses_a_config_edited_after_validation(trained, tmp_path):
+    trainer, data = _trainer(trained["data"], tmp_path / "run", "train.steps=2")
+    trainer.cfg.batch_size = 0  # Python users may build configs by hand
+    with pytest.raises(ConfigError, match="train.batch_size=0 is invalid"):
+        trainer.fit(data)
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------- YAML files
+
+
+def test_malformed_yaml_config_names_file_and_line(trained, tmp_path, cli):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  steps: [1\n  lr: 2\n")
+    res = cli([*train_argv(tmp_path / "run", trained["data"]), "--config", str(bad)])
+    assert_clear_error(res, str(bad), "line 3", "not a valid YAML")
+
+
+def test_yaml_python_tag_is_refused_and_not_executed(trained, tmp_path, cli):
+    marker = tmp_path / "PWNED"
+    tag = tmp_path / "tag.yaml"
+    tag.write_text(f'train: !!python/object/apply:os.system ["touch {marker}"]\n')
+    res = cli([*train_argv(tmp_path / "run", trained["data"]), "--config", str(tag)])
+    assert_clear_error(res, str(tag), "line 1", "python/object/apply", "nothing was executed")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"- 1\n- 2\n", "must hold a mapping"), (b"\xff\xfe\x00junk", "not a text (UTF-8) file")],
+)
+def test_yaml_config_that_is_not_a_mapping(content, needle, trained, tmp_path, cli):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    res = cli([*train_argv(tmp_path / "run", trained["data"]), "--config", str(f)])
+    assert_clear_error(res, str(f), needle)
+
+
+def test_resume_with_a_damaged_run_config(run_copy, trained, cli):
+    (run_copy / "model.json").unlink()
+    (run_copy / "config.yaml").write_text("method: cnndet\ntrain: {steps: 3\n")
+    res = cli([*train_argv(run_copy, trained["data"]), "--resume"])
+    assert_clear_error(res, str(run_copy / "config.yaml"), "line", "not a valid YAML")
+
+
+# ----------------------------------------------------------------------------------- checkpoint files
+
+
+def _predict(run: Path, data: Path) -> list[str]:
+    return ["predict", str(run), str(next((data / "test" / "gen_a" / "0_real").glob("*.png")))]
+
+
+def test_truncated_weights(run_copy, trained, cli):
+    w = run_copy / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    assert_clear_error(cli(_predict(run_copy, trained["data"])), str(w), "truncated")
+    res = cli(["eval", str(run_copy), "--data", str(trained["data"] / "test"), "--no-progress"])
+    assert_clear_error(res, str(w), "truncated")
+
+
+@pytest.mark.parametrize("zip_format", [False, True], ids=["pickle", "torch.save"])
+def test_pickle_renamed_model_safetensors_is_never_unpickled(zip_format, run_copy, trained, tmp_path, cli):
+    marker = tmp_path / "UNPICKLED"
+    w = malicious_pickle(run_copy / "model.safetensors", marker, zip_format)
+    msg = assert_clear_error(cli(_predict(run_copy, trained["data"])), str(w), "never unpickles")
+    assert "pickle" in msg or "torch.save" in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["optim.safetensors", "model.safetensors"])
+def test_pickle_in_a_resume_checkpoint_is_refused(name, run_copy, trained, tmp_path, cli):
+    (run_copy / "model.json").unlink()
+    marker = tmp_path / "UNPICKLED"
+    bad = malicious_pickle(run_copy / "checkpoints" / "step-0000002" / name, marker, zip_format=False)
+    res = cli([*train_argv(run_copy, trained["data"], "train.steps=3"), "--resume"])
+    assert_clear_error(res, str(bad), "never unpickles")
+    assert not marker.exists() and not (run_copy / "model.json").exists()
+
+
+@pytest.mark.parametrize("zip_format", [False, True], ids=["pickle", "torch.save"])
+def test_malicious_pth_as_model_weights(zip_format, trained, tmp_path, cli):
+    marker = tmp_path / "UNPICKLED"
+    pth = malicious_pickle(tmp_path / "evil.pth", marker, zip_format)
+    res = cli(train_argv(tmp_path / "run", trained["data"], f"model.weights={pth}"))
+    assert_clear_error(res, f"model.weights={pth}", "not unpickled")
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_weights_of_another_shape_name_the_key_and_both_shapes(run_copy, trained, cli):
+    w = run_copy / "model.safetensors"
+    state = load_file(str(w))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() >= 2)
+    old = tuple(state[key].shape)
+    new = (old[0] + 1, *old[1:])
+    state[key] = torch.zeros(new)
+    save_file(state, str(w))
+    res = cli(_predict(run_copy, trained["data"]))
+    assert_clear_error(res, str(w), key, str(new), str(old))
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "no model.json"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"format": "trustvis-checkpoint/1"}', "lacks its 'method'"),
+    ],  # fmt: skip
+)
+def test_missing_or_corrupt_model_json(content, needle, run_copy, trained, cli):
+    meta = run_copy / "model.json"
+    if content is None:
+        meta.unlink()
+    else:
+        meta.write_text(content)
+    res = cli(["eval", str(run_copy), "--data", str(trained["data"] / "test"), "--no-progress"])
+    assert_clear_error(res, str(run_copy), needle)
+    assert_clear_error(cli(_predict(run_copy, trained["data"])), str(run_copy), needle)
+
+
+def test_corrupt_checkpoint_state_json_on_resume(run_copy, trained, cli):
+    (run_copy / "model.json").unlink()
+    state = run_copy / "checkpoints" / "step-0000002" / "state.json"
+    state.write_text('{"format": "trustvis-checkpoint/1", "meth')
+    res = cli([*train_argv(run_copy, trained["data"], "train.steps=3"), "--resume"])
+    assert_clear_error(res, str(state), "not valid JSON")
+
+
+def test_init_from_a_run_with_damaged_weights(run_copy, trained, tmp_path, cli):
+    w = run_copy / "model.safetensors"
+    w.write_bytes(b"\x00" * 5)
+    res = cli(train_argv(tmp_path / "new", trained["data"], f"train.init_from={run_copy}"))
+    assert_clear_error(res, str(w), "not a readable safetensors file")
+
+
+# -------------------------------------------------------------------------------- NaN / inf weights
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_model_with_nonfinite_weights_is_refused_by_predict_and_eval(value, run_copy, trained, cli):
+    w = run_copy / "model.safetensors"
+    state = load_file(str(w))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() >= 1)
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = value  # one bad number is enough to break every answer
+    save_file(state, str(w))
+    res = cli(_predict(run_copy, trained["data"]))
+    assert_clear_error(res, str(w), "NaN or inf", key)
+    res = cli(["eval", str(run_copy), "--data", str(trained["data"] / "test"), "--no-progress"])
+    assert_clear_error(res, str(w), "NaN or inf", key)
+    assert not (run_copy / "eval.json").exists()
+
+
+def test_unset_scalar_buffer_may_be_nan_but_weights_may_not():
+    m = torch.nn.Linear(2, 1)
+    m.register_buffer("threshold", torch.tensor(float("nan")))  # e.g. an anomaly threshold not set yet
+    assert first_nonfinite(m) is None
+    m.threshold.fill_(float("inf"))
+    assert first_nonfinite(m) == "threshold"
+    m.threshold.fill_(1.0)
+    with torch.no_grad():
+        m.bias.fill_(float("nan"))
+    assert first_nonfinite(m) == "bias"
+
+
+# --------------------------------------------------------------------------- eval of a non-detector
+
+
+@pytest.mark.parametrize(("method", "task"), [("padim", "anomaly"), ("classifier", "classify")])
+def test_eval_of_a_run_of_another_task(method, task, trained, tmp_path, cli):
+    run = make_run_config(method, "tiny")
+    out = tmp_path / "run"
+    save_final(build_method(run, pretrained=False), out, to_dict(run), 0)
+    before = sorted(p.name for p in out.iterdir())
+    res = cli(["eval", str(out), "--data", str(trained["data"] / "test"), "--no-progress"])
+    assert_clear_error(res, str(out), f"a run of task {task!r} ({method})", "trustvis predict")
+    assert sorted(p.name for p in out.iterdir()) == before  # no eval.json written into it
+
+
+def test_checkpoint_error_is_a_value_error_for_python_callers(run_copy):
+    from trustvis.engine import load_method
+
+    (run_copy / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_method(run_copy)
+
+
+def test_lock_file_states(tmp_path):
+    """A lock file left by a killed process with this very pid (pid reuse after a restart) is stale."""
+    from trustvis.engine.trainer import RunLock, lock_owner_alive
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert lock_owner_alive(out / ".lock")[0] is False
+    with RunLock(out):
+        held, owner = lock_owner_alive(out / ".lock")
+        assert held and owner["pid"] == os.getpid() and owner["started"]
+        (out / "x").write_text("")
+    assert not (out / ".lock").exists()
+    (out / ".lock").write_text("")  # unreadable and fresh: being written by its owner right now
+    assert lock_owner_alive(out / ".lock")[0] is True
+    old = time.time() - 60
+    os.utime(out / ".lock", (old, old))
+    assert lock_owner_alive(out / ".lock")[0] is False
+
+
+def test_out_that_is_a_file(trained, tmp_path, cli):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    res = cli(train_argv(f, trained["data"]))
+    assert_clear_error(res, f"--out {f}", "is a file")
+    assert f.read_text() == "mine"
