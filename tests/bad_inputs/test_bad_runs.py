@@ -473,3 +473,13 @@ def test_out_that_is_a_file(trained, tmp_path, cli):
     res = cli(train_argv(f, trained["data"]))
     assert_clear_error(res, f"--out {f}", "is a file")
     assert f.read_text() == "mine"
+
+
+def test_config_file_is_applied_on_resume_too(run_copy, trained, tmp_path, cli):
+    """``--config`` with ``--resume`` used to be ignored silently (the run trained to the old budget)."""
+    (run_copy / "model.json").unlink()
+    more = tmp_path / "more.yaml"
+    more.write_text("train:\n  steps: 3\n")
+    res = cli([*train_argv(run_copy, trained["data"]), "--config", str(more), "--resume"])
+    assert res.code == 0, res.err
+    assert json.loads((run_copy / "model.json").read_text())["step"] == 3
