@@ -65,3 +65,11 @@ def micro_synthbench(monkeypatch):
     )
     monkeypatch.setitem(synthbench.SIZES, "quick", micro)
     return micro
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(argv) -> CliResult``: the command line in-process (helpers in ``tests/bad_inputs/badcli.py``)."""
+    from badcli import run_cli  # tests/bad_inputs/ is on sys.path for the tests there
+
+    return lambda argv: run_cli(argv, capsys)

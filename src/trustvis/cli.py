@@ -210,15 +210,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a file, not a run folder; choose another --out")
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 locks, checks and writes
         return _train(args, out)
-    existed = out.exists()
+    # the top-most folder this call creates (OUT or one of its parents): an invalid config leaves none behind
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     lock = RunLock(out)
     lock.acquire()  # a second training on OUT fails here, naming OUT/.lock and its owner's pid
     try:
         return _train(args, out)
     finally:
         lock.release()
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # an invalid config leaves no empty run folder behind
+        if created is not None:
+            for folder in [out, *out.parents]:
+                if not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+                if folder == created:
+                    break
 
 
 def _train(args: argparse.Namespace, out: Path) -> int:
@@ -895,7 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=500")
     s.add_argument("--data", help="ForenSynths root with train/ (and val/), or a GenImage root "
                    "(<generator>/{train,val}/{ai,nature}), instead of SynthBench")  # fmt: skip
-    s.add_argument("--steps", type=_int_at_least(1), help="shortcut for --set train.steps=N")
+    s.add_argument("--steps", type=_int_at_least(0), help="shortcut for --set train.steps=N")
     s.add_argument("--out", help="run folder (default runs/METHOD-TIME)")
     s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     s.add_argument(

@@ -41,12 +41,7 @@ def train_argv(out: Path, data: Path | None, *settings: str, method: str = "cnnd
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
     """One tiny cnndet run (2 steps, final checkpoint) and its data, trained once for this module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_tests_conftest", TESTS / "conftest.py")
-    top = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(top)
-    make_forensynths = top.make_forensynths
+    from conftest import make_forensynths  # tests/conftest.py
 
     base = tmp_path_factory.mktemp("area_c")
     data = base / "fs"
