@@ -478,3 +478,23 @@ def test_config_file_is_applied_on_resume_too(run_copy, trained, tmp_path, cli):
     res = cli([*train_argv(run_copy, trained["data"]), "--config", str(more), "--resume"])
     assert res.code == 0, res.err
     assert json.loads((run_copy / "model.json").read_text())["step"] == 3
+
+
+def test_bench_retraining_a_changed_config_does_not_mix_the_old_records(tiny_forensynths, tmp_path):
+    """A bench run folder whose config changed is retrained from scratch: its metrics are the new run's only."""
+    from trustvis.bench.common import train_or_reuse
+    from trustvis.bench.detect import detection_datasets
+    from trustvis.config import make_run_config
+
+    out = tmp_path / "bench-run"
+
+    def run_of(steps: int):
+        return make_run_config("cnndet", "tiny", overrides=[
+            "data.name=folder", f"data.root={tiny_forensynths}", f"train.steps={steps}",
+            "train.log_every=1", "train.progress=false"])  # fmt: skip
+
+    train_or_reuse(run_of(3), out, detection_datasets)
+    train_or_reuse(run_of(2), out, detection_datasets)
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [s for s in steps if s is not None]
+    assert steps == sorted(set(steps)) and max(steps) == 2, steps

@@ -94,6 +94,8 @@ def train_or_reuse(
             log.info("reusing trained %s from %s", run.method, out)
             return method, info
         log.info("config of %s changed; retraining", out)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the old run's records would mix with the new
+        (out / "metrics.jsonl").unlink(missing_ok=True)
     seed_everything(run.train.seed)
     method = ckpt.build_method(run)
     train_set, val_set = datasets_fn(run, method)
