@@ -404,8 +404,56 @@ _NPZ_KEYS = {"cal": ("cal_logits", "val_logits", "logits"), "cal_y": ("cal_label
              "test": ("test_logits",), "test_y": ("test_labels",)}  # fmt: skip
 
 
-def _read_logits_npz(path: str) -> dict[str, Any]:
-    """Calibration (and test) logits/labels from an ``.npz`` file (never a pickle)."""
+def _check_logit_arrays(data: dict[str, Any], source: str, keys: dict[str, str], allow_probs: bool) -> None:
+    """Validate calibration/test logits and labels in place (labels -> int64); every error names ``source``
+    and the array's key. Probabilities passed as logits are refused unless ``allow_probs``."""
+    import numpy as np
+
+    from trustvis.methods.calibrate.temperature import looks_like_probabilities
+
+    k_cal = None
+    for role, lab in (("cal", "cal_y"), ("test", "test_y")):
+        z, y = data[role], data[lab]
+        if z is None:
+            continue
+        zk, yk = keys[role], keys[lab]
+        z = np.asarray(z)
+        if z.dtype.kind not in "fiu" or z.ndim not in (1, 2) or z.size == 0 or (z.ndim == 2 and z.shape[1] < 2):
+            raise UsageError(f"{source}: {zk} must be a non-empty numeric (N, K) array with K >= 2, or (N,) for a "
+                             f"binary detector; got dtype {z.dtype}, shape {z.shape}")  # fmt: skip
+        bad = ~np.isfinite(z.reshape(len(z), -1)).all(1)
+        if bad.any():
+            raise UsageError(f"{source}: {zk} has {int(bad.sum())} row(s) with NaN or inf (first: row "
+                             f"{int(np.argmax(bad))}); calibration needs finite logits")  # fmt: skip
+        k = 2 if z.ndim == 1 else int(z.shape[1])
+        if k_cal is not None and (k != k_cal or z.ndim != np.asarray(data["cal"]).ndim):
+            raise UsageError(f"{source}: {zk} has shape {z.shape} but the calibration logits {keys['cal']} have "
+                             f"shape {np.asarray(data['cal']).shape}; they need the same classes")  # fmt: skip
+        k_cal = k if k_cal is None else k_cal
+        hint = looks_like_probabilities(z)
+        if hint and not allow_probs:
+            raise UsageError(f"{source}: {zk} look like probabilities, not logits ({hint}); pass logits "
+                             "(log-probabilities work: np.log(p)), or --inputs-are-logits if they are logits")  # fmt: skip
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.dtype.kind not in "fiub" or y.ndim != 1:
+            raise UsageError(f"{source}: {yk} must be a 1-D array of class indices; got dtype {y.dtype}, "
+                             f"shape {y.shape}")  # fmt: skip
+        if len(y) != len(z):
+            raise UsageError(f"{source}: {yk} has {len(y)} labels but {zk} has {len(z)} rows")
+        if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise UsageError(f"{source}: {yk} must hold integer class indices; found non-integer or NaN values")
+        y = y.astype(np.int64)
+        if y.min() < 0 or y.max() >= k:
+            raise UsageError(f"{source}: {yk} must lie in [0, {k - 1}] ({k} classes from the shape of {zk}); "
+                             f"got [{int(y.min())}, {int(y.max())}]")  # fmt: skip
+        data[role], data[lab] = z, y
+
+
+def _read_logits_npz(path: str, allow_probs: bool = False) -> dict[str, Any]:
+    """Calibration (and test) logits/labels from an ``.npz`` file (never a pickle), validated: finite
+    logits, labels in range, no probabilities in place of logits (unless ``allow_probs``)."""
     import numpy as np
 
     try:
@@ -414,14 +462,21 @@ def _read_logits_npz(path: str) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: not a readable .npz file of arrays ({e})") from e
     out: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     for role, names in _NPZ_KEYS.items():
-        out[role] = next((found[n] for n in names if n in found), None)
+        keys[role] = next((n for n in names if n in found), names[0])
+        out[role] = found.get(keys[role])
     if out["cal"] is None or out["cal_y"] is None:
         raise UsageError(f"{path} holds {sorted(found)}; it needs cal_logits and cal_labels (or val_logits/val_labels, "
                          "or logits/labels), and optionally test_logits and test_labels")  # fmt: skip
     if (out["test"] is None) != (out["test_y"] is None):
         raise UsageError(f"{path}: test_logits and test_labels go together")
+    _check_logit_arrays(out, path, keys, allow_probs)
     return out
+
+
+_RUN_KEYS = {"cal": "the validation logits", "cal_y": "the validation labels", "test": "the test logits",
+             "test_y": "the test labels"}  # fmt: skip
 
 
 def _run_logits(run_dir: str, device: str) -> dict[str, Any]:
@@ -440,6 +495,7 @@ def _run_logits(run_dir: str, device: str) -> dict[str, Any]:
             o = class_logits(method, ClassificationDataset(load_classification_split(run, split),
                                                            method.make_transform(False)))  # fmt: skip
             parts[role], parts[f"{role}_y"] = o["logits"], o["label"]
+        _check_logit_arrays(parts, run_dir, _RUN_KEYS, allow_probs=True)  # a model's own logits
         return parts
     if method.task == "detect" and run.data.name == "synthbench":
         from trustvis.bench.calibrate import detector_logits
@@ -450,7 +506,9 @@ def _run_logits(run_dir: str, device: str) -> dict[str, Any]:
         test, test_y = detector_logits(
             method, root, [f for f in FAMILIES if f != run.data.train_family], "test"
         )
-        return {"cal": cal, "cal_y": cal_y, "test": test, "test_y": test_y}
+        parts = {"cal": cal, "cal_y": cal_y, "test": test, "test_y": test_y}
+        _check_logit_arrays(parts, run_dir, _RUN_KEYS, allow_probs=True)
+        return parts
     raise UsageError(f"calibrate --run supports classifier runs and SynthBench detector runs; {run_dir} is a "
                      f"{method.task} run on {run.data.name!r}: export its logits to an .npz and use --logits")  # fmt: skip
 
@@ -464,7 +522,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if bool(args.logits) == bool(args.run):
         raise UsageError("give exactly one of --logits FILE.npz or --run RUN_DIR")
-    data = _read_logits_npz(args.logits) if args.logits else _run_logits(args.run, args.device)
+    allow_probs = bool(getattr(args, "inputs_are_logits", False))
+    data = _read_logits_npz(args.logits, allow_probs) if args.logits else _run_logits(args.run, args.device)
     if data["test"] is None:
         log.warning(
             "no test_logits: scoring on the calibration set itself (optimistic; pass held-out test logits)"
@@ -961,6 +1020,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--inputs-are-logits", action="store_true",
+                   help="the --logits arrays are logits even though they look like probabilities (values in [0, 1], "
+                   "rows summing to 1); without it such a file is refused")  # fmt: skip
     s.set_defaults(fn=cmd_calibrate)
 
     s = sub.add_parser("predict", help="score images or folders with a trained run", formatter_class=raw,

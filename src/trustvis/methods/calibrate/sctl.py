@@ -36,7 +36,15 @@ Deviations:
     ``F.cross_entropy`` calls; the values are the same.
   * SLSQP starts from ``(alpha, beta)`` clipped into the bounds; a non-finite SLSQP answer keeps that
     start (the official code takes ``opt.x`` unchecked). The fitted values are clipped into the bounds.
-  * The temperatures of the calibrators are positive (see ``temperature.py``).
+  * The temperatures of the calibrators are positive and bounded (see ``temperature.py``).
+  * With LBFGS (TS, CTS, ETS) the scales are held fixed within each LBFGS solve (``hold_scales``) and
+    re-estimated between solves by a damped fixed-point iteration (``fit_calibrator``); the official
+    code recomputes them at every loss evaluation, so LBFGS minimises a loss that changes under it
+    (its curvature pairs mix two losses; on nearly constant logits this ran log T off to NaN). alpha
+    and beta are still fitted once, from the losses at the start and after LBFGS's first plain step
+    (lr 0.02 along -g), exactly the official step 0 / step 1. Adam (PTS) keeps the official per-
+    evaluation scales. GN's z-score is scale-free, so the scales need not settle when the class
+    losses are nearly equal; the fit then reports ``scales_settled: False`` (not converged).
 """
 
 from __future__ import annotations
@@ -155,6 +163,7 @@ class ClassWiseLossScaling(nn.Module):
         self.register_buffer("L0", torch.zeros(num_classes))
         self.register_buffer("present0", torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer("scales", torch.ones(num_classes))
+        self._held: torch.Tensor | None = None  # scales held fixed by the fit (not saved)
 
     def reset(self) -> None:
         """Back to the state before the first evaluation (a new fit estimates alpha/beta again)."""
@@ -164,6 +173,7 @@ class ClassWiseLossScaling(nn.Module):
         self.L0.zero_()
         self.present0.fill_(False)
         self.scales.fill_(1.0)
+        self._held = None
 
     @property
     def frozen(self) -> bool:
@@ -195,9 +205,39 @@ class ClassWiseLossScaling(nn.Module):
         x = np.clip(x, [b[0] for b in bounds], [b[1] for b in bounds])
         return float(x[0]), float(x[1])
 
+    def scales_at(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The scales ``s`` (K,) the current alpha/beta give at calibrated logits (N,K); no state changes."""
+        losses, present = classwise_nll(logits.detach(), labels, self.num_classes)  # (K,), (K,)
+        s = shifted_sigmoid(
+            normalise(losses, present, self.norm), float(self.alpha), float(self.beta)
+        )  # (K,)
+        return torch.where(present, s, torch.ones_like(s))
+
+    def hold_scales(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Hold the scales of the current logits (N,K) fixed in every evaluation until
+        :meth:`release_scales` (the fit's outer loop; alpha and beta must be frozen). Returns them (K,)."""
+        if not self.frozen:
+            raise RuntimeError("SCTL scales can only be held once alpha and beta are fitted (2 evaluations)")
+        return self.hold(self.scales_at(logits, labels))
+
+    def hold(self, scales: torch.Tensor) -> torch.Tensor:
+        """Hold the given scales (K,) fixed in every evaluation until :meth:`release_scales`."""
+        if not self.frozen:
+            raise RuntimeError("SCTL scales can only be held once alpha and beta are fitted (2 evaluations)")
+        self._held = scales.detach().clone()
+        return self._held
+
+    def release_scales(self) -> None:
+        """Back to scales recomputed at every evaluation (the official behaviour)."""
+        self._held = None
+
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """SCTL loss (scalar) of calibrated logits (N,K) with labels (N,); advances the step counter."""
         losses, present = classwise_nll(logits, labels, self.num_classes)  # (K,), (K,)
+        if self._held is not None:  # the fit holds the scales fixed within one LBFGS solve
+            self.step.add_(1)
+            self.scales.copy_(self._held)
+            return (self._held.to(losses.dtype) * losses).sum()
         detached = losses.detach()  # (K,)
         n = normalise(detached, present, self.norm)  # (K,)
         step = int(self.step)
