@@ -1,24 +1,47 @@
 """The ``.tvc`` file of the overfitted codecs: a small binary header, then one range-coded stream.
 
-Layout (little-endian)::
+Layout (little-endian), format version 2::
 
     magic "TVC" | version u8 | method u8 | height u16 | width u16 | lambda f32
     n_grids u8 | n_synth u8, synth widths u8… | lem_layers u8 | arm_rowcol u8 | n_arm u8, arm widths u8…
     distribution u8 | k_synth u8 | k_lem u8 | k_arm u8
     grid_max u16 × n_grids                      (latents of grid i lie in [−M_i, M_i]; M_i = 0: all zero)
     param_scale u8 × n_tensors                  (Laplace scale 2^((s−64)/8) of each weight / bias tensor)
-    payload_words u32 | crc32(payload) u32
+    payload_words u32 | crc32 u32               (CRC-32 of every byte of the file except these 4)
     payload: constriction RangeEncoder words (u32): every parameter tensor, then every latent grid
 
 Parameters are integers on a ``2^−k`` lattice (one ``k`` per module: synthesis, LEM, ARM), coded with a
 zero-mean quantised Laplace of the tensor's scale over [−2^15, 2^15). Latents are coded grid by grid in
 :func:`~trustvis.methods.codec.entropy.wavefront_order` with the (μ, scale) of the integer ARM.
 constriction is pinned to 0.5.x: its stability policy changes the leading version number whenever coder
-output changes. A wrong magic, version, length or checksum raises :class:`BitstreamError`.
+output changes.
+
+Integrity and limits (checked by :func:`unpack` before anything is allocated; any failure raises
+:class:`BitstreamError`):
+
+* the checksum covers the header and the payload (version 2), so a damaged file — any single bit flip,
+  any burst of up to 32 bits — is refused, never decoded to a wrong image. Version 1 (trustvis before
+  the hardening of issue 18) had the same layout with a CRC of the payload only; such files still decode
+  (nothing is lost), with a warning that their header is unprotected: re-encode them to protect it;
+* a wrong magic, an unknown version, a truncated or padded file;
+* size: sides in [1, 65535], at most :data:`MAX_PIXELS` pixels (16.8 MP, e.g. 4096x4096) and at most
+  :data:`MAX_ACTIVATIONS` values in the widest per-pixel layer (pixels x width), which bound the
+  decoder's memory; the encoder refuses the same images before it starts;
+* architecture: at most :data:`MAX_GRIDS` latent grids, :data:`MAX_LAYERS` layers per network,
+  ``arm_rowcol`` in 1..:data:`MAX_ROWCOL`, lattice exponents ``k`` ≤ :data:`MAX_K`, no zero-width layer;
+* payload length (:func:`min_payload_bits`): every parameter and every latent position of a grid with
+  ``M_i > 0`` is range-coded, and constriction gives each of the ``2M+1`` symbols of a support at least
+  ``2^−24``, so a symbol costs at least ``−log2(1 − 2M·2^−24)`` bits (0.011 bits for ``M`` = 65535;
+  measured: 1e5 zeros with ``M`` = 65535 take 1152 bits, the bound says 1132). A header that claims
+  more than its payload can hold (e.g. a 1 KB file claiming 4000x4000 latents of magnitude 65535) is
+  refused. The bound is sound — no real file is refused — but weak for ``M = 1`` (1.7e-7 bits per
+  position: a real flat 4096x4096 image with one dot legitimately needs only a few hundred bytes), so
+  below :data:`MAX_PIXELS` a forged header costs at most what a real file of its size costs to decode.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import zlib
@@ -27,12 +50,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+log = logging.getLogger(__name__)
+
 MAGIC = b"TVC"
-VERSION = 1
+VERSION = 2  # 2: the checksum covers the whole file; 1: the payload only (still read, with a warning)
+READABLE_VERSIONS = (1, 2)
 METHOD_IDS = {"coolchic": 0, "eqlinr": 1}
 DISTRIBUTION_IDS = {"laplace": 0, "gaussian": 1}
 PARAM_SUPPORT = 2**15  # parameter integers lie in [−PARAM_SUPPORT, PARAM_SUPPORT)
-MAX_GRID = 2**16 - 1
+MAX_GRID = 2**16 - 1  # largest image side and latent magnitude (u16 fields)
+MAX_PIXELS = 2**24  # height x width: 16.8 MP (4096x4096); bounds encoder and decoder memory
+MAX_ACTIVATIONS = 2**28  # pixels x widest per-pixel layer (1 GiB of float32 per layer output)
+MAX_GRIDS = 16  # latent grids (2^15 down-sampling: a 65535-pixel side is one latent)
+MAX_LAYERS = 16  # layers of the synthesis, of the LEM and of the ARM
+MAX_ROWCOL = 8  # ARM context rows/cols (8 -> 144 causal neighbours)
+MAX_K = 30  # parameter lattice exponents 2^-k (the encoder uses 3..14)
+CODER_PRECISION = 24  # constriction's quantised models give every symbol of the support >= 2^-24
 
 
 class BitstreamError(ValueError):
@@ -59,6 +92,7 @@ class Header:
     k_arm: int
     grid_max: tuple[int, ...]
     param_scales: tuple[int, ...]
+    version: int = VERSION  # of the file it was read from; files are always written in VERSION
 
     def param_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of the coded tensors in order: synthesis (per-pixel linear), LEM (3x3 convs), ARM (linear)."""
@@ -82,6 +116,66 @@ def param_shapes(
     return shapes
 
 
+def check_architecture(
+    n_grids: int, synthesis: tuple[int, ...], lem_layers: int, arm_rowcol: int, arm_hidden: tuple[int, ...]
+) -> None:
+    """Raise ``ValueError`` naming the field when an architecture is outside the format's limits."""
+    if not 1 <= n_grids <= MAX_GRIDS:
+        raise ValueError(f"n_grids must be in 1..{MAX_GRIDS}, got {n_grids}")
+    for name, widths in (("synthesis", synthesis), ("arm_hidden", arm_hidden)):
+        if len(widths) > MAX_LAYERS:
+            raise ValueError(f"{name} has {len(widths)} layers; at most {MAX_LAYERS}")
+        if any(not 1 <= int(w) <= 255 for w in widths):
+            raise ValueError(f"{name} widths must be in 1..255, got {list(widths)}")
+    if not 0 <= lem_layers <= MAX_LAYERS:
+        raise ValueError(f"lem_layers must be in 0..{MAX_LAYERS}, got {lem_layers}")
+    if not 1 <= arm_rowcol <= MAX_ROWCOL:
+        raise ValueError(f"arm_rowcol must be in 1..{MAX_ROWCOL}, got {arm_rowcol}")
+
+
+def check_size(height: int, width: int, n_grids: int = 7, synthesis: tuple[int, ...] = (12, 12)) -> None:
+    """Raise ``ValueError`` when an image of ``width`` x ``height`` is outside the format's limits:
+    sides in [1, 65535], at most :data:`MAX_PIXELS` pixels and :data:`MAX_ACTIVATIONS` values in the
+    widest per-pixel layer (these bound the memory of encoding and decoding)."""
+    if not (1 <= height <= MAX_GRID and 1 <= width <= MAX_GRID):
+        raise ValueError(f"image sides must be in 1..{MAX_GRID} pixels, got {width}x{height}")
+    pixels = height * width
+    if pixels > MAX_PIXELS:
+        raise ValueError(
+            f"{width}x{height} is {pixels:,} pixels, above the codec's limit of {MAX_PIXELS:,} (e.g. 4096x4096); "
+            "crop or downscale the image"
+        )
+    widest = max(n_grids, *synthesis, 3)
+    if pixels * widest > MAX_ACTIVATIONS:
+        raise ValueError(
+            f"{width}x{height} pixels x a {widest}-wide layer is {pixels * widest:,} values per layer, above "
+            f"the limit of {MAX_ACTIVATIONS:,}; use narrower layers or a smaller image"
+        )
+
+
+def coded_positions(height: int, width: int, grid_max: tuple[int, ...]) -> int:
+    """Latent positions that are range-coded: every position of the grids with ``M_i > 0``."""
+    return sum(math.ceil(height / 2**i) * math.ceil(width / 2**i) for i, m in enumerate(grid_max) if m > 0)
+
+
+def _min_symbol_bits(n_symbols: int) -> float:
+    """Fewest bits the range coder can spend on one symbol of an ``n_symbols`` support."""
+    return -math.log1p(-(n_symbols - 1) * 2.0**-CODER_PRECISION) / math.log(2)
+
+
+def min_payload_bits(header: Header) -> float:
+    """A sound lower bound of the payload a header needs (see the module docstring): every parameter and
+    every latent position of a grid with ``M_i > 0`` costs at least :func:`_min_symbol_bits` of its
+    support; 64 bits of slack for the coder's state."""
+    n_params = sum(math.prod(s) for s in header.param_shapes())
+    bits = n_params * _min_symbol_bits(2 * PARAM_SUPPORT)
+    for i, m in enumerate(header.grid_max):
+        if m > 0:
+            positions = math.ceil(header.height / 2**i) * math.ceil(header.width / 2**i)
+            bits += positions * _min_symbol_bits(2 * m + 1)
+    return bits - 64
+
+
 def scale_index(values: np.ndarray) -> int:
     """u8 index of the Laplace scale fitted to integer ``values`` (mean absolute value, at least 2^−8)."""
     b = max(float(np.mean(np.abs(values))) if values.size else 0.0, 2.0**-8)
@@ -95,8 +189,8 @@ def index_scale(index: int) -> float:
 def pack(header: Header, payload: np.ndarray) -> bytes:
     """Header + payload words -> file bytes."""
     h = header
-    if not (0 < h.height <= MAX_GRID and 0 < h.width <= MAX_GRID):
-        raise ValueError(f"Image side must be in [1, {MAX_GRID}], got {h.height}x{h.width}")
+    check_architecture(h.n_grids, h.synthesis, h.lem_layers, h.arm_rowcol, h.arm_hidden)
+    check_size(h.height, h.width, h.n_grids, h.synthesis)
     if any(not 0 <= m <= MAX_GRID for m in h.grid_max):
         raise ValueError(f"Latent magnitude above {MAX_GRID}: {h.grid_max}")
     out = bytearray(MAGIC)
@@ -107,8 +201,9 @@ def pack(header: Header, payload: np.ndarray) -> bytes:
     out += struct.pack(f"<{h.n_grids}H", *h.grid_max)
     out += bytes(h.param_scales)
     words = np.ascontiguousarray(payload, dtype="<u4").tobytes()
-    out += struct.pack("<II", len(words) // 4, zlib.crc32(words))
-    return bytes(out) + words
+    out += struct.pack("<I", len(words) // 4)
+    crc = zlib.crc32(words, zlib.crc32(out))  # every byte but the checksum itself
+    return bytes(out) + struct.pack("<I", crc) + words
 
 
 class _Reader:
@@ -125,39 +220,74 @@ class _Reader:
 
 
 def unpack(data: bytes) -> tuple[Header, np.ndarray]:
-    """File bytes -> (header, payload words); raises :class:`BitstreamError` on anything malformed."""
+    """File bytes -> (header, payload words); raises :class:`BitstreamError` on anything malformed.
+
+    Checked in order, before anything the header sizes is allocated: magic, version, header structure,
+    payload length, checksum (version 2: the whole file), then the format's limits (sides, pixels,
+    architecture, payload length against the coded latent positions).
+    """
     if len(data) < 3 or data[:3] != MAGIC:
         raise BitstreamError("Not a trustvis codec file (.tvc): wrong magic bytes")
     r = _Reader(data)
     r.pos = 3
-    version, method_id, height, width, lmbda = r.take("<BBHHf")
-    if version != VERSION:
-        raise BitstreamError(f"Unsupported .tvc version {version}; this trustvis reads version {VERSION}")
-    methods = {v: k for k, v in METHOD_IDS.items()}
-    if method_id not in methods:
-        raise BitstreamError(f"Unknown codec id {method_id} in the header (corrupt file?)")
+    (version,) = r.take("<B")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(
+            f"Unsupported .tvc version {version}; this trustvis reads versions {list(READABLE_VERSIONS)}"
+        )
+    method_id, height, width, lmbda = r.take("<BHHf")
     (n_grids, n_synth) = r.take("<BB")
     synthesis = r.take(f"<{n_synth}B")
     lem_layers, arm_rowcol, n_arm = r.take("<BBB")
     arm_hidden = r.take(f"<{n_arm}B")
     dist_id, k_synth, k_lem, k_arm = r.take("<BBBB")
-    dists = {v: k for k, v in DISTRIBUTION_IDS.items()}
-    if dist_id not in dists or n_grids == 0 or arm_rowcol == 0 or height == 0 or width == 0:
-        raise BitstreamError("Corrupt .tvc header (impossible architecture)")
     grid_max = r.take(f"<{n_grids}H")
     n_tensors = len(param_shapes(n_grids, synthesis, lem_layers, arm_rowcol, arm_hidden))
     param_scales = r.take(f"<{n_tensors}B")
-    n_words, crc = r.take("<II")
+    (n_words,) = r.take("<I")
+    crc_pos = r.pos
+    (crc,) = r.take("<I")
     words = data[r.pos :]
     if len(words) != 4 * n_words:
         raise BitstreamError(
-            f"Truncated or padded .tvc file: payload has {len(words)} bytes, the header says {4 * n_words}"
+            f"Truncated, padded or corrupt .tvc file: payload has {len(words)} bytes, the header says "
+            f"{4 * n_words}"
         )
-    if zlib.crc32(words) != crc:
-        raise BitstreamError("Corrupt .tvc file: payload checksum mismatch")
+    if version == 1:
+        if zlib.crc32(words) != crc:
+            raise BitstreamError("Corrupt .tvc file: payload checksum mismatch")
+        log.warning(
+            "version-1 .tvc file: its checksum covers the payload only, so header damage cannot be detected; "
+            "re-encode it to protect the header"
+        )
+    elif zlib.crc32(words, zlib.crc32(data[:crc_pos])) != crc:
+        raise BitstreamError("Corrupt .tvc file: checksum mismatch (the file was damaged or altered)")
+    methods = {v: k for k, v in METHOD_IDS.items()}
+    dists = {v: k for k, v in DISTRIBUTION_IDS.items()}
+    try:
+        if method_id not in methods:
+            raise ValueError(f"unknown codec id {method_id}; known: {methods}")
+        if dist_id not in dists:
+            raise ValueError(f"unknown distribution id {dist_id}; known: {dists}")
+        if not math.isfinite(lmbda) or lmbda < 0:
+            raise ValueError(f"lambda must be a finite number >= 0, got {lmbda}")
+        if max(k_synth, k_lem, k_arm) > MAX_K:
+            raise ValueError(f"lattice exponents must be <= {MAX_K}, got {(k_synth, k_lem, k_arm)}")
+        check_architecture(n_grids, synthesis, lem_layers, arm_rowcol, arm_hidden)
+        check_size(height, width, n_grids, synthesis)
+    except ValueError as e:
+        raise BitstreamError(f"Invalid .tvc header (corrupt, or not written by trustvis): {e}") from None
     header = Header(methods[method_id], height, width, float(f"{lmbda:.7g}"), n_grids, tuple(synthesis), lem_layers,
                     arm_rowcol, tuple(arm_hidden), dists[dist_id], k_synth, k_lem, k_arm, tuple(grid_max),
-                    tuple(param_scales))  # fmt: skip
+                    tuple(param_scales), version)  # fmt: skip
+    need = math.ceil(min_payload_bits(header) / 8)
+    if len(words) < need:
+        positions = coded_positions(height, width, grid_max)
+        raise BitstreamError(
+            f"Invalid .tvc file: the header claims a {width}x{height} image with {positions:,} coded latent "
+            f"positions (magnitudes up to {max(grid_max)}), which need at least {need:,} payload bytes; the "
+            f"payload has {len(words):,} (forged or not written by trustvis)"
+        )
     return header, np.frombuffer(words, dtype="<u4").astype(np.uint32)
 
 

@@ -66,6 +66,9 @@ K_CANDIDATES = tuple(range(3, 15))  # parameter quantisation steps 2^-k tried pe
 #: --quality 1 (smallest files) .. 8 (best quality) -> lambda (COOL-CHIC's range: 2e-2 .. 1e-4)
 QUALITY_LAMBDAS = (2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4)
 PROXIES = ("noise", "sga")
+#: Largest dense up-sampling matrix (entries: 64 MiB of float32, e.g. 4096x4096); beyond it the bicubic
+#: weights are applied as 4 taps per sample. Sides up to 4096 keep the dense matrices (and their numbers).
+DENSE_UPSAMPLING_LIMIT = 2**24
 
 
 @dataclass
@@ -93,6 +96,35 @@ class CoolChicConfig:
     tau_hold: float = 0.1
     temp_reg: float = 0.0  # dynamic temperature regularisation weight (eqlinr)
     seed: int = 0
+
+
+def validate_config(cfg: CoolChicConfig) -> None:
+    """Raise ``ValueError`` naming the field for settings that cannot give a correct encode (checked before
+    any work: no silent default, no failure after the training)."""
+
+    def need(ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+
+    def finite(name: str) -> bool:
+        return isinstance(getattr(cfg, name), int | float) and math.isfinite(getattr(cfg, name))
+
+    if cfg.distribution not in DISTRIBUTIONS:
+        raise ValueError(f"Unknown distribution {cfg.distribution!r}; choose from {list(DISTRIBUTIONS)}")
+    if cfg.proxy not in PROXIES:
+        raise ValueError(f"Unknown proxy {cfg.proxy!r}; choose from {list(PROXIES)}")
+    need(cfg.iterations >= 1, "iterations", ">= 1")
+    need(cfg.eval_every >= 1, "eval_every", ">= 1")
+    for name in ("lmbda", "lr", "latent_lr_scale", "ste_lr", "tau_max", "tau_min"):
+        need(finite(name) and getattr(cfg, name) > 0, name, "a finite number > 0")
+    for name in ("grad_clip", "temp_reg"):
+        need(finite(name) and getattr(cfg, name) >= 0, name, "a finite number >= 0")
+    for name in ("ste_fraction", "noise_fraction", "tau_hold"):
+        need(finite(name) and 0 <= getattr(cfg, name) <= 1, name, "in [0, 1]")
+    need(cfg.tau_min <= cfg.tau_max, "tau_min", f"<= tau_max ({cfg.tau_max})")
+    bs.check_architecture(
+        cfg.n_grids, tuple(cfg.synthesis), cfg.lem_layers, cfg.arm_rowcol, tuple(cfg.arm_hidden)
+    )
 
 
 def lambda_for_quality(quality: int) -> float:
@@ -125,13 +157,14 @@ class OverfitCodec(nn.Module):
         )
         dims = [n_grids, *synthesis, 3]
         self.synthesis = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))  # per pixel
-        for i, g in enumerate(self.latents):  # bicubic up-sampling as two fixed matrices per grid
-            self.register_buffer(
-                f"up_h{i}", _upsampling_matrix(g.shape[0], 2**i, self.height), persistent=False
-            )
-            self.register_buffer(
-                f"up_w{i}", _upsampling_matrix(g.shape[1], 2**i, self.width), persistent=False
-            )
+        for i, g in enumerate(self.latents):  # bicubic up-sampling: two fixed operators per grid
+            for axis, n, out in (("h", g.shape[0], self.height), ("w", g.shape[1], self.width)):
+                if out * n <= DENSE_UPSAMPLING_LIMIT:  # a dense (out, n) matrix
+                    weights, idx = _upsampling_matrix(n, 2**i, out), None
+                else:  # banded: 4 taps per output sample, O(out) memory
+                    idx, weights = _upsampling_taps(n, 2**i, out)
+                self.register_buffer(f"up_{axis}{i}", weights, persistent=False)
+                self.register_buffer(f"up_{axis}{i}_idx", idx, persistent=False)
         self.lem = nn.ModuleList(
             nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate") for _ in range(lem_layers)
         )
@@ -149,9 +182,16 @@ class OverfitCodec(nn.Module):
 
         Bicubic interpolation is separable, so it is computed as ``U_h · g · U_wᵀ`` with the matrices of
         :func:`_upsampling_matrix` (exactly PyTorch's bicubic weights; far faster to differentiate on a CPU
-        than ``F.interpolate``).
+        than ``F.interpolate``). Where a dense matrix would exceed :data:`DENSE_UPSAMPLING_LIMIT` entries
+        (sides above 4096), the same weights are applied as 4 taps per output sample
+        (:func:`_upsampling_taps`): memory O(out) instead of O(out · n).
         """
-        ups = [getattr(self, f"up_h{i}") @ g @ getattr(self, f"up_w{i}").T for i, g in enumerate(grids)]
+        ups = []
+        for i, g in enumerate(grids):
+            u, idx = getattr(self, f"up_h{i}"), getattr(self, f"up_h{i}_idx")
+            g = u @ g if idx is None else (u[:, :, None] * g[idx]).sum(1)  # (H, w_i)
+            u, idx = getattr(self, f"up_w{i}"), getattr(self, f"up_w{i}_idx")
+            ups.append(g @ u.T if idx is None else (g[:, idx] * u).sum(-1))  # (H, W)
         return torch.stack(ups).reshape(len(grids), self.height * self.width)
 
     def synthesize(self, grids: list[torch.Tensor]) -> torch.Tensor:
@@ -177,12 +217,41 @@ class OverfitCodec(nn.Module):
 
 def _upsampling_matrix(n: int, factor: int, out: int) -> torch.Tensor:
     """(out, n) matrix of PyTorch's bicubic up-sampling (align_corners=False) of a length-``n`` signal by
-    ``factor``, cropped to ``out`` samples; the identity for ``factor`` 1."""
+    ``factor``, cropped to ``out`` samples; the identity for ``factor`` 1. O(out · n) memory: only for
+    sizes up to :data:`DENSE_UPSAMPLING_LIMIT` (larger ones use :func:`_upsampling_taps`)."""
+    if out * n > DENSE_UPSAMPLING_LIMIT:
+        raise ValueError(f"a dense {out}x{n} up-sampling matrix is too large; use _upsampling_taps")
     if factor == 1:
         return torch.eye(n)[:out]
     eye = torch.eye(n).reshape(n, 1, n, 1)  # column j = unit impulse at j
     up = F.interpolate(eye, size=(n * factor, 1), mode="bicubic", align_corners=False)  # (n,1,n·f,1)
     return up[:, 0, :out, 0].T.contiguous()
+
+
+def _upsampling_taps(n: int, factor: int, out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The non-zero entries of :func:`_upsampling_matrix` without building it: ``(idx, w)``, each (out, 4),
+    so that output sample ``o`` is ``Σ_k w[o,k]·x[idx[o,k]]``.
+
+    PyTorch's bicubic sample ``o`` reads the inputs ``i−1 .. i+2`` (clamped to [0, n−1]) with
+    ``i = ⌊(o + ½)/factor − ½⌋`` (exact in float64 for a power-of-two ``factor``). Its weights are read off
+    PyTorch itself, by up-sampling four combs of unit impulses 4 samples apart: every 4-sample window holds
+    one impulse of each comb, so each weight is exactly the matrix entry (border taps that clamp to the
+    same input are merged into one, the others get weight 0).
+    """
+    if factor == 1:  # the identity
+        return torch.arange(out)[:, None].repeat(1, 4), torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(out, 1)
+    combs = torch.zeros(4, 1, n, 1)
+    for c in range(4):
+        combs[c, 0, c::4, 0] = 1.0
+    resp = F.interpolate(combs, size=(n * factor, 1), mode="bicubic", align_corners=False)
+    resp = resp[:, 0, :out, 0]  # (4, out): comb c's response
+    o = torch.arange(out, dtype=torch.float64)
+    start = torch.floor((o + 0.5) / factor - 0.5).long() - 1  # (out,)
+    idx = (start[:, None] + torch.arange(4)).clamp(0, n - 1)  # (out, 4)
+    w = resp.T.gather(1, idx % 4)  # (out, 4): the comb holding each tap's input
+    dup = torch.zeros_like(idx, dtype=torch.bool)
+    dup[:, 1:] = idx[:, 1:] == idx[:, :-1]  # clamped repeats of the previous tap: already counted
+    return idx, w.masked_fill(dup, 0.0).contiguous()
 
 
 # ------------------------------------------------------------------------------------------ encoding
@@ -463,22 +532,20 @@ class OverfitCodecMethod(Method):
 
     def __init__(self, config: CoolChicConfig) -> None:
         super().__init__(config)
-        if config.distribution not in DISTRIBUTIONS:
-            raise ValueError(
-                f"Unknown distribution {config.distribution!r}; choose from {list(DISTRIBUTIONS)}"
-            )
-        if config.proxy not in PROXIES:
-            raise ValueError(f"Unknown proxy {config.proxy!r}; choose from {list(PROXIES)}")
-        if config.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {config.iterations}")
+        validate_config(config)
 
     def fit(self, loader: Any) -> None:  # nothing is fitted to a data set
         return None
 
     def encode(self, image: Any, progress: bool = False) -> EncodeResult:
-        """Overfit to one image (uint8 (H,W,3) or float (3,H,W)) and code it; see :class:`EncodeResult`."""
+        """Overfit to one image (uint8 (H,W,3) or float (3,H,W)) and code it; see :class:`EncodeResult`.
+
+        Raises ``ValueError`` before any work for an image the ``.tvc`` format cannot hold (sides above
+        65535, more than :data:`~trustvis.methods.codec.bitstream.MAX_PIXELS` pixels).
+        """
         x = as_image_tensor(image)[None]  # (1,3,H,W)
         cfg = self.config
+        bs.check_size(x.shape[2], x.shape[3], cfg.n_grids, tuple(cfg.synthesis))
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
