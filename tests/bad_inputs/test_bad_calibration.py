@@ -98,7 +98,7 @@ def test_non_finite_loss_steps_back_to_the_last_finite_parameters_and_warns(capl
 
     def loss_fn(q, t):  # a loss that turns NaN once log T < -0.3
         ce = torch.nn.functional.cross_entropy(q, t)
-        return ce * float("nan") if float(ts.log_t) < -0.3 else ce
+        return ce * float("nan") if float(ts.log_t.detach()) < -0.3 else ce
 
     with caplog.at_level(logging.WARNING):
         report = fit_calibrator(ts, z, y, loss_fn, max_iter=100)  # no line search: steps of lr 0.02
