@@ -50,7 +50,7 @@ def assert_clear_error(res: CliResult, *needles: str, code: int = 2) -> str:
 def run_cli_subprocess(
     argv: list[str], *, cwd: Path, timeout: float = 300, env: dict | None = None
 ) -> CliResult:
-    """``python -m trustvis ARGV`` in a child process; ``peak_mb`` is its peak resident memory (MiB)."""
+    """``trustvis ARGV`` in a child process; ``peak_mb`` is its own peak resident memory (VmHWM, MiB)."""
     full_env = {**os.environ, **(env or {})}
     code = (
         "import resource, sys\n"
@@ -60,7 +60,11 @@ def run_cli_subprocess(
         "except SystemExit as e:\n"
         "    rc = int(e.code or 0)\n"
         "sys.stdout.flush()\n"
-        "print(f'\\n__PEAK_KB__ {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n"
+        "try:\n"  # VmHWM: this process's own peak (ru_maxrss also counts the parent's pages at fork/exec)
+        "    peak = next(int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
+        "except (OSError, StopIteration):\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(f'\\n__PEAK_KB__ {peak}', file=sys.stderr)\n"
         "sys.exit(rc)\n"
     )
     p = subprocess.run(
