@@ -418,7 +418,12 @@ def _check_logit_arrays(data: dict[str, Any], source: str, keys: dict[str, str],
             continue
         zk, yk = keys[role], keys[lab]
         z = np.asarray(z)
-        if z.dtype.kind not in "fiu" or z.ndim not in (1, 2) or z.size == 0 or (z.ndim == 2 and z.shape[1] < 2):
+        if (
+            z.dtype.kind not in "fiu"
+            or z.ndim not in (1, 2)
+            or z.size == 0
+            or (z.ndim == 2 and z.shape[1] < 2)
+        ):
             raise UsageError(f"{source}: {zk} must be a non-empty numeric (N, K) array with K >= 2, or (N,) for a "
                              f"binary detector; got dtype {z.dtype}, shape {z.shape}")  # fmt: skip
         bad = ~np.isfinite(z.reshape(len(z), -1)).all(1)
@@ -443,7 +448,9 @@ def _check_logit_arrays(data: dict[str, Any], source: str, keys: dict[str, str],
         if len(y) != len(z):
             raise UsageError(f"{source}: {yk} has {len(y)} labels but {zk} has {len(z)} rows")
         if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
-            raise UsageError(f"{source}: {yk} must hold integer class indices; found non-integer or NaN values")
+            raise UsageError(
+                f"{source}: {yk} must hold integer class indices; found non-integer or NaN values"
+            )
         y = y.astype(np.int64)
         if y.min() < 0 or y.max() >= k:
             raise UsageError(f"{source}: {yk} must lie in [0, {k - 1}] ({k} classes from the shape of {zk}); "
@@ -816,7 +823,9 @@ def _check_codec_output(output: str, source: str, what: str) -> None:
     if Path(output).is_dir():
         raise UsageError(f"{output}: is a folder; give a file path for {what}")
     if Path(output).resolve() == Path(source).resolve():
-        raise UsageError(f"{output}: is the input file; give another path for {what} (it would be overwritten)")
+        raise UsageError(
+            f"{output}: is the input file; give another path for {what} (it would be overwritten)"
+        )
 
 
 def cmd_codec(args: argparse.Namespace) -> int:
@@ -982,7 +991,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--split", help="GenImage layouts (<generator>/{train,val}/{ai,nature}): which split to read"
     )
-    s.add_argument("--max-images", type=_int_at_least(0), default=0, help="cap per generator and class (0 = all)")
+    s.add_argument(
+        "--max-images", type=_int_at_least(0), default=0, help="cap per generator and class (0 = all)"
+    )
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
     s.add_argument("--no-progress", action="store_true")
@@ -995,9 +1006,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0.0257, D4's), max |δ| for pgd-linf (default 4/255)")  # fmt: skip
     a.add_argument("--attack-steps", type=_int_at_least(1), default=10, help="PGD steps (default 10)")
     a.add_argument(
-        "--queries", type=_int_at_least(1), default=1000, help="HopSkipJump query budget per image (default 1000)"
+        "--queries",
+        type=_int_at_least(1),
+        default=1000,
+        help="HopSkipJump query budget per image (default 1000)",
     )
-    a.add_argument("--attack-images", type=_int_at_least(1), default=100, help="fake images attacked (default 100)")
+    a.add_argument(
+        "--attack-images", type=_int_at_least(1), default=100, help="fake images attacked (default 100)"
+    )
     a.add_argument("--seed", type=int, default=0, help="seeds the attacks' randomness")
     s.set_defaults(fn=cmd_eval)
 
@@ -1016,7 +1032,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="folder for calibration.json, reliability.png and (one method) the fitted calibrator"
     )
     s.add_argument(
-        "--max-iter", type=_int_at_least(1), help="optimiser iterations per calibrator (default 1000, the official budget)"
+        "--max-iter",
+        type=_int_at_least(1),
+        help="optimiser iterations per calibrator (default 1000, the official budget)",
     )
     s.add_argument("--device", default="cpu")
     s.add_argument("--json", action="store_true")
@@ -1056,7 +1074,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_int_at_least(1), help="training steps per run (default: the protocol's)")
     s.add_argument("--preset", help="method preset for every method (default: quick with --quick)")
     s.add_argument("--seed", type=int, default=0, help="training seed (detect, calibrate)")
-    s.add_argument("--seeds", type=_csv_of(int), help="augment: comma-separated training seeds (default 0,1,2)")
+    s.add_argument(
+        "--seeds", type=_csv_of(int), help="augment: comma-separated training seeds (default 0,1,2)"
+    )
     s.add_argument(
         "--datasets",
         help="augment: comma-separated data sets (default fashion-mnist,opencv-digits); "
@@ -1077,16 +1097,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attack-images", type=_int_at_least(0), default=28,
                    help="detect: fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
     s.add_argument(
-        "--queries", type=_int_at_least(1), default=1000, help="detect: HopSkipJump queries per image (default 1000)"
+        "--queries",
+        type=_int_at_least(1),
+        default=1000,
+        help="detect: HopSkipJump queries per image (default 1000)",
     )
     s.add_argument("--detect-dir", help="calibrate: a `bench detect` folder whose trained detectors to calibrate "
                    "(default: train a quick cnndet here)")  # fmt: skip
     s.add_argument("--no-detectors", action="store_true", help="calibrate: skip the binary detectors' part")
     s.add_argument("--images", type=_int_at_least(1), help="codec: only the first N images")
     s.add_argument(
-        "--iterations", type=_int_at_least(1), help="codec: overfitting iterations per image (quick 800, full 3000)"
+        "--iterations",
+        type=_int_at_least(1),
+        help="codec: overfitting iterations per image (quick 800, full 3000)",
     )
-    s.add_argument("--lambdas", type=_csv_of(float, positive=True), help="codec: comma-separated lambdas of the neural codecs")
+    s.add_argument(
+        "--lambdas",
+        type=_csv_of(float, positive=True),
+        help="codec: comma-separated lambdas of the neural codecs",
+    )
     s.add_argument("--data-dir", help="codec: a Kodak-style folder of images instead of the built-in set")
     s.add_argument("--ablation", action="store_true", help="codec: also EQLINR with one addition removed at a time "
                    "(LEM, SGA, temperature penalty, Gaussian); reuses the folder's points")  # fmt: skip

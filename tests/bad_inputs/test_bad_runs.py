@@ -498,3 +498,22 @@ def test_bench_retraining_a_changed_config_does_not_mix_the_old_records(tiny_for
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [s for s in steps if s is not None]
     assert steps == sorted(set(steps)) and max(steps) == 2, steps
+
+
+@pytest.mark.parametrize("device", ["nope", "cudax", "cuda:99", "mps", "tpu"])
+def test_unknown_or_missing_devices_are_one_line_errors(cli, trained, tmp_path, device):
+    """Before: ``mps`` on a build without it ended in a RuntimeError traceback, ``cudax`` passed the check."""
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device.startswith("cuda") and torch.cuda.device_count() > 99:
+        pytest.skip("this machine has 100 GPUs")
+    img = trained["data"] / "test" / "gen_a" / "0_real" / "000.png"
+    assert_clear_error(cli(["predict", trained["run"], img, "--device", device]), repr(device))
+    assert_clear_error(cli(["eval", trained["run"], "--data", trained["data"] / "test", "--device", device]),
+                       repr(device))  # fmt: skip
+    out = tmp_path / "r"
+    res = cli(train_argv(out, trained["data"], "train.steps=1", f"train.device={device}"))
+    assert_clear_error(res, repr(device))
+    assert not out.exists()

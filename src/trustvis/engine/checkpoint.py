@@ -259,7 +259,9 @@ def load_method(run_dir: str | Path, expect_method: str | None = None, device: s
         CheckpointError: no run, a damaged file, weights of another shape, or weights that hold NaN/inf.
     """
     from trustvis.config import run_config_from_dict
+    from trustvis.engine.distributed import resolve_device
 
+    target = resolve_device(str(device))  # an unknown or missing device fails before any loading
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     if expect_method is not None and meta["method"] != expect_method:
@@ -273,7 +275,7 @@ def load_method(run_dir: str | Path, expect_method: str | None = None, device: s
             f"{run_dir / 'model.safetensors'}: the weights hold NaN or inf (first: {bad}); this model is broken "
             "and cannot score anything (retrain it, e.g. with a lower train.lr)"
         )
-    method.to(device)
+    method.to(target)
     method.eval()
     method.run_config = run
     return method

@@ -30,11 +30,26 @@ def resolve_device(name: str = "auto") -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-    if name not in ("cpu",) and not name.startswith("cuda") and name != "mps":
-        raise ValueError(f"Unknown device {name!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N', 'mps']")
-    return torch.device(name)
+    choices = "['auto', 'cpu', 'cuda', 'cuda:N', 'mps']"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"Unknown device {name!r}; choose from {choices}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device {name!r} requested but this PyTorch build has no MPS; use 'auto' or 'cpu'"
+            )
+    elif device.type != "cpu":
+        raise ValueError(f"Unknown device {name!r}; choose from {choices}")
+    return device
 
 
 def init_if_needed(device: torch.device) -> bool:
