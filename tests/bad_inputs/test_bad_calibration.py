@@ -14,6 +14,7 @@ import torch
 from badcli import assert_clear_error
 
 import trustvis.methods.calibrate  # noqa: F401  (registers ts, cts, ets, pts, sctl)
+from test_sctl import overconfident  # tests/test_sctl.py
 from trustvis import registry
 from trustvis.bench.calibrate import argmax_changed
 from trustvis.methods.calibrate.temperature import (
@@ -43,15 +44,6 @@ def noise_long_tail(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     y = torch.tensor(np.repeat(np.arange(10), LT_COUNTS))
     return 0.13 * (2 * torch.rand(len(y), 10, generator=g) - 1), y
-
-
-def overconfident(n: int, k: int, seed: int, scale: float = 4.0, noise: float = 0.2):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, k, (n,), generator=g)
-    z = torch.randn(n, k, generator=g)
-    z[torch.arange(n), y] += 1.5
-    flip = torch.rand(n, generator=g) < noise
-    return scale * z, torch.where(flip, torch.randint(0, k, (n,), generator=g), y)
 
 
 def ece(probs: torch.Tensor, y: torch.Tensor) -> float:

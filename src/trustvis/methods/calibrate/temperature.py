@@ -492,13 +492,7 @@ def fit_calibrator(
                     closure()
                     return True
                 except _NonFinite as e:
-                    if not last_good:
-                        raise CalibrationError(
-                            f"non-finite calibration loss ({e.value}) at evaluation {e.evaluation} of stage "
-                            f"{s + 1}/{len(stages)}, at the start of the fit: check that the inputs are "
-                            "finite logits (not probabilities)"
-                        ) from None
-                    _step_back(params, last_good, e, s, len(stages))
+                    _step_back(params, last_good, e, s, len(stages), optimizer, lr)
                     stepped_back = True
                     closure()  # the gradient at the restored parameters
                     return False
@@ -521,13 +515,7 @@ def fit_calibrator(
                         opt.step()
                     return max_iter, False
                 except _NonFinite as e:
-                    if not last_good:
-                        raise CalibrationError(
-                            f"non-finite calibration loss ({e.value}) at evaluation {e.evaluation} of stage "
-                            f"{s + 1}/{len(stages)} with optimizer {optimizer!r}, lr {lr}, at the start of "
-                            "the fit: check that the inputs are finite logits (not probabilities)"
-                        ) from None
-                    _step_back(params, last_good, e, s, len(stages))
+                    _step_back(params, last_good, e, s, len(stages), optimizer, lr)
                     stepped_back = True
                     return int(len(stage_losses)), True
 
@@ -609,8 +597,20 @@ def _step_back(
     e: _NonFinite,
     stage: int,
     n_stages: int,
+    optimizer: str,
+    lr: float,
 ) -> None:
-    """Restore the parameters of the last finite evaluation after a non-finite one, with a warning."""
+    """Restore the parameters of the last finite evaluation after a non-finite one, with a warning.
+
+    Raises:
+        CalibrationError: there is no finite evaluation to go back to (the loss is non-finite at the start).
+    """
+    if not last_good:
+        raise CalibrationError(
+            f"non-finite calibration loss ({e.value}) at evaluation {e.evaluation} of stage {stage + 1}/"
+            f"{n_stages} with optimizer {optimizer!r}, lr {lr}, at the start of the fit: check that the "
+            "inputs are finite logits (not probabilities)"
+        ) from None
     with torch.no_grad():
         for p, good in zip(params, last_good):
             p.copy_(good)
