@@ -599,20 +599,7 @@ image was scored, 1 if none."""
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Score image files and folders with a trained detect/antispoof/anomaly run.
-
-    Large images are reduced at load time, inside Pillow, before they become tensors: an image with a side
-    longer than ``--max-side`` (default 2048 px) is centre-cropped to at most max-side x max-side at full
-    resolution for detector runs (the pixel-level traces they read survive; a resize would erase them), and
-    reduced (Lanczos, aspect kept) to a longer side of max-side for anomaly runs (their models resize to
-    the run's image size anyway; the overlay is drawn at the reduced size). A file whose decoding would
-    need more than 2 GiB (estimated from its header) is refused. Batches hold at most about max-side^2
-    pixels, so memory stays bounded by the limit, not by the file.
-
-    Every failure that concerns one image (missing, unreadable, too large, the model failing on it, a
-    non-finite score) becomes an error row for that file; the other images keep their results. Folders
-    are listed with :func:`~trustvis.data.io.iter_image_files`. Returns 0 if any image was scored, else 1.
-    """
+    """``trustvis predict``: what it does with folders, large images and failures is ``PREDICT_HELP``."""
     import numpy as np
     import torch
 
