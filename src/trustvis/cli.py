@@ -203,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``trustvis train``: holds the run folder's lock (rank 0) from the first check to the last write."""
     import os
 
-    from trustvis.engine.trainer import RunLock
+    from trustvis.engine.runlock import RunLock
 
     out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not out.is_dir():
@@ -1162,7 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from trustvis.config import ConfigError
     from trustvis.engine.checkpoint import CheckpointError
-    from trustvis.engine.trainer import RunLockError
+    from trustvis.engine.runlock import RunLockError
 
     try:
         return int(args.fn(args) or 0)

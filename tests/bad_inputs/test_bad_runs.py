@@ -93,7 +93,7 @@ def malicious_pickle(dest: Path, marker: Path, zip_format: bool) -> Path:
 
 HOLDER = """
 import sys, time
-from trustvis.engine.trainer import RunLock
+from trustvis.engine.runlock import RunLock
 RunLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -444,7 +444,7 @@ def test_checkpoint_error_is_a_value_error_for_python_callers(run_copy):
 
 def test_lock_file_states(tmp_path):
     """A lock file left by a killed process with this very pid (pid reuse after a restart) is stale."""
-    from trustvis.engine.trainer import RunLock, lock_owner_alive
+    from trustvis.engine.runlock import RunLock, lock_owner_alive
 
     out = tmp_path / "run"
     out.mkdir()
