@@ -1,5 +1,5 @@
 # trustvis — the two user-facing targets each do the whole set-up first:
-#   make demo   set up, then run the detection benchmark (SynthBench quick; 1 to 2.5 hours on 2 CPU cores)
+#   make demo   set up, then run the detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
 #   make test   set up, then run the test suite (a few minutes)
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 # A second run skips set-up work already done (stamp file in the venv).

@@ -1054,7 +1054,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG_BENCH)  # fmt: skip
     s.add_argument("task", help="detect | augment | calibrate | adapt | anomaly | codec")
     s.add_argument("--quick", action="store_true",
-                   help="CPU-sized protocol (on 2 cores: detect 1 to 2.5 hours; augment, calibrate, adapt, anomaly "
+                   help="CPU-sized protocol (on 2 cores: detect 40 min to 2.5 hours; augment, calibrate, adapt, anomaly "
                    "under 30 min each; codec 39 min)")  # fmt: skip
     s.add_argument("--methods", help="comma-separated subset: detectors (detect) or conditions (augment: none, "
                    "mixup, cutmix, dcutmix-K2, ..., dmixup-K5; adapt: linear, full, lora-r4, lora-r8, lora-r16)")  # fmt: skip
