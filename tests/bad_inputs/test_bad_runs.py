@@ -26,16 +26,12 @@ from trustvis.cli import main
 from trustvis.config import ConfigError, make_run_config, to_dict
 from trustvis.engine.checkpoint import CheckpointError, build_method, first_nonfinite, save_final
 
-TESTS = Path(__file__).resolve().parents[1]
-
 
 def train_argv(out: Path, data: Path | None, *settings: str, method: str = "cnndet") -> list[str]:
-    argv = ["train", method, "--preset", "tiny", "--out", str(out), "--set", "train.progress=false"]
-    if data is not None:
-        argv += ["--data", str(data)]
-    for s in settings:
-        argv += ["--set", s]
-    return argv
+    """``tests/test_cli.py``'s tiny-preset training command, cnndet by default."""
+    from test_cli import train_argv as cli_train_argv
+
+    return cli_train_argv(method, out, data, *settings)
 
 
 @pytest.fixture(scope="module")
