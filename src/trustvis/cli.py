@@ -332,8 +332,8 @@ def _train(args: argparse.Namespace, out: Path) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from trustvis import registry
+    from trustvis.atomic import atomic_write_json
     from trustvis.bench.detect import evaluate_detector
-    from trustvis.data.cache import atomic_write_json
     from trustvis.data.forensynths import ForenSynthsDataset
     from trustvis.engine import load_method
     from trustvis.engine.checkpoint import read_meta
@@ -524,8 +524,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from trustvis.atomic import atomic_write_json
     from trustvis.bench.calibrate import CALIBRATORS, argmax_changed, calibrate_logits, calibrator_method
-    from trustvis.data.cache import atomic_write_json
 
     if bool(args.logits) == bool(args.run):
         raise UsageError("give exactly one of --logits FILE.npz or --run RUN_DIR")
@@ -819,8 +819,8 @@ def cmd_codec(args: argparse.Namespace) -> int:
     import numpy as np
 
     from trustvis import registry
+    from trustvis.atomic import atomic_write_bytes
     from trustvis.config import make_run_config
-    from trustvis.data.cache import atomic_write_bytes
     from trustvis.data.io import ImageReadError, load_image, save_png
     from trustvis.methods.codec import bitstream as bs
     from trustvis.methods.codec.coolchic import decode, lambda_for_quality

@@ -40,8 +40,8 @@ from torch.utils.data import Dataset
 
 from trustvis.bench.classify import class_logits, classification_datasets
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
-from trustvis.bench.detect import ArrayDataset
 from trustvis.config import RunConfig, make_run_config
+from trustvis.data.arrays import ArrayDataset
 from trustvis.data.classification import ClassificationDataset, load_split
 from trustvis.engine import predict_dataset
 from trustvis.metrics.classification import binary_metrics

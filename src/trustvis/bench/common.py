@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from trustvis.atomic import atomic_write_json
 from trustvis.config import RunConfig, to_dict
-from trustvis.data.cache import atomic_write_json
 from trustvis.engine import Trainer, load_method, seed_everything
 from trustvis.engine import checkpoint as ckpt
 from trustvis.engine.distributed import resolve_device
@@ -53,7 +53,7 @@ def run_line(res: dict[str, Any]) -> str:
 
 def write_results(out: Path, payload: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> Path:
     """``results.json``, ``results.md`` (from ``markdown(payload)``) and ``report.html`` into ``out``."""
-    from trustvis.data.cache import atomic_write_text
+    from trustvis.atomic import atomic_write_text
     from trustvis.report.html import write_report
 
     atomic_write_json(out / "results.json", payload)

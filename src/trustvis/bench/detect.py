@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from trustvis import registry
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import RunConfig, make_run_config
+from trustvis.data.arrays import ArrayDataset
 from trustvis.engine import predict_dataset
 from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_points
 
@@ -40,26 +41,6 @@ DEFAULT_METHODS = ("cnndet", "bihpf", "frepgan", "fingerprintnet", "d4", "npr")
 
 #: attack -> budget of the adversarial table (see trustvis.attacks.evaluate.default_eps for the units)
 BENCH_ATTACKS = {"pgd-l2": 0.0257, "pgd-linf": 4 / 255, "hsja": 0.0257}
-
-
-class ArrayDataset(Dataset):
-    """In-memory uint8 images (N,H,W,3) with labels and generator names; ``transform`` per item."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, generators: list[str], transform=None) -> None:
-        self.images, self.labels, self.gens, self.transform = images, labels, generators, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        from trustvis.data.transforms import to_tensor
-
-        img = self.images[i]
-        return {
-            "image": self.transform(img) if self.transform else to_tensor(img),
-            "label": int(self.labels[i]),
-            "generator": self.gens[i],
-        }
 
 
 def summarize_predictions(out: dict[str, Any]) -> dict[str, Any]:

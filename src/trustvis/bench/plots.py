@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
 
-from trustvis.data.cache import atomic_write_bytes
+from trustvis.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -1,21 +1,15 @@
-"""Cache location and atomic file writes.
+"""Cache location.
 
 Everything trustvis builds (SynthBench, caches of other data) lives under :func:`home`:
-``$TRUSTVIS_HOME`` if set, else ``~/.cache/trustvis``. Writes are atomic: a reader either sees the
-old file/folder or the complete new one, never a half-written one, even if the writer is killed.
+``$TRUSTVIS_HOME`` if set, else ``~/.cache/trustvis``. Writes into it go through
+:mod:`trustvis.atomic`: a reader either sees the old file/folder or the complete new one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 
 def home() -> Path:
@@ -23,84 +17,6 @@ def home() -> Path:
     root = Path(os.environ.get("TRUSTVIS_HOME") or Path.home() / ".cache" / "trustvis").expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
-
-
-@contextlib.contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Build a folder in a temporary sibling and move it to ``target`` only when the block succeeds.
-
-    An existing ``target`` is replaced. If the block raises (or the process dies), ``target`` is
-    untouched and the temporary folder is removed (or left as ``.<name>.tmp-*`` to be cleaned later).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp gives 0700
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from trustvis.data.cache import atomic_write_bytes
+from trustvis.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

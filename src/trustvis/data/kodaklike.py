@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trustvis.data.cache import atomic_dir, atomic_write_json, home, sha256_file
+from trustvis.atomic import atomic_dir, atomic_write_json
+from trustvis.data.cache import home, sha256_file
 from trustvis.data.io import IMAGE_EXTENSIONS, ImageReadError, load_image, save_png
 from trustvis.data.photos import NoPhotosError, Photo
 from trustvis.data.sources import get_source

@@ -79,7 +79,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from trustvis.data.cache import atomic_dir, atomic_write_json, home, sha256_file
+from trustvis.atomic import atomic_dir, atomic_write_json
+from trustvis.data.cache import home, sha256_file
 from trustvis.data.generators import (
     VAE,
     DCGANDiscriminator,

@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, save_model
 
 import trustvis
-from trustvis.data.cache import atomic_dir, atomic_write_json, atomic_write_text
+from trustvis.atomic import atomic_dir, atomic_write_json, atomic_write_text
 
 FORMAT = "trustvis-checkpoint/1"
 
@@ -201,7 +201,7 @@ def build_method(run: Any, pretrained: bool = True) -> Any:
 
     Built from ``run.model``; then initialised from ``run.train.init_from`` (a finished run of the same
     method); then restricted: ``run.train.trainable == "heads"`` freezes all but the classification heads
-    (a linear probe), ``run.lora.r > 0`` injects LoRA adapters (see ``trustvis.methods.adapt.lora``).
+    (a linear probe), ``run.lora.r > 0`` injects LoRA adapters (``Method.configure_trainable``).
     ``pretrained=False`` reads no weight file at all (a checkpoint is about to overwrite every weight).
     """
     from trustvis import registry
@@ -229,13 +229,7 @@ def build_method(run: Any, pretrained: bool = True) -> Any:
                 f"train.init_from={init_from} holds a {meta['method']!r} run, not {run.method!r}"
             )
         load_weights(method, Path(init_from) / "model.safetensors")
-    if run.train.trainable == "heads" or run.lora.r:
-        from trustvis.methods.adapt import lora
-
-        if run.lora.r:
-            lora.apply_lora(method, run.lora)
-        else:
-            lora.freeze_to_heads(method)
+    method.configure_trainable(run.lora, run.train.trainable)
     return method
 
 

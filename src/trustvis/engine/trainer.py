@@ -40,8 +40,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from trustvis.atomic import atomic_write_text
 from trustvis.config import RunConfig, dump_yaml, to_dict, validate_run
-from trustvis.data.cache import atomic_write_text
 from trustvis.engine import checkpoint as ckpt
 from trustvis.engine import distributed as dist_utils
 from trustvis.engine.runlock import RunLock

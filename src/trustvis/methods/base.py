@@ -30,14 +30,14 @@ once, gradients are all-reduced per step, and BatchNorm statistics stay per proc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from trustvis.config import TrainConfig
+from trustvis.config import LoraConfig, TrainConfig
 
 Batch = dict[str, Any]
 
@@ -58,6 +58,12 @@ class Method(nn.Module):
     train_labels: ClassVar[tuple[int, ...] | None] = None
     #: preset -> partial run config ({"train": {...}, "data": {...}}) suggested for that preset
     run_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: module paths of the networks kept in eval mode while the method trains (the frozen backbones of a
+    #: linear probe); set per instance by :meth:`configure_trainable` (``freeze_to_heads``)
+    frozen_eval: Sequence[str] = ()
+    #: module paths trained in full under LoRA or a linear probe (the backbones' heads, or LoRA's
+    #: ``train_modules``); None until :meth:`configure_trainable` (or the ``lora`` method) sets them
+    trained_heads: Sequence[str] | None = None
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -73,11 +79,25 @@ class Method(nn.Module):
         ``self.trained_heads``."""
         super().train(mode)
         if mode:
-            for name in getattr(self, "frozen_eval", ()):
+            for name in self.frozen_eval:
                 self.get_submodule(name).eval()
-            for name in getattr(self, "trained_heads", ()) if getattr(self, "frozen_eval", ()) else ():
+            for name in (self.trained_heads or ()) if self.frozen_eval else ():
                 self.get_submodule(name).train()
         return self
+
+    def configure_trainable(self, lora: LoraConfig, trainable: str = "all") -> None:
+        """Restrict what trains as the run starts: ``lora.r > 0`` injects LoRA adapters into the
+        method's backbones (:func:`trustvis.methods.adapt.lora.apply_lora`), ``trainable == "heads"``
+        freezes all but their classification heads (a linear probe,
+        :func:`trustvis.methods.adapt.lora.freeze_to_heads`); otherwise every parameter trains. The two
+        exclude each other (checked by the caller, ``build_method``)."""
+        if trainable == "heads" or lora.r:
+            from trustvis.methods.adapt import lora as adapt_lora
+
+            if lora.r:
+                adapt_lora.apply_lora(self, lora)
+            else:
+                adapt_lora.freeze_to_heads(self)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.training_step(batch)

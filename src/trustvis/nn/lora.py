@@ -505,7 +505,7 @@ def save_adapter(
     """
     from safetensors.torch import save_file
 
-    from trustvis.data.cache import atomic_write_json
+    from trustvis.atomic import atomic_write_json
 
     layers = [(n, m) for n, m in lora_layers(root) if not _inside_lora_mha(root, n)]
     if not layers:

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from trustvis.data.cache import atomic_write_text
+from trustvis.atomic import atomic_write_text
 from trustvis.metrics.classification import mean_metrics
 from trustvis.report.tables import MISSING, format_cell, is_number, markdown_table
 

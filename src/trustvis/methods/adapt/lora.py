@@ -110,7 +110,8 @@ def export_adapter(method: nn.Module, cfg: LoraConfig, directory: str | Path) ->
     """Write the method's adapter in PEFT's format, relative to its backbone network when all adapters
     and trained heads sit in one backbone (``PeftModel.from_pretrained(torchvision_net, directory)``),
     relative to the method otherwise."""
-    train_modules: list[str] = list(getattr(method, "trained_heads", heads_of(method)))
+    trained = getattr(method, "trained_heads", None)  # a plain nn.Module has no such attribute
+    train_modules: list[str] = list(trained) if trained is not None else heads_of(method)
     names = [n for n, _ in L.lora_layers(method)] + train_modules
     for scope in backbone_heads(method):
         prefix = f"{scope}." if scope else ""
