@@ -9,7 +9,6 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from trustvis.bench.plots import heatmap_overlay, plot_anomaly_curves, plot_anomaly_grid, save_overlay
 from trustvis.metrics.anomaly import (
     adaptive_threshold,
     anomaly_metrics,
@@ -20,6 +19,7 @@ from trustvis.metrics.anomaly import (
     pro_curve,
     threshold_metrics,
 )
+from trustvis.report.plots import heatmap_overlay, plot_anomaly_curves, plot_anomaly_grid, save_overlay
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

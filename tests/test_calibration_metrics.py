@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from trustvis.bench.plots import plot_metric_bars, plot_reliability
 from trustvis.metrics.calibration import (
     accuracy,
     as_probs,
@@ -21,6 +20,7 @@ from trustvis.metrics.calibration import (
     reliability_bins,
     softmax,
 )
+from trustvis.report.plots import plot_metric_bars, plot_reliability
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

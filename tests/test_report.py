@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from trustvis.bench.plots import (
+from trustvis.report.html import write_report
+from trustvis.report.plots import (
     plot_cost,
     plot_family_metric,
     plot_robustness,
@@ -15,7 +16,6 @@ from trustvis.bench.plots import (
     plot_spectra,
     plot_training_curves,
 )
-from trustvis.report.html import write_report
 from trustvis.report.tables import format_cell, markdown_table
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -572,7 +572,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     else:
         print(_table(header, table))
     if out is not None:
-        from trustvis.bench.plots import plot_reliability
+        from trustvis.report.plots import plot_reliability
 
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "calibration.json", rows)
@@ -652,7 +652,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 continue
             rec = {"path": str(path), "score": float(s), "fake": bool(s >= threshold)}
             if maps_dir is not None:
-                from trustvis.bench.plots import save_overlay
+                from trustvis.report.plots import save_overlay
 
                 # the input's index keeps overlays of same-named files from different folders apart
                 name = f"{i:05d}_{path.stem}.png"

@@ -219,10 +219,10 @@ def run_adapt_bench(
     backbone); ``max_test`` caps the Fashion-MNIST test images (default 2,000 with ``quick``, all otherwise);
     ``family`` is the unseen family the detector adapts to from ``shots`` reals + ``shots`` fakes (default :data:`ADAPT_SHOTS`).
     """
-    from trustvis.bench import plots
     from trustvis.bench.detect import detection_datasets
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.engine.distributed import resolve_device
+    from trustvis.report import plots
 
     mode = "quick" if quick else "full"
     preset = preset or "default"

@@ -105,9 +105,9 @@ def run_anomaly_bench(
     """Run the anomaly protocol; returns the output folder. ``preset``/``overrides`` apply to every method
     (the tests use ``tiny``); ``steps`` replaces FYD's budget of :data:`EPOCHS` passes over each train set. ``per_category``: one model per
     texture (the MVTec convention; metrics are then means over the textures), else one model for all."""
-    from trustvis.bench import plots
     from trustvis.config import to_dict
     from trustvis.engine.checkpoint import save_final
+    from trustvis.report import plots
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")
@@ -219,7 +219,7 @@ def _save_examples(out: Path, ds: str, name: str, pooled: list[dict[str, Any]], 
 
     Scores and maps are divided by their run's threshold, so that 1 is the decision boundary in every
     category and one colour scale serves the figure."""
-    from trustvis.bench import plots
+    from trustvis.report import plots
 
     entries = []  # (score / thr, label, category index, position in that category's outputs)
     for c, p in enumerate(pooled):

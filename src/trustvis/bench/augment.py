@@ -131,7 +131,7 @@ def run_augment_bench(
     with ``quick``, all otherwise; a stratified subset fixed by the data set) and ``corruption_images`` the
     images of each corrupted copy (default 2,000 with ``quick``, all otherwise).
     """
-    from trustvis.bench import plots
+    from trustvis.report import plots
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")

@@ -141,9 +141,9 @@ def run_calibrate_bench(
     (``runs/*``) are calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False``
     skips that part. ``calibrator_iters`` overrides the calibrators' optimiser budget (tests).
     """
-    from trustvis.bench import plots
     from trustvis.bench.detect import detection_datasets
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
+    from trustvis.report import plots
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")

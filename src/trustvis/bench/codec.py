@@ -223,7 +223,7 @@ def run_codec_bench(
             timing[codec]["all_exact"] = bool(all(p.get("exact", False) for p in pts))
     bd = bd_table(curves)
     fig = out / "fig_rd.png"
-    from trustvis.bench.plots import plot_rd_curves
+    from trustvis.report.plots import plot_rd_curves
 
     main = {c: v for c, v in curves.items() if c not in VARIANTS}
     figures = []

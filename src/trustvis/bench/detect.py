@@ -205,11 +205,11 @@ def run_detect_bench(
     and HopSkipJump with ``attack_queries`` queries per image; ``attack_images=0`` skips it. A method
     that exposes ``logits_full`` (D4's single full-spectrum adversarially trained model) gets a second row.
     """
-    from trustvis.bench import plots
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.data.transforms import DEGRADATIONS
     from trustvis.methods.detect.bihpf import artifact_compression_map
     from trustvis.metrics.spectrum import mean_log_spectrum
+    from trustvis.report import plots
 
     size = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "full")

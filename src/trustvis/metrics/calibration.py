@@ -367,7 +367,7 @@ def reliability_bins(
         ``{"edges": n_bins + 1 floats, "count": n_bins ints, "accuracy": n_bins floats,
         "confidence": n_bins floats}``; accuracy and confidence are ``nan`` for empty bins. Plain lists,
         so the dict is JSON-serialisable (nan aside) and plots with
-        :func:`trustvis.bench.plots.plot_reliability`.
+        :func:`trustvis.report.plots.plot_reliability`.
     """
     p, y = _prepare(probs, labels, from_logits)
     conf, correct = _top1(p, y)

@@ -405,7 +405,7 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
     if records:
         keys = _curve_keys(records)
         if keys:
-            from trustvis.bench.plots import plot_training_curves
+            from trustvis.report.plots import plot_training_curves
 
             try:
                 p = plot_training_curves(
