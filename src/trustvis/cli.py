@@ -236,9 +236,9 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     overrides = list(args.set or [])
     if args.data:
         overrides += ["data.name=folder", f"data.root={args.data}"]
-    if args.steps is not None:
-        if args.steps < 1 and getattr(registry.get(args.method).cls, "trainable", True):
-            raise UsageError(f"--steps {args.steps} is invalid; it must be an integer >= 1")
+    if (
+        args.steps is not None
+    ):  # checked with the rest of the config by validate_run (fit-only methods take 0)
         overrides.append(f"train.steps={args.steps}")
     if args.resume and (out / "config.yaml").is_file():
         from trustvis.config import load_yaml

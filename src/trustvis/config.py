@@ -369,25 +369,33 @@ def validate_run(run: RunConfig, trainable: bool = True) -> None:
         if not ok:
             raise ConfigError(f"{key}={value!r} is invalid; it must be {valid}")
 
-    def finite(v: float) -> bool:
-        return math.isfinite(v)
-
     min_steps = 1 if trainable else 0
     check(t.steps >= min_steps, "train.steps", t.steps, f"an integer >= {min_steps}")
     check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
-    check(finite(t.lr) and 0 < t.lr <= MAX_LR, "train.lr", t.lr, f"a number in (0, {MAX_LR:g}]")
+    check(math.isfinite(t.lr) and 0 < t.lr <= MAX_LR, "train.lr", t.lr, f"a number in (0, {MAX_LR:g}]")
     check(
-        finite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "a number >= 0"
+        math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+        "train.weight_decay",
+        t.weight_decay,
+        "a number >= 0",
     )
     for i, b in enumerate(t.betas):
-        check(finite(b) and 0 <= b < 1, f"train.betas[{i}]", b, "a number in [0, 1)")
-    check(finite(t.grad_clip) and t.grad_clip >= 0, "train.grad_clip", t.grad_clip, "a number >= 0 (0 = off)")
+        check(math.isfinite(b) and 0 <= b < 1, f"train.betas[{i}]", b, "a number in [0, 1)")
+    check(
+        math.isfinite(t.grad_clip) and t.grad_clip >= 0,
+        "train.grad_clip",
+        t.grad_clip,
+        "a number >= 0 (0 = off)",
+    )
     for key in ("warmup_steps", "eval_every", "log_every", "ckpt_every", "num_workers"):
         value = getattr(t, key)
         check(value >= 0, f"train.{key}", value, "an integer >= 0")
     check(d.max_images >= 0, "data.max_images", d.max_images, "an integer >= 0 (0 = all)")
     check(
-        finite(d.imbalance) and d.imbalance >= 1, "data.imbalance", d.imbalance, "a number >= 1 (1 = as is)"
+        math.isfinite(d.imbalance) and d.imbalance >= 1,
+        "data.imbalance",
+        d.imbalance,
+        "a number >= 1 (1 = as is)",
     )
     check(d.dominant >= -1, "data.dominant", d.dominant, "a class index >= 0, or -1 (off)")
 
