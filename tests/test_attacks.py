@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -220,3 +222,36 @@ def test_attack_names_and_defaults():
         default_eps("cw")
     assert default_eps("pgd-l2") == default_eps("hsja") == 0.0257
     assert default_eps("pgd-linf") == pytest.approx(4 / 255)
+
+
+# ----------------------------------------------------------------------------------------- package
+
+_LAZY_IMPORT_CHECK = """
+import sys, types
+import trustvis.attacks as a
+assert "torch" not in sys.modules, "import trustvis.attacks pulled in torch"
+assert a.ATTACKS == ("pgd-l2", "pgd-linf", "hsja")
+assert set(a.__all__) <= set(dir(a))
+import trustvis.attacks.projected  # the submodule no longer shadows the function it defines
+from trustvis.attacks import pgd
+assert isinstance(pgd, types.FunctionType), pgd
+print("ok")
+"""
+
+
+def test_package_import_is_torch_free_and_names_are_lazy():
+    """The CLI parser reads ATTACKS without importing torch; every public name resolves on access."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAZY_IMPORT_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    import trustvis.attacks as pkg
+    from trustvis.attacks import evaluate
+
+    assert pkg.__all__ == ["ATTACKS", *sorted(pkg._LAZY)]
+    assert evaluate.ATTACKS is pkg.ATTACKS
+    for name in pkg.__all__:
+        value = getattr(pkg, name)
+        assert not isinstance(value, type(pkg)), f"trustvis.attacks.{name} is a module"
+    with pytest.raises(AttributeError, match="no_such_attack"):
+        pkg.no_such_attack  # noqa: B018

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from trustvis import registry
-from trustvis.attacks.pgd import rms_to_l2
+from trustvis.attacks.projected import rms_to_l2
+from trustvis.attacks.trades import trades_loss
 from trustvis.config import TrainConfig
 from trustvis.methods.detect.d4 import (
     log_dct_spectrum,
     round_robin_masks,
     saliency_map,
-    trades_loss,
 )
 from trustvis.nn.dct import dct, dct_2d, idct, idct_2d
 

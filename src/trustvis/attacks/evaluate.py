@@ -11,7 +11,7 @@ the adversarial accuracy, the share of fakes still flagged fake::
                                                                            adv_acc = mean(still fake)
 
 Budgets. ``"pgd-l2"`` and ``"hsja"`` take D4's normalised L2 (RMS) budget ``‖δ‖₂ / sqrt(C·H·W)``, turned
-into an absolute radius with :func:`~trustvis.attacks.pgd.rms_to_l2`; ``"pgd-linf"`` takes ``max |δ|`` in
+into an absolute radius with :func:`~trustvis.attacks.projected.rms_to_l2`; ``"pgd-linf"`` takes ``max |δ|`` in
 [0,1] units. See :func:`default_eps`.
 """
 
@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from trustvis.attacks import ATTACKS
 from trustvis.attacks.hsja import hop_skip_jump
-from trustvis.attacks.pgd import batch_norms, pgd, rms_to_l2
-
-ATTACKS = ("pgd-l2", "pgd-linf", "hsja")
+from trustvis.attacks.projected import batch_norms, pgd, rms_to_l2
 
 _DEFAULT_EPS = {
     # D4's success threshold: RMS 0.0257 (ε = 10 absolute over 3x224x224, its TRADES radius too); the

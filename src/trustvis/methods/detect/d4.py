@@ -23,9 +23,9 @@ One method trains all of it in one run of the generic Trainer (``step`` is a per
                                 coefficient goes to mask l mod K
     steps [saliency_steps, …)   TRADES on every member (same batch), one Adam over the members
 
-TRADES (Zhang et al. 2019): ``L = CE(f(x), y) + β · KL(f(x_adv) ‖ f(x))``, x_adv from L2 PGD on the KL
-(``trustvis.attacks.pgd``) with radius ε·sqrt(3·S·S) (ε is the normalised RMS budget; the paper's ε = 10
-at 3×224×224 is 0.0257), step 2ε/steps, generated with the model in eval mode.
+TRADES (Zhang et al. 2019; ``trustvis.attacks.trades``): ``L = CE(f(x), y) + β · KL(f(x_adv) ‖ f(x))``,
+x_adv from L2 PGD on the KL (``trustvis.attacks.projected``) with radius ε·sqrt(3·S·S) (ε is the normalised
+RMS budget; the paper's ε = 10 at 3×224×224 is 0.0257), step 2ε/steps, generated with the model in eval mode.
 
 Deviations:
   * μ, σ² come from the first ``stats_images`` training images (augmented, real and fake), merged
@@ -36,7 +36,7 @@ Deviations:
     indices (``saliency="pixel"``). ``"random"`` deals a random order (no-saliency ablation).
   * The saliency attack is L2 PGD maximising the cross-entropy (``saliency_attack="pgd"``, ε and
     ``saliency_attack_steps``); the released code runs Carlini-Wagner L2 (c = 1e-3, 1000 Adam steps,
-    lr 0.01, κ = 0), available as ``"cw"`` — started from the image (tanh space), not from the grey image
+    lr 0.01, κ = 0), available as ``"cw"`` (``trustvis.attacks.cw``) — started from the image (tanh space), not from the grey image
     the released code starts from; images never misclassified keep the last iterate.
   * Saliency images are the latest ``saliency_images`` fake *training* images seen in phase 1 (the
     method has no dataset access); the full-spectrum model is trained in the same run for
@@ -71,12 +71,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trustvis.attacks.pgd import pgd, rms_to_l2
+from trustvis.attacks.cw import carlini_wagner_l2
+from trustvis.attacks.projected import pgd, rms_to_l2
+from trustvis.attacks.trades import trades_loss
 from trustvis.config import TrainConfig
 from trustvis.data import transforms as T
 from trustvis.engine import distributed as dist_utils
 from trustvis.methods.base import Batch
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import build_classifier
 from trustvis.nn.dct import dct_2d, idct_2d
 from trustvis.registry import Paper, register
@@ -140,100 +142,6 @@ def round_robin_masks(saliency: torch.Tensor, k: int) -> torch.Tensor:
     owner[order] = torch.arange(n, device=saliency.device) % k  # rank l -> mask l mod k
     masks = F.one_hot(owner, k).T.float()  # (k, n)
     return masks.view(k, *saliency.shape)
-
-
-def trades_loss(
-    logits_fn: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    steps: int,
-    beta: float = 1.0,
-    module: nn.Module | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """TRADES with an L2 inner maximisation (Zhang et al., ICML 2019; D4's ``trades.py``).
-
-    Args:
-        logits_fn: images (B,C,H,W) in [0,1] -> class logits (B,n_classes).
-        x: clean images; y: labels (B,).
-        eps: absolute L2 radius per image (see :func:`trustvis.attacks.pgd.rms_to_l2`).
-        steps: PGD steps; step length 2·eps/steps.
-        beta: weight of the robust KL term.
-        module: put in eval mode while x_adv is generated, then back to its previous mode.
-
-    Returns:
-        ``CE(f(x), y) + β · KL(f(x_adv) ‖ f(x))`` (batch means) and ``{"loss_nat", "loss_rob", "x_adv"}``.
-    """
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
-    with torch.no_grad():
-        p_clean = F.softmax(logits_fn(x).float(), dim=1)  # (B,n) fixed target of the inner attack
-
-    def kl_to_clean(x_adv: torch.Tensor) -> torch.Tensor:  # (B,)
-        logp = F.log_softmax(logits_fn(x_adv).float(), dim=1)
-        return F.kl_div(logp, p_clean, reduction="none").sum(dim=1)
-
-    step_size = 2.0 * eps / steps if steps > 0 else None
-    x_adv = pgd(kl_to_clean, x, eps, "l2", steps, step_size, random_start=True)
-    if module is not None:
-        module.train(was_training)
-    logits_nat = logits_fn(x).float()  # (B,n)
-    logits_adv = logits_fn(x_adv).float()
-    loss_nat = F.cross_entropy(logits_nat, y)
-    loss_rob = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits_nat, 1), reduction="batchmean")
-    return loss_nat + beta * loss_rob, {"loss_nat": loss_nat, "loss_rob": loss_rob, "x_adv": x_adv}
-
-
-def _margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
-    """CW margin ``max(z_y − max_{j≠y} z_j + κ, 0)``; (B,)."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(dim=1)
-    return (true - other + kappa).clamp_min(0)
-
-
-def carlini_wagner_l2(
-    logits_fn: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    const: float = 1e-3,
-    steps: int = 1000,
-    lr: float = 0.01,
-    kappa: float = 0.0,
-) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """Carlini-Wagner L2 as D4's saliency step uses it: ``‖δ‖₂ + c · margin``, Adam in tanh space.
-
-    Returns:
-        ``x_adv`` (the last misclassified iterate, else the last iterate) and the objective
-        ``x_adv -> (B,)`` whose gradient the saliency uses.
-    """
-    x = x.detach()
-
-    def objective(x_adv: torch.Tensor) -> torch.Tensor:
-        dist = ((x_adv - x).flatten(1).pow(2).sum(dim=1) + 1e-12).sqrt()
-        return dist + const * _margin(logits_fn(x_adv).float(), y, kappa)
-
-    w = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=lr)
-    best = x.clone()
-    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    x_adv = x
-    for _ in range(steps):
-        with torch.enable_grad():
-            x_adv = 0.5 * (torch.tanh(w) + 1)
-            logits = logits_fn(x_adv).float()
-            dist = ((x_adv - x).flatten(1).pow(2).sum(dim=1) + 1e-12).sqrt()
-            loss = (dist + const * _margin(logits, y, kappa)).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=[w])
-        with torch.no_grad():
-            wrong = logits.argmax(dim=1) != y  # judged on the iterate the loss was taken at
-            best[wrong] = x_adv.detach()[wrong]
-            found |= wrong
-        opt.step()
-    with torch.no_grad():
-        best[~found] = (0.5 * (torch.tanh(w) + 1))[~found]
-    return best.detach(), objective
 
 
 def saliency_map(
@@ -412,11 +320,19 @@ PRESETS = {
 }
 
 
+D4_TRAIN = {
+    "default": {"lr": 1e-4, "batch_size": 32, "steps": 20000},
+    "quick": {"lr": 1e-3, "batch_size": 32, "steps": 750},
+    "full": {"lr": 5e-4, "batch_size": 64, "steps": 6000, "num_workers": 4},
+    "tiny": {"lr": 1e-3, "batch_size": 4, "steps": 2},
+}
+
+
 @register(
     "d4",
     task="detect",
     config=D4Config,
-    presets=PRESETS,
+    presets=detector_presets(PRESETS, D4_TRAIN),
     paper=Paper(
         "D4: Detection of Adversarial Diffusion Deepfakes Using Disjoint Ensembles",
         "Hooda et al., WACV 2024",
@@ -428,12 +344,6 @@ class D4(BinaryDetector):
     """D4 detector (seed method). ``logits``/``predict`` are the ensemble's; ``*_full`` the full model's."""
 
     manual_optimization = True  # phase 1 steps "full", phase 2 "members" (no unused-parameter DDP issue)
-    run_defaults = {
-        "default": {"train": {"lr": 1e-4, "batch_size": 32, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 750}},
-        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 6000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     config: D4Config
 
