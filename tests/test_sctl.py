@@ -13,8 +13,7 @@ import trustvis.methods.calibrate  # noqa: F401  (registers ts, cts, ets, pts, s
 from trustvis import registry
 from trustvis.config import make_run_config, to_dict
 from trustvis.engine.checkpoint import load_method, save_final
-from trustvis.methods.calibrate.sctl import ClassWiseLossScaling, classwise_nll, normalise
-from trustvis.methods.calibrate.temperature import (
+from trustvis.methods.calibrate.calibrators import (
     CalibrationError,
     EnsembleTemperatureScaling,
     ParameterizedTemperatureScaling,
@@ -22,6 +21,7 @@ from trustvis.methods.calibrate.temperature import (
     VectorTemperatureScaling,
     fit_calibrator,
 )
+from trustvis.methods.calibrate.sctl import ClassWiseLossScaling, classwise_nll, normalise
 
 
 def overconfident(n: int, k: int, seed: int, scale: float = 4.0, noise: float = 0.2):

@@ -17,7 +17,7 @@ import trustvis.methods.calibrate  # noqa: F401  (registers ts, cts, ets, pts, s
 from test_sctl import overconfident  # tests/test_sctl.py
 from trustvis import registry
 from trustvis.bench.calibrate import argmax_changed
-from trustvis.methods.calibrate.temperature import (
+from trustvis.methods.calibrate.calibrators import (
     TemperatureScaling,
     fit_calibrator,
     looks_like_probabilities,

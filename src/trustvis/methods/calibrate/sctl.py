@@ -36,7 +36,7 @@ Deviations:
     ``F.cross_entropy`` calls; the values are the same.
   * SLSQP starts from ``(alpha, beta)`` clipped into the bounds; a non-finite SLSQP answer keeps that
     start (the official code takes ``opt.x`` unchecked). The fitted values are clipped into the bounds.
-  * The temperatures of the calibrators are positive and bounded (see ``temperature.py``).
+  * The temperatures of the calibrators are positive and bounded (see ``calibrators.py``).
   * With LBFGS (TS, CTS, ETS) the scales are held fixed within each LBFGS solve (``hold_scales``) and
     re-estimated between solves by a damped fixed-point iteration (``fit_calibrator``); the official
     code recomputes them at every loss evaluation, so LBFGS minimises a loss that changes under it
