@@ -11,8 +11,8 @@ the adversarial accuracy, the share of fakes still flagged fake::
                                                                            adv_acc = mean(still fake)
 
 Budgets. ``"pgd-l2"`` and ``"hsja"`` take D4's normalised L2 (RMS) budget ``‖δ‖₂ / sqrt(C·H·W)``, turned
-into an absolute radius with :func:`~trustvis.attacks.projected.rms_to_l2`; ``"pgd-linf"`` takes ``max |δ|`` in
-[0,1] units. See :func:`default_eps`.
+into an absolute radius with :func:`~trustvis.attacks.projected.rms_to_l2`; ``"pgd-linf"`` takes
+``max |δ|`` in [0,1] units. See :func:`default_eps`.
 """
 
 from __future__ import annotations

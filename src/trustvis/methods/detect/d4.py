@@ -36,8 +36,9 @@ Deviations:
     indices (``saliency="pixel"``). ``"random"`` deals a random order (no-saliency ablation).
   * The saliency attack is L2 PGD maximising the cross-entropy (``saliency_attack="pgd"``, ε and
     ``saliency_attack_steps``); the released code runs Carlini-Wagner L2 (c = 1e-3, 1000 Adam steps,
-    lr 0.01, κ = 0), available as ``"cw"`` (``trustvis.attacks.cw``) — started from the image (tanh space), not from the grey image
-    the released code starts from; images never misclassified keep the last iterate.
+    lr 0.01, κ = 0), available as ``"cw"`` (``trustvis.attacks.cw``) — started from the image (tanh
+    space), not from the grey image the released code starts from; images never misclassified keep the
+    last iterate.
   * Saliency images are the latest ``saliency_images`` fake *training* images seen in phase 1 (the
     method has no dataset access); the full-spectrum model is trained in the same run for
     ``saliency_steps`` steps instead of a separate 20-epoch run. Coefficients are sorted in descending
