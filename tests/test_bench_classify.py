@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from trustvis import registry
-from trustvis.bench.calibrate import argmax_changed, calibrate_logits, run_calibrate_bench
+from trustvis.bench.calibrate import run_calibrate_bench
+from trustvis.tasks.calibration import argmax_changed, calibrate_logits
 from trustvis.cli import main
 from trustvis.engine import load_method
 from trustvis.engine.trainer import lr_factor

@@ -61,8 +61,8 @@ def _graph() -> dict[str, set[str]]:
 def test_the_scanner_sees_imports():
     """Not blind: known edges are found, lazy (function-level) ones included."""
     g = _graph()
-    assert "trustvis.registry" in g["trustvis.cli"]
-    assert any(m.startswith("trustvis.bench") for m in g["trustvis.cli"])  # lazy, inside cmd_bench
+    assert "trustvis.registry" in g["trustvis.cli.info"]
+    assert any(m.startswith("trustvis.bench") for m in g["trustvis.cli.bench"])  # lazy, inside cmd_bench
     assert "trustvis.methods.detect.base" in g["trustvis.methods.detect.cnndet"]
 
 
@@ -93,7 +93,21 @@ def _violations(rule) -> list[str]:
         ),
         (
             "nothing but the entry point imports cli",
-            lambda m, t: _layer(t) == "cli" and m not in ("trustvis.__main__", "trustvis.cli"),
+            lambda m, t: _layer(t) == "cli" and _layer(m) != "cli" and m != "trustvis.__main__",
+        ),
+        (
+            "only the bench command imports a bench",
+            lambda m, t: _layer(m) == "cli" and _layer(t) == "bench" and m != "trustvis.cli.bench",
+        ),
+        (
+            "tasks import no bench, cli or report module but the plotting helpers",
+            lambda m, t: (
+                _layer(m) == "tasks"
+                and (
+                    _layer(t) in ("bench", "cli")
+                    or (_layer(t) == "report" and not t.startswith("trustvis.report.plots"))
+                )
+            ),
         ),
         (
             "report imports no bench, task or cli",
@@ -105,3 +119,65 @@ def _violations(rule) -> list[str]:
 def test_layering(name, rule):
     bad = _violations(rule)
     assert not bad, f"{name}; violations:\n  " + "\n  ".join(bad)
+
+
+def _is_literal(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and all(_is_literal(e) for e in node.elts)
+
+
+def _compares_task(node: ast.AST) -> bool:
+    """``x.task == "detect"``, ``task in ("a", "b")``: a branch on a task's name written out."""
+    if not isinstance(node, ast.Compare):
+        return False
+    parts = [node.left, *node.comparators]
+    names = [
+        p.id if isinstance(p, ast.Name) else p.attr for p in parts if isinstance(p, ast.Name | ast.Attribute)
+    ]
+    return any(n in ("task", "method_task") for n in names) and any(_is_literal(p) for p in parts)
+
+
+def _named_strings(tree: ast.AST) -> list[ast.Constant]:
+    """String constants in comparisons, in ``default=``/``choices=`` arguments and in list/tuple literals."""
+    spots: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            spots += [node.left, *node.comparators]
+        elif isinstance(node, ast.keyword) and node.arg in ("default", "choices"):
+            spots.append(node.value)
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            spots.append(node)
+    return [c for s in spots for c in ast.walk(s) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+
+
+def test_the_cli_does_not_branch_on_tasks_or_name_methods():
+    """The CLI goes through the task objects: no ``if task == ...`` and no method name written out."""
+    import json
+
+    methods = {m["name"] for m in json.loads((SRC / "catalog.json").read_text(encoding="utf-8"))["methods"]}
+    found = []
+    for path in sorted((SRC / "cli").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if _compares_task(node):
+                found.append(f"{path.name}:{node.lineno}: compares a task name")
+        for node in _named_strings(tree):
+            if node.value in methods:
+                found.append(f"{path.name}:{node.lineno}: method name {node.value!r} written out")
+    assert not found, "\n".join(found)
+
+
+def test_the_task_check_is_not_blind():
+    tree = ast.parse(
+        "if spec.task == 'detect': pass\nif task in ('a', 'b'): pass\nif n == 1: pass\n"
+        "if m.task == args.task: pass"
+    )
+    assert [_compares_task(n) for n in ast.walk(tree) if isinstance(n, ast.Compare)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    tree = ast.parse("f(x, default='cnndet', choices=['a'])\ny = ('bihpf', 1)\ngetattr(m, 'lora')")
+    assert [c.value for c in _named_strings(tree)] == ["cnndet", "a", "bihpf"]

@@ -6,7 +6,7 @@ Every component owns a dataclass config with defaults. A run config composes the
       method: str, preset: str
       model:  <the method's config dataclass>
       train:  TrainConfig
-      data:   DataConfig
+      data:   <the task's data config> (trustvis.tasks: DetectData, ClassifyData, AnomalyData, ...)
       lora:   LoraConfig   (r = 0: no adapters; see trustvis.nn.lora)
 
 Values from YAML and from the command line are type-checked against the dataclass field types;
@@ -55,23 +55,11 @@ class TrainConfig:
     trainable: str = "all"  # all | heads (linear probe: only the classification heads train)
 
 
-@dataclass
-class DataConfig:
-    """Where training/validation images come from."""
-
-    # detectors: synthbench | folder (ForenSynths/GenImage layout)
-    # classifiers: fashion-mnist | opencv-digits | sklearn-digits | folder (class-per-folder tree)
-    # anomaly: elpv-mono | elpv-poly | textures | textures-misaligned | mvtec | folder (normal/abnormal/mask)
-    name: str = "synthbench"
-    root: str = ""  # folder root when name == folder (or an IDX folder / digits.png for the named sets)
-    category: str = ""  # anomaly: the MVTec AD category under root (name == mvtec)
-    size: str = "quick"  # synthbench size: quick | full
-    train_family: str = "ae_tconv"  # synthbench family used for training
-    max_images: int = 0  # cap per generator and class (detection) or per class (classification); 0 = all
-    imbalance: float = 1.0  # classification: long-tailed train/val with max/min class ratio (1 = as is)
-    dominant: int = (
-        -1
-    )  # classification: VaB-AL "dominant-k" train/val, class k whole, others at 10%; -1 = off
+#: fields of the one data config every run had before each task declared its own (runs saved before the
+#: task layer): a saved run's ``data`` section may hold them; those its task does not know are dropped
+LEGACY_DATA_KEYS = frozenset(
+    {"name", "root", "category", "size", "train_family", "max_images", "imbalance", "dominant"}
+)
 
 
 @dataclass
@@ -106,7 +94,7 @@ class RunConfig:
     preset: str = "default"
     model: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: Any = None  # the data config dataclass of the method's task
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -326,18 +314,20 @@ def make_run_config(
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Compose a run config: method preset -> ``base`` dict -> YAML files -> ``--set`` overrides."""
+    """Compose a run config: method preset (model, train, data) -> ``base`` dict -> YAML files -> ``--set``
+    overrides. ``run.data`` is the data config of the method's task."""
     from trustvis import registry
 
     spec = registry.get(method)
-    presets = spec.presets[preset] if preset in spec.presets else None
-    if presets is None:
+    if preset not in spec.presets:
         raise ConfigError(f"Unknown preset {preset!r} for {method!r}; choose from {sorted(spec.presets)}")
-    run = RunConfig(method=method, preset=preset, model=spec.make_config(preset))
-    # a preset may carry suggested train/data settings under the reserved key "_run"
-    run_defaults = dict(getattr(spec.cls, "run_defaults", {}).get(preset, {}))
-    merge_dict(run, run_defaults)
-    merge_dict(run, base or {})
+    run = RunConfig(method=method, preset=preset, model=spec.make_config(preset),
+                    data=registry.data_config(spec.task)())  # fmt: skip
+    merge_dict(run, spec.presets[preset].run_values())
+    base = dict(base or {})
+    if isinstance(base.get("data"), dict):  # a saved run's config.yaml (--resume)
+        base["data"] = _known_data(type(run.data), base["data"])
+    merge_dict(run, base)
     for f in yaml_files or []:
         data = load_yaml(f)
         if "method" in data and data["method"] != method:
@@ -390,14 +380,14 @@ def validate_run(run: RunConfig, trainable: bool = True) -> None:
     for key in ("warmup_steps", "eval_every", "log_every", "ckpt_every", "num_workers"):
         value = getattr(t, key)
         check(value >= 0, f"train.{key}", value, "an integer >= 0")
-    check(d.max_images >= 0, "data.max_images", d.max_images, "an integer >= 0 (0 = all)")
-    check(
-        math.isfinite(d.imbalance) and d.imbalance >= 1,
-        "data.imbalance",
-        d.imbalance,
-        "a number >= 1 (1 = as is)",
-    )
-    check(d.dominant >= -1, "data.dominant", d.dominant, "a class index >= 0, or -1 (off)")
+    if hasattr(d, "check"):  # each task's data config checks its own fields
+        d.check()
+
+
+def _known_data(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` without the legacy data keys that ``cls`` does not have (other unknown keys still raise)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in saved.items() if k in known or k not in LEGACY_DATA_KEYS}
 
 
 def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
@@ -408,8 +398,11 @@ def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
     run = RunConfig(method=values["method"], preset=values.get("preset", "default"))
     run.model = from_dict(spec.config, values.get("model") or {}, "model")  # strict: it shapes the weights
     run.lora = from_dict(LoraConfig, values.get("lora") or {}, "lora")  # strict: it shapes the weights
-    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+    data_cls = registry.data_config(spec.task)
+    for section, cls in (("train", TrainConfig), ("data", data_cls)):
         saved = dict(values.get(section) or {})
+        if section == "data":
+            saved = _known_data(cls, saved)
         known = {f.name for f in dataclasses.fields(cls)}
         dropped = sorted(set(saved) - known)
         if dropped:  # a run saved by another trustvis version; these keys do not affect the model

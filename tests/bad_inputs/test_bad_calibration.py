@@ -16,7 +16,7 @@ from badcli import assert_clear_error
 import trustvis.methods.calibrate  # noqa: F401  (registers ts, cts, ets, pts, sctl)
 from test_sctl import overconfident  # tests/test_sctl.py
 from trustvis import registry
-from trustvis.bench.calibrate import argmax_changed
+from trustvis.tasks.calibration import argmax_changed
 from trustvis.methods.calibrate.calibrators import (
     TemperatureScaling,
     fit_calibrator,

@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trustvis.bench.classify import class_logits, classification_datasets
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import RunConfig, make_run_config
 from trustvis.data.arrays import ArrayDataset
 from trustvis.data.classification import ClassificationDataset, load_split
 from trustvis.engine import predict_dataset
 from trustvis.metrics.classification import binary_metrics
+from trustvis.tasks.classify import class_logits, classification_datasets
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +219,10 @@ def run_adapt_bench(
     backbone); ``max_test`` caps the Fashion-MNIST test images (default 2,000 with ``quick``, all otherwise);
     ``family`` is the unseen family the detector adapts to from ``shots`` reals + ``shots`` fakes (default :data:`ADAPT_SHOTS`).
     """
-    from trustvis.bench.detect import detection_datasets
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.engine.distributed import resolve_device
     from trustvis.report import plots
+    from trustvis.tasks.detect import detection_datasets
 
     mode = "quick" if quick else "full"
     preset = preset or "default"

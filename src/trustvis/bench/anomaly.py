@@ -29,63 +29,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from trustvis import registry
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
-from trustvis.config import RunConfig, make_run_config
-from trustvis.data.anomaly import AnomalyDataset, AnomalySet, load_anomaly
-from trustvis.engine import predict_dataset
-from trustvis.metrics.anomaly import adaptive_threshold, anomaly_metrics
+from trustvis.config import make_run_config
+from trustvis.data.anomaly import AnomalyDataset
+from trustvis.metrics.anomaly import anomaly_metrics
+from trustvis.tasks.anomaly import (
+    NORMAL_QUANTILE,
+    anomaly_datasets,
+    anomaly_outputs,
+    load_anomaly_split,
+    set_threshold,
+)
 
 log = logging.getLogger(__name__)
 
 DATASETS = ("elpv-mono", "elpv-poly", "textures", "textures-misaligned")
 METHODS = ("padim", "fyd")
-NORMAL_QUANTILE = 0.99
 EPOCHS = {"quick": 6, "full": 30}  # FYD's passes over the normal train images (RegAD: 50 epochs, on a GPU)
 OVERLAYS_PER_RUN = 6
-
-
-def load_anomaly_split(run: RunConfig, split: str, size: int) -> AnomalySet:
-    """``split`` of the run's anomaly data set at ``size`` px (train and val hold normal images only)."""
-    d = run.data
-    return load_anomaly(d.name, split, root=d.root, category=d.category, size=size)
-
-
-def anomaly_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset]:
-    """(normal train images, normal validation images) of an anomaly run."""
-    size = method.config.image_size
-    train = load_anomaly_split(run, "train", size)
-    val = load_anomaly_split(run, "val", size)
-    return AnomalyDataset(train, method.make_transform(True)), AnomalyDataset(
-        val, method.make_transform(False)
-    )
-
-
-def anomaly_outputs(method: Any, dataset: Dataset, batch_size: int = 32) -> dict[str, Any]:
-    """``score (N,)``, ``anomaly_map (N,H,W)``, ``label``, ``mask`` and throughput of ``method`` on ``dataset``."""
-    out = predict_dataset(
-        method, dataset, batch_size=batch_size, keys=("score", "anomaly_map"), progress=False
-    )
-    return out
-
-
-def set_threshold(method: Any, val_set: Dataset, quantile: float = NORMAL_QUANTILE) -> float:
-    """Store the adaptive threshold (``quantile`` of the normal validation scores) in ``method.threshold``."""
-    out = anomaly_outputs(method, val_set)
-    t = adaptive_threshold(out["score"], normal_quantile=quantile)
-    method.threshold.fill_(t)
-    return float(t)
-
-
-def anomaly_val_metrics(method: Any, val_set: Dataset) -> dict[str, float]:
-    """Validation record of an anomaly run: the normal scores' mean and the threshold they give."""
-    out = anomaly_outputs(method, val_set)
-    return {
-        "score_mean": float(np.mean(out["score"])),
-        "threshold": adaptive_threshold(out["score"], normal_quantile=NORMAL_QUANTILE),
-    }
 
 
 def run_anomaly_bench(

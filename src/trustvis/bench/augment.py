@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from trustvis.bench.classify import class_logits, classification_datasets
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import make_run_config
 from trustvis.data.classification import ClassificationDataset, ImageSet, load_split, stratified_split
 from trustvis.data.transforms import gaussian_blur, gaussian_noise, jpeg
 from trustvis.metrics.calibration import calibration_metrics
+from trustvis.tasks.classify import class_logits, classification_datasets
 
 log = logging.getLogger(__name__)
 

@@ -24,98 +24,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from trustvis import registry
-from trustvis.bench.classify import class_logits, classification_datasets, load_classification_split
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
 from trustvis.config import make_run_config
 from trustvis.data.classification import ClassificationDataset
-from trustvis.engine import load_method, predict_dataset
+from trustvis.engine import load_method
 from trustvis.methods.calibrate.temperature import CALIBRATORS
-from trustvis.metrics.calibration import calibration_metrics, reliability_bins
+from trustvis.tasks.calibration import calibrate_logits
+from trustvis.tasks.classify import class_logits, classification_datasets, load_classification_split
+from trustvis.tasks.detect import detector_logits
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("ce", "sctl")  # the baseline loss of each calibrator, and the seed method's
 #: long-tail ratios of the classification settings (1 = the balanced data set)
 IMBALANCES = (1.0, 10.0, 100.0)
 STEPS = {"quick": 800, "full": 4000}
 #: calibrators whose argmax is the raw one by construction (positive temperatures, probability mixing)
 ARGMAX_PRESERVING = ("ts", "ets", "pts")
-
-
-def calibrator_method(calibrator: str, loss: str, num_classes: int, max_iter: int | None = None) -> Any:
-    """The registered calibrator method for ``calibrator`` fitted with ``loss`` (``sctl`` = the seed method);
-    ``max_iter`` overrides the optimiser budget (default: the official 1000)."""
-    if calibrator not in CALIBRATORS:
-        raise ValueError(f"Unknown calibrator {calibrator!r}; choose from {list(CALIBRATORS)}")
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}; choose from {list(LOSSES)}")
-    over: dict[str, Any] = {"num_classes": num_classes, **({"max_iter": max_iter} if max_iter else {})}
-    if loss == "sctl":
-        return registry.build("sctl", calibrator=calibrator, **over)
-    return registry.build(calibrator, **over)
-
-
-def argmax_changed(raw_pred: np.ndarray, probs: np.ndarray, tol: float = 1e-6) -> int:
-    """How many samples the calibrated ``probs`` (N,K) assign to another class than ``raw_pred`` (N,).
-
-    A tie is not a change: a sample counts only when some class is *strictly* (by more than ``tol``)
-    more probable than the raw prediction (an untrained binary detector calibrated to T -> inf gives
-    0.5/0.5 everywhere).
-    """
-    p_raw = probs[np.arange(len(probs)), raw_pred]
-    return int((probs.max(1) > p_raw + tol).sum())
-
-
-def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return calibration_metrics(probs, labels, from_logits=False)
-
-
-def calibrate_logits(
-    cal_logits: np.ndarray,
-    cal_labels: np.ndarray,
-    test_logits: np.ndarray,
-    test_labels: np.ndarray,
-    max_iter: int | None = None,
-) -> dict[str, Any]:
-    """Every calibrator × loss fitted on the calibration logits and scored on the test logits.
-
-    Logits are (N,K), or (N,) for a binary detector (logit of class 1). Returns ``{"uncalibrated":
-    {metrics}, "<cal>+<loss>": {metrics, "argmax_changed", "fit": report}}`` plus ``"_diagrams"`` with
-    the reliability bins of every row.
-    """
-    cal_t, test_t = torch.as_tensor(cal_logits).float(), torch.as_tensor(test_logits).float()
-    k = 2 if test_t.dim() == 1 else test_t.shape[1]
-    raw_probs = torch.sigmoid(test_t) if test_t.dim() == 1 else test_t.softmax(1)
-    raw_probs = torch.stack([1 - raw_probs, raw_probs], 1) if test_t.dim() == 1 else raw_probs
-    raw_pred = raw_probs.argmax(1).numpy()
-    rows: dict[str, Any] = {"uncalibrated": _metrics(raw_probs.numpy(), test_labels)}
-    diagrams = {"uncalibrated": reliability_bins(raw_probs.numpy(), test_labels)}
-    for cal in CALIBRATORS:
-        for loss in LOSSES:
-            method = calibrator_method(cal, loss, k, max_iter)
-            report = method.fit((cal_t, torch.as_tensor(cal_labels)))
-            probs = method.predict({"logits": test_t})["probs"].numpy()
-            name = f"{cal}+{loss}"
-            rows[name] = {**_metrics(probs, test_labels), "argmax_changed": argmax_changed(raw_pred, probs),
-                          "fit": {k_: v for k_, v in report.items() if isinstance(v, int | float | bool | str)}}  # fmt: skip
-            diagrams[name] = reliability_bins(probs, test_labels)
-    rows["_diagrams"] = diagrams
-    return rows
-
-
-def detector_logits(
-    method: Any, root: Path, families: list[str], split: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N,), labels (N,)) of a binary detector on SynthBench ``split`` of ``families``."""
-    from trustvis.data.forensynths import ForenSynthsDataset
-
-    ds = ForenSynthsDataset(root / split, transform=method.make_transform(False), generators=families)
-    out = predict_dataset(method, ds, batch_size=128, keys=("logits",), progress=False)
-    return out["logits"].astype(np.float32), out["label"].astype(np.int64)
 
 
 def run_calibrate_bench(
@@ -141,9 +65,9 @@ def run_calibrate_bench(
     (``runs/*``) are calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False``
     skips that part. ``calibrator_iters`` overrides the calibrators' optimiser budget (tests).
     """
-    from trustvis.bench.detect import detection_datasets
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.report import plots
+    from trustvis.tasks.detect import detection_datasets
 
     mode = "quick" if quick else "full"
     preset = preset or ("quick" if quick else "default")

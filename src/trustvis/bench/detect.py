@@ -30,10 +30,17 @@ from torch.utils.data import Dataset
 
 from trustvis import registry
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
-from trustvis.config import RunConfig, make_run_config
+from trustvis.config import make_run_config
 from trustvis.data.arrays import ArrayDataset
 from trustvis.engine import predict_dataset
-from trustvis.metrics.classification import binary_metrics, mean_metrics, roc_points
+from trustvis.metrics.classification import mean_metrics, roc_points
+from trustvis.tasks.detect import (
+    adversarial_eval,
+    attack_images_of,
+    detection_datasets,
+    evaluate_detector,
+    summarize_predictions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,124 +48,6 @@ DEFAULT_METHODS = ("cnndet", "bihpf", "frepgan", "fingerprintnet", "d4", "npr")
 
 #: attack -> budget of the adversarial table (see trustvis.attacks.evaluate.default_eps for the units)
 BENCH_ATTACKS = {"pgd-l2": 0.0257, "pgd-linf": 4 / 255, "hsja": 0.0257}
-
-
-def summarize_predictions(out: dict[str, Any]) -> dict[str, Any]:
-    """Per-generator binary metrics, their mean and the throughput, from :func:`predict_dataset` output."""
-    scores, labels, gens = out["score"], out["label"].astype(int), out["generator"]
-    per_gen = {g: binary_metrics(labels[gens == g], scores[gens == g]) for g in sorted(set(gens.tolist()))}
-    return {
-        "per_generator": per_gen,
-        "mean": mean_metrics(list(per_gen.values())),
-        "images_per_second": out["images_per_second"],
-    }
-
-
-def evaluate_detector(
-    method: Any, dataset: Dataset, batch_size: int = 64, progress: bool = True
-) -> dict[str, Any]:
-    """Per-generator binary metrics of ``method`` on ``dataset`` plus their mean and the throughput."""
-    out = predict_dataset(method, dataset, batch_size=batch_size, keys=("score",), progress=progress)
-    return summarize_predictions(out)
-
-
-def attack_images_of(dataset: Dataset, n_fake: int, n_real: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to ``n_fake`` fake and ``n_real`` real images of ``dataset``, taken round-robin over generators.
-
-    Only images of the first image's shape are kept (attacks run in batches); the dataset's transform
-    is applied, so use the eval transform. Returns ``(fakes (N,C,H,W), reals (M,C,H,W))``.
-    """
-    if isinstance(dataset, ArrayDataset):
-        gens = list(dataset.gens)
-    elif hasattr(dataset, "items"):  # ForenSynthsDataset
-        gens = [t[2] for t in dataset.items]
-    else:
-        raise TypeError(
-            f"attack_images needs an ArrayDataset or a ForenSynthsDataset, got {type(dataset).__name__}"
-        )
-    labels = [int(x) for x in dataset.labels]
-    picked: dict[int, list[torch.Tensor]] = {0: [], 1: []}
-    want = {0: n_real, 1: n_fake}
-    shape = None
-    for lab in (1, 0):
-        queues = {
-            g: [i for i in range(len(gens)) if gens[i] == g and labels[i] == lab] for g in sorted(set(gens))
-        }
-        pos = dict.fromkeys(queues, 0)
-        while len(picked[lab]) < want[lab] and any(pos[g] < len(q) for g, q in queues.items()):
-            for g, q in queues.items():
-                if pos[g] >= len(q) or len(picked[lab]) >= want[lab]:
-                    continue
-                img = dataset[q[pos[g]]]["image"]
-                pos[g] += 1
-                shape = shape or tuple(img.shape)
-                if tuple(img.shape) == shape:
-                    picked[lab].append(img)
-    if not picked[1]:
-        raise ValueError("no fake image to attack in the data set")
-    reals = torch.stack(picked[0]) if picked[0] else torch.empty(0, *shape)
-    return torch.stack(picked[1]), reals
-
-
-def adversarial_eval(
-    logit_fn: Any,
-    fakes: torch.Tensor,
-    reals: torch.Tensor,
-    attacks: dict[str, float],
-    steps: int = 10,
-    queries: int = 1000,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """``{attack: attack_detector(...)}`` for each ``attack -> eps``; real images seed HopSkipJump."""
-    from trustvis.attacks.evaluate import attack_detector
-
-    return {
-        name: attack_detector(logit_fn, fakes, name, eps, steps=steps, queries=queries, init=reals,
-                              seed=seed, progress=progress)
-        for name, eps in attacks.items()
-    }  # fmt: skip
-
-
-def detection_datasets(run: RunConfig, method: Any) -> tuple[Dataset, Dataset | None]:
-    """(train set, val set or None) for a detection run config (SynthBench or a ForenSynths folder)."""
-    from trustvis.data.forensynths import ForenSynthsDataset, genimage_splits
-
-    data = run.data
-    if data.name == "synthbench":
-        from trustvis.data.synthbench import build_synthbench
-
-        root = build_synthbench(data.size, progress=True)
-        kw = {"generators": [data.train_family], "max_per_class": data.max_images}
-        train = ForenSynthsDataset(
-            root / "train", transform=method.make_transform(True), labels=method.train_labels, **kw
-        )
-        val = ForenSynthsDataset(root / "val", transform=method.make_transform(False), **kw)
-        return train, val
-    if data.name == "folder":
-        if not data.root:
-            raise ValueError("data.name=folder needs data.root (or pass --data ROOT)")
-        root = Path(data.root).expanduser()
-        splits = genimage_splits(root)  # GenImage <generator>/<split>/{ai,nature}; [] for ForenSynths trees
-        kw = {"max_per_class": data.max_images}
-        if splits:
-            if "train" not in splits:
-                raise ValueError(f"GenImage root {root} has no train split (found {splits})")
-            train = ForenSynthsDataset(root, transform=method.make_transform(True), labels=method.train_labels,
-                                       split="train", **kw)  # fmt: skip
-            val = None
-            if "val" in splits:
-                val = ForenSynthsDataset(root, transform=method.make_transform(False), split="val", **kw)
-            return train, val
-        train_root = root / "train" if (root / "train").is_dir() else root
-        train = ForenSynthsDataset(
-            train_root, transform=method.make_transform(True), labels=method.train_labels, **kw
-        )
-        val = None
-        if (root / "val").is_dir():
-            val = ForenSynthsDataset(root / "val", transform=method.make_transform(False), **kw)
-        return train, val
-    raise ValueError(f"Unknown data.name {data.name!r}; choose from ['synthbench', 'folder']")
 
 
 def _load_split(root: Path, families: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:

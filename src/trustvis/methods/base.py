@@ -56,8 +56,6 @@ class Method(nn.Module):
     #: labels the training set may hold (None = all). FingerprintNet sets (0,): its data pipeline then
     #: never lists a generated image, because the method makes its own fakes from real ones.
     train_labels: ClassVar[tuple[int, ...] | None] = None
-    #: preset -> partial run config ({"train": {...}, "data": {...}}) suggested for that preset
-    run_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: module paths of the networks kept in eval mode while the method trains (the frozen backbones of a
     #: linear probe); set per instance by :meth:`configure_trainable` (``freeze_to_heads``)
     frozen_eval: Sequence[str] = ()

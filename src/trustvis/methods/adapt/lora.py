@@ -34,7 +34,12 @@ from typing import Any
 from torch import nn
 
 from trustvis.config import LoraConfig
-from trustvis.methods.classify.classifier import CLASSIFIER_RUN_DEFAULTS, Classifier, ClassifierConfig
+from trustvis.methods.classify.classifier import (
+    CLASSIFIER_TRAIN,
+    Classifier,
+    ClassifierConfig,
+    classifier_presets,
+)
 from trustvis.nn import lora as L
 from trustvis.registry import Paper, register
 
@@ -164,10 +169,11 @@ class LoraClassifierConfig(ClassifierConfig):
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(r=8))
 
 
-LORA_RUN_DEFAULTS = {
-    "default": {"train": {**CLASSIFIER_RUN_DEFAULTS["default"]["train"], "lr": 2e-3, "weight_decay": 0.0}},
-    "quick": {"train": {**CLASSIFIER_RUN_DEFAULTS["quick"]["train"], "lr": 2e-3, "weight_decay": 0.0}},
-    "tiny": CLASSIFIER_RUN_DEFAULTS["tiny"],
+#: the classification recipe without weight decay on the adapters
+LORA_TRAIN = {
+    "default": {**CLASSIFIER_TRAIN["default"], "lr": 2e-3, "weight_decay": 0.0},
+    "quick": {**CLASSIFIER_TRAIN["quick"], "lr": 2e-3, "weight_decay": 0.0},
+    "tiny": CLASSIFIER_TRAIN["tiny"],
 }
 
 
@@ -175,11 +181,14 @@ LORA_RUN_DEFAULTS = {
     "lora",
     task="adapt",
     config=LoraClassifierConfig,
-    presets={
-        "default": {},
-        "quick": {},
-        "tiny": {"backbone": "tiny", "weights": "", "input_size": 0, "lora": {"r": 2}},
-    },
+    presets=classifier_presets(
+        {
+            "default": {},
+            "quick": {},
+            "tiny": {"backbone": "tiny", "weights": "", "input_size": 0, "lora": {"r": 2}},
+        },
+        LORA_TRAIN,
+    ),
     paper=Paper(
         "LoRA: Low-Rank Adaptation of Large Language Models",
         "Hu et al., ICLR 2022",
@@ -191,7 +200,6 @@ class LoraClassifier(Classifier):
     """:class:`Classifier` whose pretrained backbone is frozen and adapted by LoRA; the head trains in full."""
 
     config: LoraClassifierConfig
-    run_defaults = LORA_RUN_DEFAULTS
 
     def __init__(self, config: LoraClassifierConfig) -> None:
         super().__init__(config)

@@ -41,7 +41,7 @@ from torch import nn
 
 from trustvis.methods.anomaly.padim import AnomalyMethod, embed
 from trustvis.methods.base import Batch
-from trustvis.registry import Paper, register
+from trustvis.registry import Paper, Preset, register
 
 STN_MODES = {
     "affine": 6,
@@ -162,35 +162,31 @@ class FYDConfig:
     lambda_ica: float = 1.0
 
 
-FYD_RUN_DEFAULTS = {
-    "default": {
-        "train": {"steps": 600, "batch_size": 16, "lr": 1e-3, "schedule": "cosine"},
-        "data": {"name": "elpv-mono"},
-    },
-    "quick": {
-        "train": {"steps": 200, "batch_size": 16, "lr": 1e-3, "schedule": "cosine"},
-        "data": {"name": "elpv-mono"},
-    },
-    "tiny": {"train": {"steps": 2, "batch_size": 4, "lr": 1e-3}},
-}
-
-
 @register(
     "fyd",
     task="anomaly",
     config=FYDConfig,
     presets={
-        "default": {},
-        "quick": {},
-        "tiny": {
-            "backbone": "tiny",
-            "weights": "",
-            "layers": [0, 1, 2],
-            "n_features": 16,
-            "image_size": 32,
-            "proj_dim": 16,
-            "pred_dim": 8,
-        },
+        "default": Preset(
+            train={"steps": 600, "batch_size": 16, "lr": 1e-3, "schedule": "cosine"},
+            data={"name": "elpv-mono"},
+        ),
+        "quick": Preset(
+            train={"steps": 200, "batch_size": 16, "lr": 1e-3, "schedule": "cosine"},
+            data={"name": "elpv-mono"},
+        ),
+        "tiny": Preset(
+            model={
+                "backbone": "tiny",
+                "weights": "",
+                "layers": [0, 1, 2],
+                "n_features": 16,
+                "image_size": 32,
+                "proj_dim": 16,
+                "pred_dim": 8,
+            },
+            train={"steps": 2, "batch_size": 4, "lr": 1e-3},
+        ),
     },  # fmt: skip
     paper=Paper(
         "Focus Your Distribution: Coarse-to-Fine Non-Contrastive Learning for Anomaly Detection and Localization",
@@ -203,7 +199,6 @@ class FYD(AnomalyMethod):
     """Trains the STNs and the SimSiam heads on normal images, then fits PaDiM statistics on aligned features."""
 
     fits_statistics: ClassVar[bool] = True
-    run_defaults = FYD_RUN_DEFAULTS
     config: FYDConfig
 
     def __init__(self, config: FYDConfig) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 from trustvis.data import transforms as T
 from trustvis.methods.base import Batch, Method
 from trustvis.nn.backbones import BACKBONES, build_backbone
-from trustvis.registry import Paper, register
+from trustvis.registry import Paper, Preset, register
 
 
 def embed(maps: list[torch.Tensor]) -> torch.Tensor:
@@ -112,13 +112,6 @@ class PadimConfig:
     seed: int = 0  # the random channel subset
 
 
-PADIM_RUN_DEFAULTS = {
-    "default": {"train": {"steps": 0, "batch_size": 32}, "data": {"name": "elpv-mono"}},
-    "quick": {"train": {"steps": 0, "batch_size": 32}, "data": {"name": "elpv-mono"}},
-    "tiny": {"train": {"steps": 0, "batch_size": 4}},
-}
-
-
 class AnomalyMethod(Method):
     """What PaDiM and FYD share: a frozen ImageNet backbone, the random channel subset, the Gaussian scorer,
     the resize to ``image_size``, ``fit`` (statistics of the normal training images) and ``predict``.
@@ -189,10 +182,19 @@ class AnomalyMethod(Method):
     task="anomaly",
     config=PadimConfig,
     presets={
-        "default": {},
-        "quick": {},
-        "tiny": {"backbone": "tiny", "weights": "", "layers": [0, 1, 2], "n_features": 16, "image_size": 32},
-    },
+        "default": Preset(train={"steps": 0, "batch_size": 32}, data={"name": "elpv-mono"}),
+        "quick": Preset(train={"steps": 0, "batch_size": 32}, data={"name": "elpv-mono"}),
+        "tiny": Preset(
+            model={
+                "backbone": "tiny",
+                "weights": "",
+                "layers": [0, 1, 2],
+                "n_features": 16,
+                "image_size": 32,
+            },
+            train={"steps": 0, "batch_size": 4},
+        ),
+    },  # fmt: skip
     paper=Paper(
         "PaDiM: a Patch Distribution Modeling Framework for Anomaly Detection and Localization",
         "Defard et al., ICPR Workshops 2020",
@@ -206,7 +208,6 @@ class Padim(AnomalyMethod):
 
     trainable: ClassVar[bool] = False
     fits_statistics: ClassVar[bool] = True
-    run_defaults = PADIM_RUN_DEFAULTS
     config: PadimConfig
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

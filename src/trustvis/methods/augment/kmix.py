@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from trustvis.methods.classify.classifier import Classifier, ClassifierConfig
+from trustvis.methods.classify.classifier import Classifier, ClassifierConfig, classifier_presets
 from trustvis.registry import Paper, register
 
 MODES = ("cutmix", "mixup")
@@ -344,7 +344,9 @@ class KMixConfig(ClassifierConfig):
     "kmix",
     task="augment",
     config=KMixConfig,
-    presets={"default": {}, "quick": {}, "tiny": {"backbone": "tiny", "crop_pad": 1, "K": 3}},
+    presets=classifier_presets(
+        {"default": {}, "quick": {}, "tiny": {"backbone": "tiny", "crop_pad": 1, "K": 3}}
+    ),
     paper=Paper(
         "Observations on K-Image Expansion of Image-Mixing Augmentation",
         "Jeong et al., IEEE Access 2023",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
-from trustvis.methods.classify.classifier import Classifier, ClassifierConfig
+from trustvis.methods.classify.classifier import Classifier, ClassifierConfig, classifier_presets
 from trustvis.registry import Paper, register
 
 
@@ -52,7 +52,7 @@ class _TorchvisionMix(Classifier):
         return self.mixer(images, labels)
 
 
-PRESETS = {"default": {}, "quick": {}, "tiny": {"backbone": "tiny", "crop_pad": 1}}
+PRESETS = classifier_presets({"default": {}, "quick": {}, "tiny": {"backbone": "tiny", "crop_pad": 1}})
 
 
 @register(

@@ -1,7 +1,8 @@
 """Post-hoc calibrators: logits of a frozen classifier -> calibrated logits, fit on a held-out split.
 
-temperature.py  TS, CTS, ETS, PTS calibrator modules, the full-batch fit (``fit_calibrator``) and the
-                fit-only method ``Calibrator``; registered baselines ``ts``, ``cts``, ``ets``, ``pts``.
+calibrators.py  TS, CTS, ETS, PTS calibrator modules and their robust full-batch fit (``fit_calibrator``);
+                plain torch, usable on raw logits without the method machinery
+temperature.py  the fit-only method ``Calibrator``; registered baselines ``ts``, ``cts``, ``ets``, ``pts``
 sctl.py         SCTL class-wise loss scaling (``ClassWiseLossScaling``); registered seed method ``sctl``.
 """
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from trustvis.data import transforms as T
 from trustvis.methods.base import Batch, Method
 from trustvis.nn.backbones import BACKBONES, build_classifier
-from trustvis.registry import Paper, register
+from trustvis.registry import Paper, Preset, register
 
 
 @dataclass
@@ -48,26 +48,31 @@ class ClassifierConfig:
     label_smoothing: float = 0.0
 
 
-CLASSIFIER_RUN_DEFAULTS = {
-    "default": {
-        "train": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 3000,
-                  "schedule": "cosine", "warmup_steps": 100},
-        "data": {"name": "fashion-mnist"},
-    },
-    "quick": {
-        "train": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 600,
-                  "schedule": "cosine", "warmup_steps": 50},
-        "data": {"name": "fashion-mnist"},
-    },
-    "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}, "data": {"name": "sklearn-digits"}},
+#: the classification recipe's training budget and data per preset, shared by every classifier method
+CLASSIFIER_TRAIN = {
+    "default": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 3000, "schedule": "cosine",
+                "warmup_steps": 100},
+    "quick": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 600, "schedule": "cosine",
+              "warmup_steps": 50},
+    "tiny": {"lr": 1e-3, "batch_size": 4, "steps": 2},
 }  # fmt: skip
+CLASSIFIER_DATA = {"default": {"name": "fashion-mnist"}, "quick": {"name": "fashion-mnist"},
+                   "tiny": {"name": "sklearn-digits"}}  # fmt: skip
+
+
+def classifier_presets(model: dict[str, dict], train: dict[str, dict] | None = None) -> dict[str, Preset]:
+    """One :class:`Preset` per name of ``model`` (model values), with the classification recipe's training
+    budget (``train``, default :data:`CLASSIFIER_TRAIN`) and data of the same name."""
+    train = CLASSIFIER_TRAIN if train is None else train
+    return {
+        n: Preset(model=v, train=train.get(n, {}), data=CLASSIFIER_DATA.get(n, {})) for n, v in model.items()
+    }
 
 
 class Classifier(Method):
     """A classifier trained with cross-entropy; subclasses override :meth:`mix`."""
 
     config: ClassifierConfig
-    run_defaults = CLASSIFIER_RUN_DEFAULTS
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__(config)
@@ -138,7 +143,7 @@ PRESETS = {
     "classifier",
     task="classify",
     config=ClassifierConfig,
-    presets=PRESETS,
+    presets=classifier_presets(PRESETS),
     paper=Paper(
         "Deep Residual Learning for Image Recognition",
         "He et al., CVPR 2016",

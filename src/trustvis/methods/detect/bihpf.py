@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import build_classifier
 from trustvis.nn.freq import center_highpass, gaussian_highpass
 from trustvis.registry import Paper, register
@@ -106,16 +106,19 @@ class BiHPFNet(nn.Module):
         return self.classifier(self.features_in(x))
 
 
+PRESETS = {
+    "default": {},
+    "quick": {"backbone": "resnet18", "weights": ""},
+    "full": {"backbone": "resnet50", "weights": ""},
+    "tiny": {"backbone": "tiny", "weights": "", "blur_prob": 0.1, "jpeg_prob": 0.1},
+}
+
+
 @register(
     "bihpf",
     task="detect",
     config=BiHPFConfig,
-    presets={
-        "default": {},
-        "quick": {"backbone": "resnet18", "weights": ""},
-        "full": {"backbone": "resnet50", "weights": ""},
-        "tiny": {"backbone": "tiny", "weights": "", "blur_prob": 0.1, "jpeg_prob": 0.1},
-    },
+    presets=detector_presets(PRESETS),
     paper=Paper(
         "BiHPF: Bilateral High-Pass Filters for Robust Deepfake Detection",
         "Jeong et al., WACV 2022",
@@ -125,13 +128,6 @@ class BiHPFNet(nn.Module):
 )
 class BiHPF(BinaryDetector):
     """BiHPF detector (seed method)."""
-
-    run_defaults = {
-        "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
-        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 5000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     def __init__(self, config: BiHPFConfig) -> None:
         super().__init__(config)

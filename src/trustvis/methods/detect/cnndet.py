@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import build_classifier
 from trustvis.registry import Paper, register
 
@@ -43,7 +43,7 @@ PRESETS = {
     "cnndet",
     task="detect",
     config=CNNDetConfig,
-    presets=PRESETS,
+    presets=detector_presets(PRESETS),
     paper=Paper(
         "CNN-generated images are surprisingly easy to spot... for now",
         "Wang et al., CVPR 2020",
@@ -54,13 +54,6 @@ PRESETS = {
 )
 class CNNDet(BinaryDetector):
     """CNNDetection (baseline)."""
-
-    run_defaults = {
-        "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
-        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 5000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     def __init__(self, config: CNNDetConfig) -> None:
         super().__init__(config)

@@ -291,7 +291,7 @@ class D4Net(nn.Module):
 
 PRESETS = {
     "default": {},
-    # SynthBench quick (64 px, 2 CPU cores): tiny members, 3-step TRADES; see run_defaults for the budget
+    # SynthBench quick (64 px, 2 CPU cores): tiny members, 3-step TRADES; D4_TRAIN holds the budget
     "quick": {
         "backbone": "tiny",
         "image_size": 64,

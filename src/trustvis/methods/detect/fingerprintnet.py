@@ -76,7 +76,7 @@ from torch import nn
 from trustvis.config import TrainConfig
 from trustvis.data.generators import zero_insert
 from trustvis.methods.base import Batch
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, Normalized, build_classifier
 from trustvis.nn.freq import gaussian_highpass, log_amplitude
 from trustvis.registry import Paper, register
@@ -387,7 +387,7 @@ PRESETS = {
     "fingerprintnet",
     task="detect",
     config=FingerprintNetConfig,
-    presets=PRESETS,
+    presets=detector_presets(PRESETS),
     paper=Paper(
         "FingerprintNet: Synthesized Fingerprints for Generated Image Detection",
         "Jeong et al., ECCV 2022",
@@ -400,13 +400,6 @@ class FingerprintNet(BinaryDetector):
 
     manual_optimization = True
     train_labels = (0,)
-
-    run_defaults = {
-        "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
-        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 5000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     def __init__(self, config: FingerprintNetConfig) -> None:
         super().__init__(config)

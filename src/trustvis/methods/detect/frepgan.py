@@ -46,7 +46,7 @@ from torch import nn
 
 from trustvis.config import TrainConfig
 from trustvis.methods.base import Batch
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import build_classifier
 from trustvis.registry import Paper, register
 
@@ -174,7 +174,7 @@ PRESETS = {
     "frepgan",
     task="detect",
     config=FrePGANConfig,
-    presets=PRESETS,
+    presets=detector_presets(PRESETS),
     paper=Paper(
         "FrePGAN: Robust Deepfake Detection Using Frequency-Level Perturbations",
         "Jeong et al., AAAI 2022",
@@ -187,12 +187,6 @@ class FrePGAN(BinaryDetector):
     """FrePGAN (seed method): G, D and the detector C (``self.model``) trained alternately."""
 
     manual_optimization = True
-    run_defaults = {
-        "default": {"train": {"lr": 1e-4, "batch_size": 64, "steps": 20000}},
-        "quick": {"train": {"lr": 1e-3, "batch_size": 32, "steps": 800}},
-        "full": {"train": {"lr": 5e-4, "batch_size": 64, "steps": 5000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     def __init__(self, config: FrePGANConfig) -> None:
         super().__init__(config)

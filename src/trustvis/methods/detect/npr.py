@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import Bottleneck
 
-from trustvis.methods.detect.base import BinaryDetector, DetectorConfig
+from trustvis.methods.detect.base import BinaryDetector, DetectorConfig, detector_presets
 from trustvis.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
 from trustvis.registry import Paper, register
 
@@ -176,16 +176,27 @@ def _load_weights(net: NPRNet, weights: str) -> None:
     net.load_state_dict(state)
 
 
+PRESETS = {
+    "default": {},
+    "quick": {},
+    "full": {},
+    "tiny": {"width": 8},
+}
+
+
+NPR_TRAIN = {
+    "default": {"lr": 2e-4, "batch_size": 32, "steps": 20000},
+    "quick": {"lr": 2e-4, "batch_size": 32, "steps": 800},
+    "full": {"lr": 2e-4, "batch_size": 32, "steps": 10000, "num_workers": 4},
+    "tiny": {"lr": 1e-3, "batch_size": 4, "steps": 2},
+}
+
+
 @register(
     "npr",
     task="detect",
     config=NPRConfig,
-    presets={
-        "default": {},
-        "quick": {},
-        "full": {},
-        "tiny": {"width": 8},
-    },
+    presets=detector_presets(PRESETS, NPR_TRAIN),
     paper=Paper(
         "Rethinking the Up-Sampling Operations in CNN-based Generative Network for Generalizable "
         "Deepfake Detection",
@@ -197,13 +208,6 @@ def _load_weights(net: NPRNet, weights: str) -> None:
 )
 class NPR(BinaryDetector):
     """NPR detector (baseline)."""
-
-    run_defaults = {
-        "default": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 20000}},
-        "quick": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 800}},
-        "full": {"train": {"lr": 2e-4, "batch_size": 32, "steps": 10000, "num_workers": 4}},
-        "tiny": {"train": {"lr": 1e-3, "batch_size": 4, "steps": 2}},
-    }
 
     def __init__(self, config: NPRConfig) -> None:
         super().__init__(config)

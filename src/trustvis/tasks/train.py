@@ -1,0 +1,73 @@
+"""One training run of a method of any trainable task (``trustvis train``; the benches train through
+:func:`trustvis.bench.common.train_or_reuse`, which shares the task's datasets and validation).
+
+run config ──► task.check_method ──► seed ──► build_method (init_from, linear probe, LoRA)
+    ──► task.datasets(run, method) ──► Trainer.fit (validation: task.val_metrics, logged as val_*)
+    ──► rank 0: task.after_fit (threshold, class names)  ──► LoRA adapter export (PEFT layout)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustvis import registry
+from trustvis.tasks.base import TaskError, task_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished :func:`train_run` returns."""
+
+    method: Any
+    summary: dict[str, Any]  # the trainer's: steps, train_seconds, eval
+    is_main: bool  # rank 0 (or a single process): it printed and wrote
+    lines: list[str] = field(default_factory=list)  # what the task's after-fit step reports, to print
+    adapter_lines: list[str] = field(default_factory=list)  # the LoRA summary and adapter path
+
+
+def check_trainable(method_name: str) -> Any:
+    """The task of ``method_name`` if ``trustvis train`` can train it; a clear error otherwise."""
+    spec = registry.get(method_name)
+    task = task_of(spec.task)
+    task.check_method(spec, "train")
+    if not task.trains:
+        raise TaskError(
+            f"`trustvis train` does not train {spec.task} methods ({spec.name}); {task.instead('train')}"
+        )
+    return task
+
+
+def train_run(run: Any, out: Path, resume: bool = False) -> TrainResult:
+    """Train ``run`` into the run folder ``out`` (``resume``: continue from its last checkpoint)."""
+    from trustvis.engine import Trainer, seed_everything
+    from trustvis.engine.checkpoint import build_method
+
+    task = check_trainable(run.method)
+    seed_everything(run.train.seed)
+    method = build_method(run)
+    train_set, val_set = task.datasets(run, method)
+    evaluate_fn = None
+    if val_set is not None:
+
+        def evaluate_fn(m: Any) -> dict[str, float]:
+            return {f"val_{k}": v for k, v in task.val_metrics(m, val_set, run).items()}
+
+    trainer = Trainer(method, run, out)
+    log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
+    summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=resume)
+    result = TrainResult(method, summary, trainer.is_main)
+    if trainer.is_main:
+        result.lines += task.after_fit(method, run, val_set, out, summary["steps"])
+        lora_cfg = getattr(run.model, "lora", None) if not run.lora.r else run.lora
+        if lora_cfg is not None and lora_cfg.r:
+            from trustvis.methods.adapt.lora import export_adapter
+            from trustvis.nn.lora import describe
+
+            path = export_adapter(method, lora_cfg, out / "adapter")
+            result.adapter_lines.append(f"LoRA: {describe(method)}\nPEFT adapter -> {path}")
+    return result
