@@ -11,10 +11,10 @@ import torch
 
 from trustvis import registry
 from trustvis.bench.calibrate import run_calibrate_bench
-from trustvis.tasks.calibration import argmax_changed, calibrate_logits
 from trustvis.cli import main
 from trustvis.engine import load_method
 from trustvis.engine.trainer import lr_factor
+from trustvis.tasks.calibration import argmax_changed, calibrate_logits
 
 
 def test_bench_augment_tiny_writes_tables_figures_and_reuses_runs(tmp_path, capsys):

@@ -16,13 +16,13 @@ from badcli import assert_clear_error
 import trustvis.methods.calibrate  # noqa: F401  (registers ts, cts, ets, pts, sctl)
 from test_sctl import overconfident  # tests/test_sctl.py
 from trustvis import registry
-from trustvis.tasks.calibration import argmax_changed
 from trustvis.methods.calibrate.calibrators import (
     TemperatureScaling,
     fit_calibrator,
     looks_like_probabilities,
 )
 from trustvis.metrics.calibration import calibration_metrics
+from trustvis.tasks.calibration import argmax_changed
 
 #: the class counts of the calibration split of the tiny long-tailed digits bench (ratio 10)
 LT_COUNTS = (36, 28, 22, 17, 13, 10, 7, 6, 4, 3)

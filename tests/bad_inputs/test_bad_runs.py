@@ -479,8 +479,8 @@ def test_config_file_is_applied_on_resume_too(run_copy, trained, tmp_path, cli):
 def test_bench_retraining_a_changed_config_does_not_mix_the_old_records(tiny_forensynths, tmp_path):
     """A bench run folder whose config changed is retrained from scratch: its metrics are the new run's only."""
     from trustvis.bench.common import train_or_reuse
-    from trustvis.tasks.detect import detection_datasets
     from trustvis.config import make_run_config
+    from trustvis.tasks.detect import detection_datasets
 
     out = tmp_path / "bench-run"
 
