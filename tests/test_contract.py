@@ -14,11 +14,9 @@ from trustvis import registry
 from trustvis.config import make_run_config
 from trustvis.engine import Trainer, load_method, seed_everything
 from trustvis.engine.checkpoint import CheckpointError
+from trustvis.tasks import task_of
 
 ALL = [s.name for s in registry.list_methods()]
-
-
-CLASSIFY_TASKS = ("classify", "augment", "adapt")
 
 
 def _tiny_classes(method, train: bool):
@@ -67,22 +65,35 @@ def _tiny_images(method, train: bool):
     )
 
 
-def _task_dataset(method, root, train: bool):
-    if method.task == "codec":
-        return _tiny_images(method, train)
-    if method.task == "anomaly":
-        return _tiny_anomaly(method, train)
-    if method.task in CLASSIFY_TASKS:
-        return _tiny_classes(method, train)
-    if method.task in ("detect",):
-        from trustvis.data.forensynths import ForenSynthsDataset
+def _tiny_detection(method, train: bool, root):
+    from trustvis.data.forensynths import ForenSynthsDataset
 
-        return ForenSynthsDataset(
-            root / ("train" if train else "test"),
-            transform=method.make_transform(train),
-            labels=method.train_labels if train else None,
-        )
-    pytest.fail(f"contract test has no tiny data for task {method.task!r}; add it here")
+    return ForenSynthsDataset(
+        root / ("train" if train else "test"),
+        transform=method.make_transform(train),
+        labels=method.train_labels if train else None,
+    )
+
+
+#: task object (trustvis.tasks) -> tiny in-memory data of its methods
+TINY_DATA = {
+    "codec": lambda m, train, root: _tiny_images(m, train),
+    "anomaly": lambda m, train, root: _tiny_anomaly(m, train),
+    "classify": lambda m, train, root: _tiny_classes(m, train),
+    "detect": _tiny_detection,
+}
+
+
+def _fits_on_logits(method) -> bool:
+    """Post-hoc calibrators read another model's logits: a full-batch fit on them, then the final save."""
+    return method.inputs == ("logits",)
+
+
+def _task_dataset(method, root, train: bool):
+    task = task_of(method.task).name
+    if task not in TINY_DATA:
+        pytest.fail(f"contract test has no tiny data for task {task!r}; add it to TINY_DATA")
+    return TINY_DATA[task](method, train, root)
 
 
 def _train_tiny(name: str, root, out, seed: int = 0):
@@ -99,7 +110,7 @@ def _train_tiny(name: str, root, out, seed: int = 0):
     )
     seed_everything(seed)
     method = registry.get(name).cls(run.model)
-    if method.task == "calibrate":  # fit-only: full-batch fit on held-out logits, then the same final save
+    if _fits_on_logits(method):  # fit-only: full-batch fit on held-out logits, then the same final save
         from trustvis.config import to_dict
         from trustvis.engine.checkpoint import save_final
 
@@ -111,7 +122,7 @@ def _train_tiny(name: str, root, out, seed: int = 0):
 
 
 def _predict(method, root):
-    if method.task == "calibrate":
+    if _fits_on_logits(method):
         return method.predict({"logits": _tiny_logits(method.config.num_classes, train=False)["logits"]})
     ds = _task_dataset(method, root, train=False)
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
@@ -146,7 +157,7 @@ def test_contract(name, tiny_forensynths, tmp_path):
     for key in registry.TASKS[spec.task]:
         assert key in out, f"{name}.predict misses {key!r}"
         assert torch.isfinite(out[key]).all()
-    if spec.task in ("detect", "antispoof"):
+    if {"score", "logits"} <= set(registry.TASKS[spec.task]):  # binary detectors: p(positive) per image
         assert out["score"].shape == (4,)
         assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
     if "probs" in out:

@@ -48,6 +48,9 @@ class Method(nn.Module):
     method_name: ClassVar[str] = ""  # set by registry.register
     task: ClassVar[str] = ""  # set by registry.register
     manual_optimization: ClassVar[bool] = False
+    #: the batch keys ``predict`` (and ``fit``) read: images for most methods, ``("logits",)`` for the post-hoc
+    #: calibrators, which fit on another model's logits
+    inputs: ClassVar[tuple[str, ...]] = ("image",)
     #: False for fit-only methods (calibrators, PaDiM): the trainer takes no gradient step
     trainable: ClassVar[bool] = True
     #: True when the method estimates statistics of its training set: after the gradient steps (if any)

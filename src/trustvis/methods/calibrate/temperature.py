@@ -124,6 +124,7 @@ class Calibrator(Method):
     """A fit-only post-hoc calibrator: ``fit((logits, labels))`` once, then ``predict({"logits": z})``."""
 
     trainable: ClassVar[bool] = False
+    inputs: ClassVar[tuple[str, ...]] = ("logits",)
     #: a subclass may pin the loss (SCTL)
     required_loss: ClassVar[str | None] = None
 

@@ -1,0 +1,89 @@
+"""Contract test over the task registry: every task that trains runs the whole user path through
+``main(argv)`` on a tiny folder in its own layout — train a tiny method, predict (table, JSON lines,
+CSV), evaluate — with no per-task branch here; what differs lives in the task objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from trustvis import registry
+from trustvis.cli import main
+from trustvis.tasks import TaskError, get_task, list_tasks, task_of
+from trustvis.tasks.predict import collect_files
+
+TRAINING = [t.name for t in list_tasks() if t.trains]
+
+
+def _method_for(task) -> str:
+    """The first registered method (by name) of ``task`` that `trustvis train` accepts."""
+    for spec in registry.list_methods():
+        if spec.task in task.method_tasks:
+            try:
+                task.check_method(spec, "train")
+            except TaskError:
+                continue
+            return spec.name
+    pytest.fail(f"task {task.name!r} serves no trainable method")
+
+
+def test_every_method_task_has_a_task_object_and_data_config():
+    for spec in registry.list_methods():
+        task = task_of(spec.task)
+        assert spec.task in task.method_tasks
+        assert registry.data_config(spec.task) is task.data_config
+    assert {"detect", "classify", "anomaly", "codec"} <= {t.name for t in list_tasks()}
+
+
+def test_task_lookup_errors_name_the_choices():
+    with pytest.raises(KeyError, match="choose from"):
+        get_task("nope")
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_task_contract(name, tmp_path, capsys):
+    task = get_task(name)
+    method = _method_for(task)
+    folder = task.tiny_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    sets = [a for kv in task.tiny_overrides(folder) for a in ("--set", kv)]
+    assert (
+        main(["train", method, "--preset", "tiny", "--out", str(run), *sets, "--set", "train.progress=false"])
+        == 0
+    )
+    assert (run / "model.json").is_file()
+    capsys.readouterr()
+
+    # predict: a table, one JSON object per image, a CSV with one row per image
+    files = collect_files([folder])
+    table_csv = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--csv", str(table_csv)]) == 0
+    table = capsys.readouterr().out
+    assert all(str(f) in table for f in files[:3])
+    assert main(["predict", str(run), str(folder), "--jsonl"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert len(lines) == len(files)
+    assert [r["path"] for r in lines] == [str(f) for f in files]
+    assert all("error" not in r for r in lines), [r for r in lines if "error" in r][:1]
+    with open(table_csv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == [str(f) for f in files]
+
+    # evaluate the folder in the task's layout: numbers, written next to the run
+    assert main(["eval", str(run), "--data", str(folder), "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert (run / "eval.json").is_file()
+    assert any(isinstance(v, float) for v in res.values()) or "mean" in res
+
+
+@pytest.mark.parametrize("name", [t.name for t in list_tasks() if not t.trains])
+def test_tasks_that_do_not_train_say_what_to_use(name, tmp_path, capsys):
+    task = get_task(name)
+    spec = next(s for s in registry.list_methods() if s.task in task.method_tasks)
+    assert main(["train", spec.name, "--preset", "tiny", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "trustvis" in err and spec.name in err
+    assert not (tmp_path / "r").exists()
