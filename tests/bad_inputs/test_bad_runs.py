@@ -416,18 +416,31 @@ def test_unset_scalar_buffer_may_be_nan_but_weights_may_not():
     assert first_nonfinite(m) == "bias"
 
 
-# --------------------------------------------------------------------------- eval of a non-detector
+# --------------------------------------------------------------------------- eval on a folder of another layout
 
 
-@pytest.mark.parametrize(("method", "task"), [("padim", "anomaly"), ("classifier", "classify")])
-def test_eval_of_a_run_of_another_task(method, task, trained, tmp_path, cli):
+@pytest.mark.parametrize(("method", "layout"), [("padim", "normal"), ("classifier", "class")])
+def test_eval_on_a_folder_in_another_tasks_layout(method, layout, trained, tmp_path, cli):
+    """A ForenSynths folder given to an anomaly or classifier run: the error names the folder and the layout
+    that run's task reads; nothing is written into the run."""
     run = make_run_config(method, "tiny")
     out = tmp_path / "run"
     save_final(build_method(run, pretrained=False), out, to_dict(run), 0)
     before = sorted(p.name for p in out.iterdir())
-    res = cli(["eval", str(out), "--data", str(trained["data"] / "test"), "--no-progress"])
-    assert_clear_error(res, str(out), f"a run of task {task!r} ({method})", "trustvis predict")
+    data = trained["data"] / "test"
+    res = cli(["eval", str(out), "--data", str(data), "--no-progress"])
+    assert_clear_error(res, str(data), layout)
     assert sorted(p.name for p in out.iterdir()) == before  # no eval.json written into it
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_calibrator_runs_are_sent_to_calibrate(command, trained, tmp_path, cli):
+    run = make_run_config("ts", "tiny")
+    out = tmp_path / "run"
+    save_final(build_method(run, pretrained=False), out, to_dict(run), 0)
+    args = ["--data", str(trained["data"] / "test")] if command == "eval" else [str(trained["data"] / "test")]
+    res = cli([command, str(out), *args])
+    assert_clear_error(res, "ts", "trustvis calibrate")
 
 
 def test_checkpoint_error_is_a_value_error_for_python_callers(run_copy):

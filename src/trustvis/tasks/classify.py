@@ -259,11 +259,15 @@ class ClassifyTask(Task):
             known = list(info["classes"])
             missing = [c for c in classes if c not in known]
             if missing:
-                raise TaskError(
-                    f"{root}: class folder(s) {missing} are not classes of the run; its classes: {known}"
-                )
+                raise TaskError(f"{root}: class folder(s) {missing} are not classes of the run {run_dir}; its "
+                                f"classes: {known} (layout: {self.eval_layout})")  # fmt: skip
             labels = np.array([known.index(classes[i]) for i in labels], dtype=np.int64)
             classes = known
+        else:  # a run saved before classes.json: folders in sorted order are the class indices, as in training
+            k = getattr(method.config, "num_classes", None)
+            if k is not None and len(classes) != k:
+                raise TaskError(f"{root}: {len(classes)} class folders {classes[:5]} but the run {run_dir} has {k} "
+                                f"classes (layout: {self.eval_layout})")  # fmt: skip
         if info.get("gray"):
             images = np.repeat(images.mean(3, keepdims=True).round().astype(np.uint8), 3, axis=3)
         data = ImageSet(np.ascontiguousarray(images), labels, classes, data.name)
