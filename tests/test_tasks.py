@@ -87,3 +87,44 @@ def test_tasks_that_do_not_train_say_what_to_use(name, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trustvis" in err and spec.name in err
     assert not (tmp_path / "r").exists()
+
+
+def test_classifier_predict_lists_top_k_classes_by_name(tmp_path, capsys):
+    task = get_task("classify")
+    folder = task.tiny_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    sets = [a for kv in task.tiny_overrides(folder) for a in ("--set", kv)]
+    assert main(["train", "classifier", "--preset", "tiny", "--out", str(run), *sets, "--steps", "3"]) == 0
+    classes = json.loads((run / "classes.json").read_text())["classes"]
+    assert classes == ["bright", "dark", "mid"]
+    capsys.readouterr()
+    assert main(["predict", str(run), str(folder / "mid"), "--json", "--top-k", "2"]) == 0
+    records = json.loads(capsys.readouterr().out)["results"]
+    assert len(records) == 6
+    for r in records:
+        probs = [t["prob"] for t in r["top_k"]]
+        assert len(probs) == 2 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+        assert r["class"] == r["top_k"][0]["class"] and r["class"] in classes
+    # more than the number of classes: every class once
+    assert main(["predict", str(run), str(folder / "mid" / "0.png"), "--json", "--top-k", "9"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)["results"]
+    assert sorted(t["class"] for t in rec["top_k"]) == classes
+    assert abs(sum(t["prob"] for t in rec["top_k"]) - 1) < 1e-5
+
+
+def test_a_run_saved_with_the_old_shared_data_config_still_loads(caplog):
+    """Runs saved before each task had its own data config hold every task's data keys: the ones the task
+    does not know are dropped without a warning; a key nobody knows still warns."""
+    from trustvis.config import run_config_from_dict
+
+    old = {"method": "cnndet", "preset": "tiny", "model": {}, "train": {},
+           "data": {"name": "synthbench", "root": "", "category": "", "size": "quick", "train_family": "dcgan",
+                    "max_images": 0, "imbalance": 1.0, "dominant": -1}}  # fmt: skip
+    with caplog.at_level("WARNING"):
+        run = run_config_from_dict(old)
+    assert run.data.train_family == "dcgan" and not hasattr(run.data, "imbalance")
+    assert not caplog.records
+    old["data"]["brand_new"] = 1
+    with caplog.at_level("WARNING"):
+        run_config_from_dict(old)
+    assert "brand_new" in caplog.text
