@@ -313,9 +313,16 @@ def make_run_config(
     yaml_files: list[str] | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
+    *,
+    model: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    lora: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Compose a run config: method preset (model, train, data) -> ``base`` dict -> YAML files -> ``--set``
-    overrides. ``run.data`` is the data config of the method's task."""
+    """Compose a run config: method preset (model, train, data) -> ``base`` dict -> the typed ``model``,
+    ``train``, ``data`` and ``lora`` values of the caller (a bench's own settings) -> YAML files -> ``--set``
+    overrides, so a user's file and ``--set`` win. Every value is type-checked (:func:`merge_dict`) and an
+    unknown key is an error. ``run.data`` is the data config of the method's task."""
     from trustvis import registry
 
     spec = registry.get(method)
@@ -328,12 +335,13 @@ def make_run_config(
     if isinstance(base.get("data"), dict):  # a saved run's config.yaml (--resume)
         base["data"] = _known_data(type(run.data), base["data"])
     merge_dict(run, base)
+    typed = {"model": model, "train": train, "data": data, "lora": lora}
+    merge_dict(run, {section: values for section, values in typed.items() if values})
     for f in yaml_files or []:
-        data = load_yaml(f)
-        if "method" in data and data["method"] != method:
-            raise ConfigError(f"{f} is a config for method {data['method']!r}, not {method!r}")
-        data = {k: v for k, v in data.items() if k not in ("method", "preset")}
-        merge_dict(run, data)
+        values = load_yaml(f)
+        if "method" in values and values["method"] != method:
+            raise ConfigError(f"{f} is a config for method {values['method']!r}, not {method!r}")
+        merge_dict(run, {k: v for k, v in values.items() if k not in ("method", "preset")})
     apply_overrides(run, overrides or [])
     validate_run(run, trainable=bool(getattr(spec.cls, "trainable", True)))
     return run
