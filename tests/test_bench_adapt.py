@@ -12,10 +12,23 @@ from trustvis.cli import main
 
 
 def test_condition_overrides_and_errors():
-    assert adapt.condition_overrides("linear")[0] == "train.trainable=heads"
-    assert "lora.r=16" in adapt.condition_overrides("lora-r16")
+    assert adapt.condition_overrides("linear") == ["train.trainable=heads", "train.lr=0.01"]
+    assert adapt.condition_overrides("lora-r16") == ["lora.r=16", "lora.alpha=16", "train.lr=0.002"]
+    assert adapt.condition_values("lora-r16") == {"lora": {"r": 16, "alpha": 16}, "train": {"lr": 2e-3}}
     with pytest.raises(ValueError, match="choose from"):
         adapt.condition_overrides("lora")
+
+
+def test_condition_values_and_their_record_build_the_same_run():
+    """results.json records a condition as --set lines; the bench applies its values typed: same config."""
+    from trustvis.config import make_run_config, to_dict
+
+    for cond in adapt.CONDITIONS:
+        cv = adapt.condition_values(cond)
+        typed = make_run_config("classifier", "tiny", train=cv.get("train"), lora=cv.get("lora"))
+        assert to_dict(typed) == to_dict(
+            make_run_config("classifier", "tiny", overrides=adapt.condition_overrides(cond))
+        )
 
 
 def test_adaptation_split_is_disjoint_by_source_photo(micro_synthbench):

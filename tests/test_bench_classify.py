@@ -11,6 +11,7 @@ import torch
 
 from trustvis import registry
 from trustvis.bench.calibrate import run_calibrate_bench
+from trustvis.bench.options import BenchOptions
 from trustvis.cli import main
 from trustvis.engine import load_method
 from trustvis.engine.trainer import lr_factor
@@ -49,8 +50,9 @@ def test_bench_augment_rejects_unknown_condition(tmp_path, capsys):
 
 
 def test_bench_calibrate_tiny_keeps_accuracy_for_ts_ets_pts(tmp_path):
-    out = run_calibrate_bench(quick=True, preset="tiny", steps=3, dataset="sklearn-digits", imbalances=(1.0, 10.0),
-                              detectors=False, out_dir=tmp_path / "cal", progress=False, calibrator_iters=60)  # fmt: skip
+    opts = BenchOptions(quick=True, preset="tiny", steps=3, out_dir=tmp_path / "cal", progress=False)
+    out = run_calibrate_bench(opts, dataset="sklearn-digits", imbalances=(1.0, 10.0), detectors=False,
+                              calibrator_iters=60)  # fmt: skip
     res = json.loads((out / "results.json").read_text())
     assert set(res["results"]) == {"sklearn-digits", "sklearn-digits-LT10"}
     lt = res["settings"]["sklearn-digits-LT10"]["train_counts"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from trustvis.cli import main
 from trustvis.data import synthbench
 
@@ -61,7 +63,9 @@ def test_bench_detect_quick_writes_results_figures_and_report(micro_synthbench, 
 def test_bench_rejects_unknown_and_non_detector_methods(micro_synthbench, tmp_path, capsys):
     assert main(["bench", "detect", "--quick", "--methods", "nope", "--out", str(tmp_path)]) == 2
     assert "choose from" in capsys.readouterr().err
-    assert main(["bench", "segment", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses an unknown bench and lists the benches
+        main(["bench", "segment", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "invalid choice: 'segment'" in capsys.readouterr().err
 
 
 def test_interrupted_run_of_another_config_is_restarted(micro_synthbench, tmp_path, capsys):

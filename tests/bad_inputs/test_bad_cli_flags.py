@@ -23,6 +23,10 @@ FLAG_CASES = [
     (["bench", "detect", "--quick", "--steps", "0"], ["--steps", ">= 1"]),
     (["bench", "detect", "--quick", "--attack-images", "-3"], ["--attack-images", ">= 0"]),
     (["bench", "detect", "--quick", "--queries", "0"], ["--queries", ">= 1"]),
+    # each bench's sub-command takes only its own flags and the shared ones it uses
+    (["bench", "detect", "--quick", "--ablation"], ["unrecognized arguments", "--ablation"]),
+    (["bench", "codec", "--quick", "--steps", "5"], ["unrecognized arguments", "--steps"]),
+    (["bench", "calibrate", "--quick", "--datasets", "a,b"], ["--datasets", "one data set"]),
     (["train", "cnndet", "--steps", "-5"], ["--steps", ">= 0"]),
     (["train", "cnndet", "--steps", "ten"], ["--steps", "'ten'"]),
     (["eval", "RUN", "--data", "D", "--batch-size", "0"], ["--batch-size", ">= 1"]),

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.options import BenchOptions
 from trustvis.config import RunConfig, make_run_config
 from trustvis.data.arrays import ArrayDataset
 from trustvis.data.classification import ClassificationDataset, load_split
@@ -63,16 +64,21 @@ ADAPT_FAMILY = (
 ADAPT_SHOTS = 50
 
 
-def condition_overrides(cond: str) -> list[str]:
-    """Run-config overrides of a condition (see the module docstring)."""
+def condition_values(cond: str) -> dict[str, dict[str, Any]]:
+    """The run-config values of a condition by section (see the module docstring)."""
     if cond == "linear":
-        return ["train.trainable=heads", f"train.lr={LR['linear']}"]
+        return {"train": {"trainable": "heads", "lr": LR["linear"]}}
     if cond == "full":
-        return [f"train.lr={LR['full']}"]
+        return {"train": {"lr": LR["full"]}}
     if cond.startswith("lora-r") and cond[6:].isdigit():
         r = int(cond[6:])
-        return [f"lora.r={r}", f"lora.alpha={r}", f"train.lr={LR['lora']}"]
+        return {"lora": {"r": r, "alpha": r}, "train": {"lr": LR["lora"]}}
     raise ValueError(f"Unknown condition {cond!r}; choose from {list(CONDITIONS)} (or lora-rK for any K)")
+
+
+def condition_overrides(cond: str) -> list[str]:
+    """A condition's values as ``section.key=value`` lines (how results.json describes the conditions)."""
+    return [f"{sec}.{k}={v}" for sec, values in condition_values(cond).items() for k, v in values.items()]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -197,38 +203,31 @@ def _detector_metrics(method: Any, images: np.ndarray, labels: np.ndarray) -> di
 
 
 def run_adapt_bench(
-    quick: bool = True,
+    opts: BenchOptions,
     conditions: list[str] | None = None,
     parts: list[str] | None = None,
-    out_dir: str | Path | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    command: str = "",
-    progress: bool = True,
-    preset: str | None = None,
-    overrides: list[str] | None = None,
     max_test: int | None = None,
     family: str = ADAPT_FAMILY,
     shots: int | None = None,
 ) -> Path:
     """Run the adaptation protocol; returns the output folder.
 
-    ``parts`` selects ``fmnist`` and/or ``detect`` (default both); ``steps`` replaces every step budget of
-    :data:`STEPS` (the tests); ``preset``/``overrides`` apply to every run (the tests use ``tiny`` with a tiny
-    backbone); ``max_test`` caps the Fashion-MNIST test images (default 2,000 with ``quick``, all otherwise);
-    ``family`` is the unseen family the detector adapts to from ``shots`` reals + ``shots`` fakes (default :data:`ADAPT_SHOTS`).
+    ``parts`` selects ``fmnist`` and/or ``detect`` (default both); ``opts.steps`` replaces every step budget of
+    :data:`STEPS` (the tests); ``opts.preset``/``opts.overrides`` apply to every run (the tests use ``tiny``
+    with a tiny backbone); ``max_test`` caps the Fashion-MNIST test images (default 2,000 with ``quick``, all
+    otherwise); ``family`` is the unseen family the detector adapts to from ``shots`` reals + ``shots`` fakes
+    (default :data:`ADAPT_SHOTS`).
     """
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.engine.distributed import resolve_device
     from trustvis.report import plots
     from trustvis.tasks.detect import detection_datasets
 
-    mode = "quick" if quick else "full"
-    preset = preset or "default"
+    quick, mode, steps = opts.quick, opts.mode, opts.steps
+    preset = opts.preset or "default"
     conditions = list(conditions or CONDITIONS)
     for c in conditions:
-        condition_overrides(c)  # validates
+        condition_values(c)  # validates
     parts = list(parts or ("fmnist", "detect"))
     bad = [p for p in parts if p not in ("fmnist", "detect")]
     if bad:
@@ -241,12 +240,11 @@ def run_adapt_bench(
         max_test = 2000 if quick else 0
     budget = STEPS[mode]
     shots = shots or ADAPT_SHOTS
-    out = Path(out_dir or f"results/adapt-{mode}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("adapt")
     t_start = time.perf_counter()
-    dev = resolve_device(device)
-    common = [f"train.seed={seed}", f"train.device={device}", f"train.progress={progress}"]
-    model_over = [f"model.{k}={v}" for k, v in BACKBONE.items()] if preset != "tiny" else []
+    dev = resolve_device(opts.device)
+    common = {"seed": opts.seed, "device": opts.device, "progress": opts.progress}
+    backbone = BACKBONE if preset != "tiny" else {}
     results: dict[str, Any] = {}
 
     def record(method: Any, info: dict, run: RunConfig, batch_set: Dataset) -> dict[str, Any]:
@@ -270,12 +268,13 @@ def run_adapt_bench(
             key = f"{n}-per-class"
             results["fmnist"][key] = {}
             for cond in conditions:
+                cv = condition_values(cond)
                 run = make_run_config(
-                    "classifier", preset,
-                    overrides=[*common, "data.name=fashion-mnist", f"data.max_images={n}",
-                               f"train.steps={steps or budget['fmnist'][n]}", "train.batch_size=32",
-                               "model.hflip=true", "model.input_size=64" if preset != "tiny" else "model.input_size=0",
-                               *model_over, *condition_overrides(cond), *(overrides or [])],
+                    "classifier", preset, overrides=opts.overrides,
+                    train={**common, "steps": steps or budget["fmnist"][n], "batch_size": 32, **cv.get("train", {})},
+                    data={"name": "fashion-mnist", "max_images": n},
+                    model={"hflip": True, "input_size": 64 if preset != "tiny" else 0, **backbone},
+                    lora=cv.get("lora"),
                 )  # fmt: skip
                 run.model.num_classes = test.num_classes
                 log.info("fashion-mnist %s / %s", key, cond)
@@ -290,11 +289,11 @@ def run_adapt_bench(
     # ---- (b) detector adaptation to an unseen family ---------------------------------------------
     if "detect" in parts:
         size = "quick" if quick else "full"
-        root = build_synthbench(size, progress=progress)
+        root = build_synthbench(size, progress=opts.progress)
         split = adaptation_split(root, family, shots, seed=0)
-        det_over = [*common, f"data.size={size}", f"data.train_family={TRAIN_FAMILY}", *model_over]
-        base_run = make_run_config("cnndet", preset, overrides=[*det_over, f"train.steps={steps or budget['base']}",
-                                                                *(overrides or [])])  # fmt: skip
+        det_data = {"size": size, "train_family": TRAIN_FAMILY}
+        base_run = make_run_config("cnndet", preset, overrides=opts.overrides, model=backbone, data=det_data,
+                                   train={**common, "steps": steps or budget["base"]})  # fmt: skip
         base, base_info = train_or_reuse(base_run, out / "runs" / "detect" / "base", detection_datasets)
         from trustvis.bench.detect import _load_split
 
@@ -313,11 +312,11 @@ def run_adapt_bench(
             ), None
 
         for cond in conditions:
+            cv = condition_values(cond)
             run = make_run_config(
-                "cnndet", preset,
-                overrides=[*det_over, f"train.steps={steps or budget['adapt']}", "train.batch_size=32",
-                           f"train.init_from={out / 'runs' / 'detect' / 'base'}", *condition_overrides(cond),
-                           *(overrides or [])],
+                "cnndet", preset, overrides=opts.overrides, model=backbone, data=det_data, lora=cv.get("lora"),
+                train={**common, "steps": steps or budget["adapt"], "batch_size": 32,
+                       "init_from": str(out / "runs" / "detect" / "base"), **cv.get("train", {})},
             )  # fmt: skip
             log.info("detector adaptation to %s / %s", family, cond)
             method, info = train_or_reuse(run, out / "runs" / "detect" / cond, adapt_sets)
@@ -354,9 +353,9 @@ def run_adapt_bench(
             plots.plot_metric_bars(cost, what, fig(f"fig_{what}.png", caption), title=caption)
 
     payload = {
-        **payload_header("adapt", command or f"trustvis bench adapt{' --quick' if quick else ''}", str(dev)),
+        **payload_header("adapt", opts.command_or("adapt"), str(dev)),
         "data": {"name": "fashion-mnist, synthbench", "size": mode, "max_test": max_test},
-        "seed": seed,
+        "seed": opts.seed,
         "conditions": {c: condition_overrides(c) for c in conditions},
         "backbone": BACKBONE if preset != "tiny" else {"backbone": "tiny", "weights": ""},
         "results": results,

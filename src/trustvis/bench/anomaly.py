@@ -32,6 +32,7 @@ import numpy as np
 
 from trustvis import registry
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.options import BenchOptions
 from trustvis.config import make_run_config
 from trustvis.data.anomaly import AnomalyDataset
 from trustvis.metrics.anomaly import anomaly_metrics
@@ -52,28 +53,22 @@ OVERLAYS_PER_RUN = 6
 
 
 def run_anomaly_bench(
-    quick: bool = True,
+    opts: BenchOptions,
     datasets: list[str] | None = None,
     methods: list[str] | None = None,
-    out_dir: str | Path | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    command: str = "",
-    progress: bool = True,
-    preset: str | None = None,
-    overrides: list[str] | None = None,
     per_category: bool = True,
 ) -> Path:
-    """Run the anomaly protocol; returns the output folder. ``preset``/``overrides`` apply to every method
-    (the tests use ``tiny``); ``steps`` replaces FYD's budget of :data:`EPOCHS` passes over each train set. ``per_category``: one model per
-    texture (the MVTec convention; metrics are then means over the textures), else one model for all."""
+    """Run the anomaly protocol; returns the output folder. ``opts.preset``/``opts.overrides`` apply to every
+    method (the tests use ``tiny``); ``opts.steps`` replaces FYD's budget of :data:`EPOCHS` passes over each
+    train set (without it that budget also replaces a ``train.steps`` of ``opts.overrides``). ``per_category``:
+    one model per texture (the MVTec convention; metrics are then means over the textures), else one model
+    for all."""
     from trustvis.config import to_dict
     from trustvis.engine.checkpoint import save_final
     from trustvis.report import plots
 
-    mode = "quick" if quick else "full"
-    preset = preset or ("quick" if quick else "default")
+    mode, steps = opts.mode, opts.steps
+    preset = opts.preset or ("quick" if opts.quick else "default")
     datasets = list(datasets or DATASETS)
     methods = list(methods or METHODS)
     for name in methods:
@@ -81,8 +76,7 @@ def run_anomaly_bench(
             raise ValueError(
                 f"{name!r} is not an anomaly method; choose from {[s.name for s in registry.list_methods('anomaly')]}"
             )
-    out = Path(out_dir or f"results/anomaly-{mode}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("anomaly")
     t_start = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     figures: list[dict[str, str]] = []
@@ -99,13 +93,15 @@ def run_anomaly_bench(
             per_cat: dict[str, dict[str, Any]] = {}
             pooled: list[dict[str, Any]] = []  # one entry per category: test set, outputs, threshold
             for cat in cats:
-                run_over = [f"train.seed={seed}", f"train.device={device}", f"data.name={ds}", f"data.category={cat}",
-                            f"train.progress={progress}", *([f"train.steps={steps}"] if steps and registry.get(name).cls.trainable else []),
-                            *(overrides or [])]  # fmt: skip
-                run = make_run_config(name, preset, overrides=run_over)
-                if registry.get(name).cls.trainable and not steps:  # the epoch budget of the protocol
+                trainable = registry.get(name).cls.trainable
+                train = {"seed": opts.seed, "device": opts.device, "progress": opts.progress}
+                if steps and trainable:
+                    train["steps"] = steps
+                run = make_run_config(name, preset, overrides=opts.overrides, train=train,
+                                      data={"name": ds, "category": cat})  # fmt: skip
+                if trainable and not steps:  # the epoch budget of the protocol
                     n = len(load_anomaly_split(run, "train", run.model.image_size))
-                    run = make_run_config(name, preset, overrides=[*run_over, f"train.steps={epoch_steps(n, run.train.batch_size, EPOCHS[mode])}"])  # fmt: skip
+                    run.train.steps = epoch_steps(n, run.train.batch_size, EPOCHS[mode])
                 run_dir = out / "runs" / ds / (f"{cat}/{name}" if cat else name)
                 log.info("%s%s / %s", ds, f" / {cat}" if cat else "", name)
                 method, info = train_or_reuse(run, run_dir, anomaly_datasets)
@@ -132,11 +128,9 @@ def run_anomaly_bench(
                                   title=ds)  # fmt: skip
 
     payload = {
-        **payload_header(
-            "anomaly", command or f"trustvis bench anomaly{' --quick' if quick else ''}", device
-        ),
+        **payload_header("anomaly", opts.command_or("anomaly"), opts.device),
         "data": {"name": ", ".join(datasets), "size": mode},
-        "seed": seed,
+        "seed": opts.seed,
         "methods": methods,
         "normal_quantile": NORMAL_QUANTILE,
         "results": results,

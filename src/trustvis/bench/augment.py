@@ -29,6 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.options import BenchOptions
 from trustvis.config import make_run_config
 from trustvis.data.classification import ClassificationDataset, ImageSet, load_split, stratified_split
 from trustvis.data.transforms import gaussian_blur, gaussian_noise, jpeg
@@ -109,32 +110,26 @@ def _uncertainty(method: Any, test: ImageSet, refs: ImageSet, n: int, seed: int)
 
 
 def run_augment_bench(
-    quick: bool = True,
+    opts: BenchOptions,
     datasets: list[str] | None = None,
     conditions: list[str] | None = None,
     seeds: list[int] | None = None,
-    out_dir: str | Path | None = None,
-    steps: int | None = None,
-    device: str = "auto",
-    command: str = "",
-    progress: bool = True,
-    preset: str | None = None,
-    overrides: list[str] | None = None,
     max_test: int | None = None,
     corruption_images: int | None = None,
     uncertainty_images: int = 1000,
 ) -> Path:
     """Run the augmentation protocol end to end; returns the output folder.
 
-    ``preset`` forces one preset for every method (the tests use ``tiny``); ``steps`` overrides the
-    per-data-set budgets of :data:`STEPS`; ``max_test`` caps the test images per data set (default: 4,000
-    with ``quick``, all otherwise; a stratified subset fixed by the data set) and ``corruption_images`` the
-    images of each corrupted copy (default 2,000 with ``quick``, all otherwise).
+    ``opts.preset`` forces one preset for every method (the tests use ``tiny``); ``opts.steps`` overrides the
+    per-data-set budgets of :data:`STEPS`; ``opts.seed`` is not used (``seeds``, default 0, 1, 2);
+    ``max_test`` caps the test images per data set (default: 4,000 with ``quick``, all otherwise; a
+    stratified subset fixed by the data set) and ``corruption_images`` the images of each corrupted copy
+    (default 2,000 with ``quick``, all otherwise).
     """
     from trustvis.report import plots
 
-    mode = "quick" if quick else "full"
-    preset = preset or ("quick" if quick else "default")
+    quick, mode = opts.quick, opts.mode
+    preset = opts.preset or ("quick" if quick else "default")
     datasets = list(datasets or DATASETS)
     conditions = list(conditions or CONDITIONS)
     seeds = list(seeds if seeds is not None else (0, 1, 2))
@@ -145,8 +140,7 @@ def run_augment_bench(
         max_test = 4000 if quick else 0
     if corruption_images is None:
         corruption_images = 2000 if quick else 0
-    out = Path(out_dir or f"results/augment-{mode}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("augment")
     t_start = time.perf_counter()
 
     results: dict[str, Any] = {}
@@ -154,17 +148,16 @@ def run_augment_bench(
     for ds in datasets:
         test = _test_subset(load_split(ds, "test"), max_test)
         corrupted = {c: corrupt(_test_subset(test, corruption_images), c) for c in CORRUPTIONS}
-        n_steps = steps or STEPS[mode].get(ds, STEPS[mode]["fashion-mnist"])
+        n_steps = opts.steps or STEPS[mode].get(ds, STEPS[mode]["fashion-mnist"])
         results[ds] = {}
         trained_seed0: dict[str, Any] = {}
         for cond in conditions:
             method_name, model_over = CONDITIONS[cond]
             per_seed: list[dict[str, float]] = []
             for seed in seeds:
-                run_over = [f"train.seed={seed}", f"train.device={device}", f"data.name={ds}",
-                            f"train.steps={n_steps}", f"train.progress={progress}",
-                            *[f"model.{k}={v}" for k, v in model_over.items()], *(overrides or [])]  # fmt: skip
-                run = make_run_config(method_name, preset, overrides=run_over)
+                run = make_run_config(method_name, preset, overrides=opts.overrides, model=model_over,
+                                      train={"seed": seed, "device": opts.device, "steps": n_steps,
+                                             "progress": opts.progress}, data={"name": ds})  # fmt: skip
                 run.model.num_classes = test.num_classes
                 log.info("%s / %s / seed %d", ds, cond, seed)
                 method, info = train_or_reuse(
@@ -219,9 +212,7 @@ def run_augment_bench(
                                "test images, and risk–coverage curves (seed-0 models)"))  # fmt: skip
 
     payload = {
-        **payload_header(
-            "augment", command or f"trustvis bench augment{' --quick' if quick else ''}", device
-        ),
+        **payload_header("augment", opts.command_or("augment"), opts.device),
         "data": {
             "name": ", ".join(datasets),
             "size": mode,

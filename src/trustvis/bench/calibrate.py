@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.options import BenchOptions
 from trustvis.config import make_run_config
 from trustvis.data.classification import ClassificationDataset
 from trustvis.engine import load_method
@@ -43,15 +44,7 @@ ARGMAX_PRESERVING = ("ts", "ets", "pts")
 
 
 def run_calibrate_bench(
-    quick: bool = True,
-    out_dir: str | Path | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    command: str = "",
-    progress: bool = True,
-    preset: str | None = None,
-    overrides: list[str] | None = None,
+    opts: BenchOptions,
     detect_dir: str | Path | None = None,
     dataset: str = "fashion-mnist",
     imbalances: tuple[float, ...] = IMBALANCES,
@@ -63,18 +56,18 @@ def run_calibrate_bench(
     ``dataset`` (a classification data set) is trained balanced and long-tailed with each ratio of
     ``imbalances``. ``detect_dir``: a ``trustvis bench detect`` folder whose trained detectors
     (``runs/*``) are calibrated; without it a quick ``cnndet`` is trained here. ``detectors=False``
-    skips that part. ``calibrator_iters`` overrides the calibrators' optimiser budget (tests).
+    skips that part; that quick ``cnndet`` takes ``opts.steps``, seed and device, not ``opts.preset`` nor
+    ``opts.overrides``. ``calibrator_iters`` overrides the calibrators' optimiser budget (tests).
     """
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.report import plots
     from trustvis.tasks.detect import detection_datasets
 
-    mode = "quick" if quick else "full"
-    preset = preset or ("quick" if quick else "default")
+    quick, mode, seed, device = opts.quick, opts.mode, opts.seed, opts.device
+    preset = opts.preset or ("quick" if quick else "default")
     if any(r < 1 for r in imbalances):
         raise ValueError(f"imbalance ratios must be >= 1, got {list(imbalances)}")
-    out = Path(out_dir or f"results/calibrate-{mode}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("calibrate")
     t_start = time.perf_counter()
     results: dict[str, Any] = {}
     info: dict[str, Any] = {}
@@ -82,10 +75,10 @@ def run_calibrate_bench(
     # ---- classifiers on balanced and long-tailed Fashion-MNIST --------------------------------------
     for ratio in imbalances:
         setting = dataset if ratio == 1 else f"{dataset}-LT{ratio:g}"
-        run = make_run_config("classifier", preset, overrides=[
-            f"train.seed={seed}", f"train.device={device}", f"data.name={dataset}",
-            f"data.imbalance={ratio}", f"train.steps={steps or STEPS[mode]}",
-            f"train.progress={progress}", *(overrides or [])])  # fmt: skip
+        run = make_run_config("classifier", preset, overrides=opts.overrides,
+                              train={"seed": seed, "device": device, "steps": opts.steps or STEPS[mode],
+                                     "progress": opts.progress},
+                              data={"name": dataset, "imbalance": ratio})  # fmt: skip
         log.info("calibration bench: classifier on %s", setting)
         method, tinfo = train_or_reuse(run, out / "runs" / setting, classification_datasets)
         val = load_classification_split(run, "val")
@@ -101,7 +94,7 @@ def run_calibrate_bench(
 
     # ---- binary detectors: calibrated on the seen family, tested on unseen ones ------------------
     if detectors:
-        root = build_synthbench("quick" if quick else "full", progress=progress)
+        root = build_synthbench(mode, progress=opts.progress)
         unseen = [f for f in FAMILIES if f != TRAIN_FAMILY]
         trained: dict[str, Any] = {}
         if detect_dir:
@@ -112,10 +105,12 @@ def run_calibrate_bench(
             if not trained:
                 raise FileNotFoundError(f"{detect_dir}/runs/*/model.json: no trained detector found")
         else:
-            run = make_run_config("cnndet", "quick" if quick else "full", overrides=[
-                f"train.seed={seed}", f"train.device={device}", f"data.size={'quick' if quick else 'full'}",
-                f"data.train_family={TRAIN_FAMILY}", f"train.progress={progress}",
-                *([f"train.steps={steps}"] if steps else [])])  # fmt: skip
+            train = {"seed": seed, "device": device, "progress": opts.progress}
+            if opts.steps:
+                train["steps"] = opts.steps
+            run = make_run_config(
+                "cnndet", mode, train=train, data={"size": mode, "train_family": TRAIN_FAMILY}
+            )
             trained["cnndet"], _ = train_or_reuse(run, out / "runs" / "detect-cnndet", detection_datasets)
         for name, method in trained.items():
             setting = f"detector {name}"
@@ -146,9 +141,7 @@ def run_calibrate_bench(
                                "of every calibrator with the CE and the SCTL loss"))  # fmt: skip
 
     payload = {
-        **payload_header(
-            "calibrate", command or f"trustvis bench calibrate{' --quick' if quick else ''}", device
-        ),
+        **payload_header("calibrate", opts.command_or("calibrate"), device),
         "data": {"name": f"{dataset}{' + synthbench' if detectors else ''}", "size": mode},
         "seed": seed,
         "settings": info,

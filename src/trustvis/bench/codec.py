@@ -32,23 +32,27 @@ from typing import Any
 import numpy as np
 
 from trustvis.bench.common import payload_header, run_line, write_results
+from trustvis.bench.options import BenchOptions
 
 log = logging.getLogger(__name__)
 
 NEURAL = ("eqlinr", "coolchic")
 ANCHORS = ("jpeg", "avif")
 # Leave-one-out ablation of EQLINR (``--ablation``): EQLINR with one of its additions over COOL-CHIC set
-# back to COOL-CHIC's choice, as config overrides on the ``eqlinr`` method.
-VARIANTS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "eqlinr-no-lem": ("eqlinr", ("model.lem_layers=0",), "local enhancement CNN (LEM)"),
-    "eqlinr-no-sga": (
-        "eqlinr",
-        ("model.proxy=noise",),
-        "SGA phase, with its temperature penalty (noise → STE)",
-    ),
-    "eqlinr-no-tempreg": ("eqlinr", ("model.temp_reg=0",), "dynamic temperature regularisation"),
-    "eqlinr-laplace": ("eqlinr", ("model.distribution=laplace",), "Gaussian context model (Laplace instead)"),
+# back to COOL-CHIC's choice: variant -> (method, model config values, what it removes).
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "eqlinr-no-lem": ("eqlinr", {"lem_layers": 0}, "local enhancement CNN (LEM)"),
+    "eqlinr-no-sga": ("eqlinr", {"proxy": "noise"}, "SGA phase, with its temperature penalty (noise → STE)"),
+    "eqlinr-no-tempreg": ("eqlinr", {"temp_reg": 0}, "dynamic temperature regularisation"),
+    "eqlinr-laplace": ("eqlinr", {"distribution": "laplace"}, "Gaussian context model (Laplace instead)"),
 }
+
+
+def variant_overrides(variant: str) -> list[str]:
+    """A variant's model values as ``model.key=value`` lines (how points.jsonl and results.md record them)."""
+    return [f"model.{k}={v}" for k, v in VARIANTS[variant][1].items()]
+
+
 # a codec against the methods it is compared with in the same run (beyond the JPEG / AVIF anchors)
 BASELINE: dict[str, tuple[str, ...]] = {
     "eqlinr": ("coolchic",),
@@ -76,9 +80,9 @@ def _neural_point(
     from trustvis import registry
     from trustvis.config import make_run_config
 
-    name, extra, _ = VARIANTS.get(name, (name, (), ""))
-    over = [*extra, f"model.lmbda={lmbda}", f"model.iterations={iterations}", f"model.seed={seed}"]
-    method = registry.get(name).cls(make_run_config(name, preset, overrides=over).model)
+    name, extra, _ = VARIANTS.get(name, (name, {}, ""))
+    model = {**extra, "lmbda": lmbda, "iterations": iterations, "seed": seed}
+    method = registry.get(name).cls(make_run_config(name, preset, model=model).model)
     res = method.encode(image)
     t0 = time.perf_counter()
     x = method.decompress(res.data)
@@ -105,29 +109,26 @@ def _classic_point(name: str, quality: float, image: np.ndarray) -> dict:
 
 
 def run_codec_bench(
-    quick: bool = True,
+    opts: BenchOptions,
     codecs: list[str] | None = None,
-    out_dir: str | Path | None = None,
     images: int | None = None,
     iterations: int | None = None,
     lambdas: list[float] | None = None,
-    seed: int = 0,
     folder: str | None = None,
-    command: str = "",
-    progress: bool = True,
     ablation: bool = False,
 ) -> Path:
-    """Run the protocol; returns the output folder. ``folder``: a user's Kodak-style folder of images
-    instead of the built-in set; ``images`` limits the number of images (the first ones); ``ablation``
-    adds EQLINR and its leave-one-out ``VARIANTS`` to the codecs (points already in the folder's
-    points.jsonl, e.g. from a plain run, are reused)."""
+    """Run the protocol; returns the output folder. ``opts.seed`` seeds the neural codecs; no training run
+    is made, so ``opts.steps``, ``preset``, ``device`` and ``overrides`` are not used. ``folder``: a user's
+    Kodak-style folder of images instead of the built-in set; ``images`` limits the number of images (the
+    first ones); ``ablation`` adds EQLINR and its leave-one-out ``VARIANTS`` to the codecs (points already
+    in the folder's points.jsonl, e.g. from a plain run, are reused)."""
     from tqdm.auto import tqdm
 
     from trustvis.data.kodaklike import load_image_folder, load_kodaklike
     from trustvis.methods.codec.classic import CLASSIC_CODECS, available_codecs, default_qualities
     from trustvis.metrics.compression import average_rd, bpp, ms_ssim, psnr
 
-    mode = "quick" if quick else "full"
+    quick, mode, seed, progress = opts.quick, opts.mode, opts.seed, opts.progress
     proto = PROTOCOLS[mode]
     codecs = list(codecs or [*NEURAL, *CLASSIC_CODECS])
     if ablation:
@@ -152,8 +153,7 @@ def run_codec_bench(
     data = data[: images or None]
     if not data:
         raise ValueError("No images to compress")
-    out = Path(out_dir or f"results/codec-{mode}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("codec")
     points_file = out / "points.jsonl"
     done: dict[tuple, dict] = {}
     old_text = points_file.read_text(encoding="utf-8") if points_file.is_file() else ""
@@ -198,7 +198,7 @@ def run_codec_bench(
                     if k in r:
                         p[k] = r[k]
                 if codec in VARIANTS:
-                    p["overrides"] = list(VARIANTS[codec][1])
+                    p["overrides"] = variant_overrides(codec)
                 fh.write(json.dumps(p) + "\n")
                 fh.flush()
                 points.append(p)
@@ -236,7 +236,7 @@ def run_codec_bench(
                        title=f"EQLINR leave-one-out ablation ({len(data)} images, {mode}, {iterations} iterations)")  # fmt: skip
         figures.append({"file": "fig_ablation.png", "caption": "EQLINR with one addition removed at a time"})
     payload = {
-        **payload_header("codec", command or f"trustvis bench codec{' --quick' if quick else ''}", "cpu"),
+        **payload_header("codec", opts.command_or("codec"), "cpu"),
         "data": {
             "name": folder or "kodak-like",
             "size": mode,
@@ -336,7 +336,7 @@ def results_markdown(res: dict[str, Any]) -> str:
         rows = []
         for v in variants:
             bd = res["bd_rate"].get(v, {})
-            rows.append([v, VARIANTS[v][2], ", ".join(VARIANTS[v][1]),
+            rows.append([v, VARIANTS[v][2], ", ".join(variant_overrides(v)),
                          *(pct(bd[a][m]) if a in bd else "n/a" for a in ("eqlinr", "coolchic")
                            for m in ("psnr", "ms_ssim"))])  # fmt: skip
         lines.append(markdown_table(["variant", "removes", "overrides", "vs eqlinr (PSNR)", "vs eqlinr (MS-SSIM)",

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from trustvis import registry
 from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.options import BenchOptions
 from trustvis.config import make_run_config
 from trustvis.data.arrays import ArrayDataset
 from trustvis.engine import predict_dataset
@@ -67,27 +68,19 @@ def _val_metrics(method: Any, val_set: Dataset) -> dict[str, float]:
 
 
 def run_detect_bench(
-    quick: bool = True,
+    opts: BenchOptions,
     methods: list[str] | None = None,
-    out_dir: str | Path | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    command: str = "",
-    progress: bool = True,
     acm_steps: int = 100,
-    preset: str | None = None,
-    overrides: list[str] | None = None,
     attack_images: int = 28,
     attack_steps: int = 10,
     attack_queries: int = 1000,
 ) -> Path:
     """Run the detection protocol end to end; returns the output folder.
 
-    ``preset`` forces one method preset for all methods (default: ``quick`` with ``quick=True``, else
+    ``opts.preset`` forces one method preset for all methods (default: ``quick`` with ``opts.quick``, else
     ``full``, a ResNet-50 from random initialisation sized for a GPU; ``default`` is the paper's recipe
-    and needs the ImageNet weights offline); the tests use ``tiny``. ``overrides`` (``["train.num_workers=8",
-    ...]``) apply to every method's run config after the bench's own settings.
+    and needs the ImageNet weights offline); the tests use ``tiny``. ``opts.overrides``
+    (``["train.num_workers=8", ...]``) apply to every method's run config after the bench's own settings.
 
     The adversarial table attacks ``attack_images`` fake test images (taken evenly from every family)
     with :data:`BENCH_ATTACKS` at the same budgets for every detector: PGD with ``attack_steps`` steps
@@ -100,8 +93,8 @@ def run_detect_bench(
     from trustvis.metrics.spectrum import mean_log_spectrum
     from trustvis.report import plots
 
-    size = "quick" if quick else "full"
-    preset = preset or ("quick" if quick else "full")
+    size, seed, progress = opts.mode, opts.seed, opts.progress
+    preset = opts.preset or size
     methods = list(methods or DEFAULT_METHODS)
     for name in methods:
         spec = registry.get(name)
@@ -109,8 +102,7 @@ def run_detect_bench(
             raise ValueError(
                 f"{name!r} is a {spec.task} method; detectors: {[s.name for s in registry.list_methods('detect')]}"
             )
-    out = Path(out_dir or f"results/detect-{size}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = opts.output("detect")
     t_start = time.perf_counter()
 
     root = build_synthbench(size, progress=progress)
@@ -124,11 +116,11 @@ def run_detect_bench(
     for name in methods:
         spec = registry.get(name)
         p = preset if preset in spec.presets else "default"
-        run_overrides = [f"train.seed={seed}", f"train.device={device}", f"data.size={size}",
-                     f"data.train_family={TRAIN_FAMILY}", f"train.progress={progress}"]  # fmt: skip
-        if steps:
-            run_overrides.append(f"train.steps={steps}")
-        run = make_run_config(name, p, overrides=run_overrides + list(overrides or []))
+        train = {"seed": seed, "device": opts.device, "progress": progress}
+        if opts.steps:
+            train["steps"] = opts.steps
+        run = make_run_config(name, p, overrides=opts.overrides, train=train,
+                              data={"size": size, "train_family": TRAIN_FAMILY})  # fmt: skip
         trained[name], train_info[name] = train_or_reuse(
             run, out / "runs" / name, detection_datasets, _val_metrics
         )
@@ -224,7 +216,7 @@ def run_detect_bench(
 
     # ---- results.json / results.md / report ------------------------------------------------------
     payload = {
-        **payload_header("detect", command or f"trustvis bench detect{' --quick' if quick else ''}", device),
+        **payload_header("detect", opts.command_or("detect"), opts.device),
         "data": {"name": "synthbench", "size": size, "path": str(root), "image_size": image_size},
         "train_family": TRAIN_FAMILY,
         "families": families,
