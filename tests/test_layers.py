@@ -180,4 +180,4 @@ def test_the_task_check_is_not_blind():
         False,
     ]
     tree = ast.parse("f(x, default='cnndet', choices=['a'])\ny = ('bihpf', 1)\ngetattr(m, 'lora')")
-    assert [c.value for c in _named_strings(tree)] == ["cnndet", "a", "bihpf"]
+    assert {c.value for c in _named_strings(tree)} == {"cnndet", "a", "bihpf"}

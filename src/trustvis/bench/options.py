@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trustvis.argtypes import csv_of as _csv_of
+from trustvis.argtypes import int_at_least as _int_at_least
+from trustvis.argtypes import names as _names
 
 
 @dataclass
@@ -54,48 +57,6 @@ class BenchOptions:
     def command_or(self, bench: str) -> str:
         """The recorded command, or the plain ``trustvis bench <bench> [--quick]`` it stands for."""
         return self.command or f"trustvis bench {bench}{' --quick' if self.quick else ''}"
-
-
-# ----------------------------------------------------------------------------------------------------
-# argparse value types (the same messages as trustvis.cli.common's, which this layer may not import)
-
-
-def _int_at_least(lo: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {lo}"
-    return parse
-
-
-def _names(text: str) -> list[str] | None:
-    """``a,b,,c`` -> ``["a", "b", "c"]``; nothing -> None (the bench's default)."""
-    return [v.strip() for v in text.split(",") if v.strip()] or None
-
-
-def _csv_of(kind: type, *, positive: bool = False) -> Callable[[str], list]:
-    def parse(text: str) -> list:
-        values = []
-        for item in _names(text) or []:
-            try:
-                v = kind(item)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{item!r} is not a {kind.__name__}") from None
-            if positive and not (math.isfinite(v) and v > 0):
-                raise argparse.ArgumentTypeError(f"{item!r} must be finite and > 0")
-            values.append(v)
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-        return values
-
-    parse.__name__ = f"comma-separated {kind.__name__} list"
-    return parse
 
 
 def _one_name(text: str) -> str:
