@@ -94,7 +94,7 @@ def test_presets_follow_the_npr_recipe():
     for preset in spec.presets:
         cfg = spec.make_config(preset)
         assert cfg.blur_prob == 0 and cfg.jpeg_prob == 0 and cfg.weights == ""
-    assert spec.cls.run_defaults["default"]["train"] == {"lr": 2e-4, "batch_size": 32, "steps": 20000}
+    assert dict(spec.presets["default"].train) == {"lr": 2e-4, "batch_size": 32, "steps": 20000}
 
 
 def test_weights_file_loads_with_module_prefix(tmp_path):

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import socket
 import subprocess
@@ -230,7 +231,6 @@ BAD_SETTINGS = [
     ("train.ckpt_every=-1", "train.ckpt_every"),
     ("train.num_workers=-1", "train.num_workers"),
     ("data.max_images=-3", "data.max_images"),
-    ("data.imbalance=0.5", "data.imbalance"),
 ]
 
 
@@ -241,6 +241,23 @@ def test_invalid_train_settings_are_clear_errors(setting, key, trained, tmp_path
     msg = assert_clear_error(res, f"{key}=", "must be")
     assert "(0, 10]" in msg if key == "train.lr" else True  # the lr bound is stated
     assert not out.exists()  # no run folder, no "finished" untrained model
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("data.imbalance=0.5", "data.imbalance=0.5 is invalid; it must be a number >= 1"),
+    ("data.dominant=-2", "data.dominant=-2 is invalid; it must be a class index >= 0"),
+    ("data.name=synthbench", "data.name='synthbench' is invalid for a classifier; choose from"),
+])  # fmt: skip
+def test_invalid_classifier_data_settings_are_clear_errors(setting, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_run_config("classifier", "tiny", overrides=[setting])
+
+
+def test_a_data_key_of_another_task_names_the_tasks_keys(trained, tmp_path, cli):
+    """Each task declares its own data fields: a classifier's data.imbalance on a detector is an unknown key."""
+    res = cli(train_argv(tmp_path / "run", trained["data"], "data.imbalance=10"))
+    assert_clear_error(res, "data.imbalance", "train_family")
+    assert not (tmp_path / "run").exists()
 
 
 def test_valid_bounds_are_accepted():
