@@ -526,6 +526,31 @@ def test_bench_retraining_a_changed_config_does_not_mix_the_old_records(tiny_for
     assert steps == sorted(set(steps)) and max(steps) == 2, steps
 
 
+def test_bench_folders_saved_with_the_old_shared_data_config_are_reused(tiny_forensynths, tmp_path, caplog):
+    """Runs trained before each task had its own data config carry the other tasks' data keys in model.json;
+    a bench rerun reuses them instead of retraining (and still retrains a run whose config really changed)."""
+    from trustvis.bench.common import train_or_reuse
+    from trustvis.config import make_run_config
+    from trustvis.tasks.detect import detection_datasets
+
+    out = tmp_path / "bench-run"
+    run = make_run_config("cnndet", "tiny", overrides=["data.name=folder", f"data.root={tiny_forensynths}",
+                                                       "train.steps=2", "train.progress=false"])  # fmt: skip
+    train_or_reuse(run, out, detection_datasets)
+    meta = json.loads((out / "model.json").read_text())
+    meta["config"]["data"].update({"category": "", "imbalance": 1.0, "dominant": -1})  # the old shared fields
+    (out / "model.json").write_text(json.dumps(meta))
+    with caplog.at_level("INFO"):
+        train_or_reuse(run, out, detection_datasets)
+    assert "reusing trained cnndet" in caplog.text and "retraining" not in caplog.text
+    meta["config"]["data"]["train_family"] = "other"  # a real difference still retrains
+    (out / "model.json").write_text(json.dumps(meta))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train_or_reuse(run, out, detection_datasets)
+    assert "retraining" in caplog.text
+
+
 @pytest.mark.parametrize("device", ["nope", "cudax", "cuda:99", "mps", "tpu"])
 def test_unknown_or_missing_devices_are_one_line_errors(cli, trained, tmp_path, device):
     """Before: ``mps`` on a build without it ended in a RuntimeError traceback, ``cudax`` passed the check."""

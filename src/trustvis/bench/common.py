@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trustvis.atomic import atomic_write_json
-from trustvis.config import RunConfig, to_dict
+from trustvis.config import LEGACY_DATA_KEYS, RunConfig, to_dict
 from trustvis.engine import Trainer, load_method, seed_everything
 from trustvis.engine import checkpoint as ckpt
 from trustvis.engine.distributed import resolve_device
@@ -74,6 +74,19 @@ def environment(device: str = "auto") -> dict[str, Any]:
     }
 
 
+def _same_run(saved: Any, run_dict: dict[str, Any]) -> bool:
+    """Is the saved config that of ``run_dict``? A run saved before each task had its own data config holds
+    the other tasks' data keys too (``config.LEGACY_DATA_KEYS``); they are not part of the comparison, so an
+    existing bench folder is reused rather than retrained."""
+    if not isinstance(saved, dict):
+        return False
+    data = saved.get("data")
+    if isinstance(data, dict):
+        keep = run_dict.get("data") or {}
+        saved = {**saved, "data": {k: v for k, v in data.items() if k in keep or k not in LEGACY_DATA_KEYS}}
+    return saved == run_dict
+
+
 def train_or_reuse(
     run: RunConfig, out: Path, datasets_fn: DatasetsFn, val_fn: ValFn | None = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -87,7 +100,7 @@ def train_or_reuse(
     meta_path = out / "model.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("config") == run_dict:
+        if _same_run(meta.get("config"), run_dict):
             method = load_method(out, device=str(resolve_device(run.train.device)))
             summary = out / "train_summary.json"
             info = json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {}
@@ -110,7 +123,7 @@ def train_or_reuse(
     resume = False
     if latest is not None:
         state = json.loads((latest / "state.json").read_text(encoding="utf-8"))
-        resume = state.get("config") == run_dict
+        resume = _same_run(state.get("config"), run_dict)
         if not resume:
             log.info("checkpoints in %s belong to another config; training from scratch", out)
             shutil.rmtree(out / "checkpoints")
