@@ -27,7 +27,9 @@ def test_catalog_is_not_blind():
     names = {m["name"] for m in live["methods"]}
     assert {s.name for s in registry.list_methods()} == names
     bihpf = next(m for m in live["methods"] if m["name"] == "bihpf")
-    assert bihpf["presets"]["quick"]["train"]["steps"] == registry.get("bihpf").presets["quick"].train["steps"]
+    assert (
+        bihpf["presets"]["quick"]["train"]["steps"] == registry.get("bihpf").presets["quick"].train["steps"]
+    )
     assert bihpf["file"] == "methods/detect/bihpf.py"
 
 

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from trustvis.config import ConfigError
-from trustvis.tasks.base import Prediction, PredictOptions, Task, TaskError, register_task
+from trustvis.tasks.base import (
+    Prediction,
+    PredictOptions,
+    Task,
+    TaskError,
+    register_task,
+    score_records,
+    verdict_table,
+)
 
 #: the threshold is this quantile of the normal validation scores (never test labels)
 NORMAL_QUANTILE = 0.99
@@ -145,27 +153,19 @@ class AnomalyTask(Task):
 
         from trustvis.report.plots import save_overlay
 
-        scores = out["score"].float().cpu().numpy()
-        recs: list[dict[str, Any] | str] = []
-        for j, ((i, path, t), s) in enumerate(zip(items, scores)):
-            if not math.isfinite(float(s)):
-                recs.append(f"model output is not finite (score {s}); the run's weights may be broken")
+        recs = score_records(out["score"].float().cpu().numpy(), items, opts.threshold, "anomalous")
+        for j, ((i, path, t), rec) in enumerate(zip(items, recs)):
+            if isinstance(rec, str):
                 continue
-            rec = {"path": str(path), "score": float(s), "anomalous": bool(s >= opts.threshold)}
             # the input's index keeps overlays of same-named files from different folders apart
             image = (t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
             rec["map"] = str(save_overlay(image, out["anomaly_map"][j].cpu().numpy(), opts.maps_dir / f"{i:05d}_{path.stem}.png",
                                           vmin=opts.threshold / 2, vmax=1.5 * opts.threshold))  # fmt: skip
-            recs.append(rec)
         return recs
 
     def predict_table(self, pred: Prediction, opts: PredictOptions, run_dir: Path) -> None:
-        pred.columns, pred.header = ["path", "score", "verdict"], ["path", "anomaly score", "verdict"]
-        for r in pred.records:
-            r["verdict"] = "anomalous" if r["anomalous"] else "normal"
+        verdict_table(pred, "anomalous", ("anomalous", "normal"), "anomaly score", opts.threshold)
         if pred.records:
-            n = sum(r["anomalous"] for r in pred.records)
-            pred.summary.append(f"{n}/{len(pred.records)} scored anomalous at threshold {opts.threshold:.4g}")
             pred.summary.append(f"anomaly-map overlays -> {opts.maps_dir}")
 
     def evaluate(

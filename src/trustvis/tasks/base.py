@@ -196,6 +196,32 @@ class Task:
         return []
 
 
+def score_records(
+    scores: Any, items: list[tuple[int, Path, Any]], threshold: float, flag: str
+) -> list[dict[str, Any] | str]:
+    """Records of a task that scores images against a threshold: ``{"path", "score", flag: score >= t}``;
+    a score that is not finite becomes the reason the image failed."""
+    recs: list[dict[str, Any] | str] = []
+    for (_, path, _), s in zip(items, scores):
+        if not math.isfinite(float(s)):
+            recs.append(f"model output is not finite (score {s}); the run's weights may be broken")
+        else:
+            recs.append({"path": str(path), "score": float(s), flag: bool(s >= threshold)})
+    return recs
+
+
+def verdict_table(
+    pred: Prediction, flag: str, words: tuple[str, str], score_title: str, threshold: float
+) -> None:
+    """Table of scored records: path, score, verdict (``words`` = (positive, negative)), and the count line."""
+    pred.columns, pred.header = ["path", "score", "verdict"], ["path", score_title, "verdict"]
+    for r in pred.records:
+        r["verdict"] = words[0] if r[flag] else words[1]
+    if pred.records:
+        n = sum(r[flag] for r in pred.records)
+        pred.summary.append(f"{n}/{len(pred.records)} scored {words[0]} at threshold {threshold:.4g}")
+
+
 TASK_OBJECTS: dict[str, Task] = {}
 
 

@@ -12,13 +12,12 @@ eval       per-generator table on a ForenSynths/GenImage folder, optionally adve
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trustvis.config import ConfigError
-from trustvis.tasks.base import Prediction, PredictOptions, Task, register_task
+from trustvis.tasks.base import Prediction, PredictOptions, Task, register_task, score_records, verdict_table
 
 
 @dataclass
@@ -211,22 +210,10 @@ class DetectTask(Task):
     def predict_records(
         self, method: Any, out: dict[str, Any], items: list[tuple[int, Path, Any]], opts: PredictOptions
     ) -> list[dict[str, Any] | str]:
-        scores = out["score"].float().cpu().numpy()
-        recs: list[dict[str, Any] | str] = []
-        for (_, path, _), s in zip(items, scores):
-            if not math.isfinite(float(s)):
-                recs.append(f"model output is not finite (score {s}); the run's weights may be broken")
-            else:
-                recs.append({"path": str(path), "score": float(s), "fake": bool(s >= opts.threshold)})
-        return recs
+        return score_records(out["score"].float().cpu().numpy(), items, opts.threshold, "fake")
 
     def predict_table(self, pred: Prediction, opts: PredictOptions, run_dir: Path) -> None:
-        pred.columns, pred.header = ["path", "score", "verdict"], ["path", "p(fake)", "verdict"]
-        for r in pred.records:
-            r["verdict"] = "fake" if r["fake"] else "real"
-        if pred.records:
-            n = sum(r["fake"] for r in pred.records)
-            pred.summary.append(f"{n}/{len(pred.records)} scored fake at threshold {opts.threshold:.4g}")
+        verdict_table(pred, "fake", ("fake", "real"), "p(fake)", opts.threshold)
 
     def evaluate(
         self,
