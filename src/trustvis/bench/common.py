@@ -15,9 +15,10 @@ from torch.utils.data import Dataset
 
 from trustvis.atomic import atomic_write_json
 from trustvis.config import LEGACY_DATA_KEYS, RunConfig, to_dict
-from trustvis.engine import Trainer, load_method, seed_everything
 from trustvis.engine import checkpoint as ckpt
+from trustvis.engine import load_method
 from trustvis.engine.distributed import resolve_device
+from trustvis.tasks.train import fit_run
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,6 @@ def train_or_reuse(
         log.info("config of %s changed; retraining", out)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the old run's records would mix with the new
         (out / "metrics.jsonl").unlink(missing_ok=True)
-    seed_everything(run.train.seed)
-    method = ckpt.build_method(run)
-    train_set, val_set = datasets_fn(run, method)
-    evaluate_fn = None
-    if val_fn is not None and val_set is not None:
-
-        def evaluate_fn(m: Any) -> dict[str, float]:
-            return {f"val_{k}": v for k, v in val_fn(m, val_set).items()}
-
-    trainer = Trainer(method, run, out)
     latest = ckpt.latest_checkpoint(out) if not meta_path.is_file() else None
     resume = False
     if latest is not None:
@@ -128,7 +119,8 @@ def train_or_reuse(
             log.info("checkpoints in %s belong to another config; training from scratch", out)
             shutil.rmtree(out / "checkpoints")
             (out / "metrics.jsonl").unlink(missing_ok=True)
-    summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=resume)
+    result, _ = fit_run(run, out, datasets_fn, val_fn, resume)
+    method, summary = result.method, result.summary
     info = {
         "train_steps": summary["steps"],
         "train_seconds": summary["train_seconds"],

@@ -275,7 +275,3 @@ def list_tasks() -> list[Task]:
     """Every registered task object, by name."""
     _ensure_loaded()
     return [TASK_OBJECTS[k] for k in sorted(TASK_OBJECTS)]
-
-
-def finite(x: float) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x)

@@ -9,6 +9,7 @@ run config ──► task.check_method ──► seed ──► build_method (in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,26 +43,40 @@ def check_trainable(method_name: str) -> Any:
     return task
 
 
-def train_run(run: Any, out: Path, resume: bool = False) -> TrainResult:
-    """Train ``run`` into the run folder ``out`` (``resume``: continue from its last checkpoint)."""
+def fit_run(
+    run: Any,
+    out: Path,
+    datasets_fn: Callable[[Any, Any], tuple[Any, Any | None]],
+    val_fn: Callable[[Any, Any], dict[str, float]] | None = None,
+    resume: bool = False,
+) -> tuple[TrainResult, Any | None]:
+    """Seed, build the method, make its data sets with ``datasets_fn(run, method)`` and fit it into ``out``,
+    validating with ``val_fn(method, val_set)`` (logged as ``val_*``). Returns the result and the val set.
+    Shared by :func:`train_run` and the benches' ``train_or_reuse``."""
     from trustvis.engine import Trainer, seed_everything
     from trustvis.engine.checkpoint import build_method
 
-    task = check_trainable(run.method)
     seed_everything(run.train.seed)
     method = build_method(run)
-    train_set, val_set = task.datasets(run, method)
+    train_set, val_set = datasets_fn(run, method)
     evaluate_fn = None
-    if val_set is not None:
+    if val_fn is not None and val_set is not None:
 
         def evaluate_fn(m: Any) -> dict[str, float]:
-            return {f"val_{k}": v for k, v in task.val_metrics(m, val_set, run).items()}
+            return {f"val_{k}": v for k, v in val_fn(m, val_set).items()}
 
     trainer = Trainer(method, run, out)
     log.info("training %s (%s preset) for %d steps -> %s", run.method, run.preset, run.train.steps, out)
     summary = trainer.fit(train_set, evaluate_fn=evaluate_fn, resume=resume)
-    result = TrainResult(method, summary, trainer.is_main)
-    if trainer.is_main:
+    return TrainResult(method, summary, trainer.is_main), val_set
+
+
+def train_run(run: Any, out: Path, resume: bool = False) -> TrainResult:
+    """Train ``run`` into the run folder ``out`` (``resume``: continue from its last checkpoint)."""
+    task = check_trainable(run.method)
+    result, val_set = fit_run(run, out, task.datasets, lambda m, v: task.val_metrics(m, v, run), resume)
+    method, summary = result.method, result.summary
+    if result.is_main:
         result.lines += task.after_fit(method, run, val_set, out, summary["steps"])
         lora_cfg = getattr(run.model, "lora", None) if not run.lora.r else run.lora
         if lora_cfg is not None and lora_cfg.r:
