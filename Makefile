@@ -1,6 +1,8 @@
 # trustvis — the two user-facing targets each do the whole set-up first:
-#   make demo   set up, then run the detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
+#   make demo   set up, then `trustvis demo`: two detectors on unseen generators, scored photos, report.html
+#               (about 6 min on 2 CPU cores after set-up)
 #   make test   set up, then run the test suite (a few minutes)
+#   make bench-detect   the quick detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 # A second run skips set-up work already done (stamp file in the venv).
 
@@ -9,9 +11,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec bench-codec-ablation clean
 
 demo: setup
+	$(VENV)/bin/trustvis demo
+
+bench-detect: setup
 	$(VENV)/bin/trustvis data status
 	$(VENV)/bin/trustvis bench detect --quick
 

@@ -220,7 +220,10 @@ def test_second_call_skips_and_force_rebuilds(tmp_path, monkeypatch) -> None:
     assert calls["n"] == 3 and load_manifest(p1)["counts"]["test"]["dcgan"]["1_fake"] == 4
 
 
-def test_failure_mid_build_leaves_nothing(tmp_path, monkeypatch) -> None:
+def test_interrupted_build_resumes_per_family(tmp_path, monkeypatch) -> None:
+    reference = build_synthbench("quick", progress=False, home_dir=tmp_path / "ref", config=MICRO)
+    ref_files = load_manifest(reference)["files"]
+
     def boom(*args, **kwargs):
         raise RuntimeError("injected failure")
 
@@ -228,13 +231,70 @@ def test_failure_mid_build_leaves_nothing(tmp_path, monkeypatch) -> None:
     target = synthbench_path("quick", home_dir=tmp_path)
     with pytest.raises(RuntimeError, match="injected"):
         build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
-    assert not target.exists()
-    leftovers = [p.name for p in target.parent.iterdir() if p.name.startswith(".v1-quick.tmp")]
-    assert leftovers == []
+    assert not target.exists()  # nothing half-built where readers look
+    partial = sb.partial_path(target)
+    kept = sorted(p.name[len(".family-") : -len(".json")] for p in partial.glob(".family-*.json"))
+    assert kept == sorted(f for f in FAMILIES if f.startswith("ae_"))
     monkeypatch.undo()
+
+    trained: list[str] = []
+    real_train_ae = sb.train_autoencoder
+
+    def counting_train_ae(*args, **kwargs):
+        trained.append(kwargs["desc"])
+        return real_train_ae(*args, **kwargs)
+
+    monkeypatch.setattr(sb, "train_autoencoder", counting_train_ae)
     build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
-    assert target.is_dir() and verify_synthbench(target) == []
+    assert trained == []  # the autoencoder families were not trained again
+    man = load_manifest(target)
+    assert sorted(man["resumed_families"]) == kept
+    assert man["files"] == ref_files  # byte-identical to an uninterrupted build
+    assert verify_synthbench(target) == [] and not partial.exists()
     assert not [p for p in target.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_partial_build_of_another_config_is_discarded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sb, "train_vae", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected")))
+    with pytest.raises(RuntimeError):
+        build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    monkeypatch.undo()
+    other = dataclasses.replace(MICRO, n_test=4)
+    path = build_synthbench("quick", progress=False, home_dir=tmp_path, config=other)
+    man = load_manifest(path)
+    assert man["resumed_families"] == [] and man["counts"]["test"]["ae_tconv"]["1_fake"] == 4
+    assert verify_synthbench(path, check_hashes=True) == []
+
+
+def test_build_logs_plan_and_estimate(tmp_path, caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="trustvis.data.synthbench"):
+        build_synthbench("quick", progress=False, home_dir=tmp_path, config=MICRO)
+    text = caplog.text
+    assert "7 generator families" in text and "about" in text and "resumes" in text
+    for family in FAMILIES:
+        assert f"] {family}: " in text
+
+
+def test_estimate_scales_with_steps_and_size() -> None:
+    quick, demo = sb.SIZES["quick"], sb.SIZES["demo"]
+    total = sum(sb.estimate_seconds(quick, f) for f in FAMILIES)
+    assert 200 < total < 500  # the measured quick build: ~300 s on 2 cores
+    assert sum(sb.estimate_seconds(demo, f) for f in FAMILIES) < total / 2
+    assert sb.estimate_seconds(
+        dataclasses.replace(quick, ae_steps=600), "ae_tconv"
+    ) > 1.5 * sb.estimate_seconds(quick, "ae_tconv")
+
+
+def test_tiny_size_builds_in_seconds(tmp_path) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    path = build_synthbench("tiny", progress=False, home_dir=tmp_path)
+    assert time.perf_counter() - t0 < 60  # generous: a few seconds on 2 cores
+    man = load_manifest(path)
+    assert man["patch_size"] == 32 and man["counts"]["train"]["ae_tconv"] == {"0_real": 48, "1_fake": 48}
 
 
 def test_failure_during_rebuild_keeps_old_build(tmp_path, monkeypatch) -> None:

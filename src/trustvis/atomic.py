@@ -88,10 +88,17 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    move_dir(tmp, target)
+
+
+def move_dir(folder: str | Path, target: str | Path) -> None:
+    """Move the finished ``folder`` to ``target`` (a sibling), replacing an existing ``target``: the old one
+    is renamed aside first and removed only after the new one is in place."""
+    folder, target = Path(folder), Path(target)
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"
         os.replace(target, old)
-    os.replace(tmp, target)
+    os.replace(folder, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

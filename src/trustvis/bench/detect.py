@@ -74,6 +74,9 @@ def run_detect_bench(
     attack_images: int = 28,
     attack_steps: int = 10,
     attack_queries: int = 1000,
+    synthbench: str | None = None,
+    robustness: bool = True,
+    method_overrides: dict[str, list[str]] | None = None,
 ) -> Path:
     """Run the detection protocol end to end; returns the output folder.
 
@@ -86,6 +89,11 @@ def run_detect_bench(
     with :data:`BENCH_ATTACKS` at the same budgets for every detector: PGD with ``attack_steps`` steps
     and HopSkipJump with ``attack_queries`` queries per image; ``attack_images=0`` skips it. A method
     that exposes ``logits_full`` (D4's single full-spectrum adversarially trained model) gets a second row.
+
+    ``synthbench`` picks the SynthBench size (default: ``quick`` with ``opts.quick``, else ``full``; ``demo``
+    is the short build of ``trustvis demo``); ``robustness=False`` skips the degraded test sets and
+    ``acm_steps=0`` the artifact compression maps (both for the demo's time budget). ``method_overrides``
+    (method -> ``["model.x=1", ...]``) apply to one method's run config, before ``opts.overrides``.
     """
     from trustvis.data.synthbench import FAMILIES, TRAIN_FAMILY, build_synthbench
     from trustvis.data.transforms import DEGRADATIONS
@@ -93,8 +101,9 @@ def run_detect_bench(
     from trustvis.metrics.spectrum import mean_log_spectrum
     from trustvis.report import plots
 
-    size, seed, progress = opts.mode, opts.seed, opts.progress
-    preset = opts.preset or size
+    seed, progress = opts.seed, opts.progress
+    preset = opts.preset or opts.mode
+    size = synthbench or opts.mode
     methods = list(methods or DEFAULT_METHODS)
     for name in methods:
         spec = registry.get(name)
@@ -119,7 +128,8 @@ def run_detect_bench(
         train = {"seed": seed, "device": opts.device, "progress": progress}
         if opts.steps:
             train["steps"] = opts.steps
-        run = make_run_config(name, p, overrides=opts.overrides, train=train,
+        own = (method_overrides or {}).get(name, [])
+        run = make_run_config(name, p, overrides=[*own, *opts.overrides], train=train,
                               data={"size": size, "train_family": TRAIN_FAMILY})  # fmt: skip
         trained[name], train_info[name] = train_or_reuse(
             run, out / "runs" / name, detection_datasets, _val_metrics
@@ -129,7 +139,8 @@ def run_detect_bench(
     images, labels, gens = _load_split(root / "test", families)
     gens_arr = np.array(gens)
     results: dict[str, dict[str, Any]] = {n: {"robustness": {}} for n in methods}
-    conditions = ["clean", *DEGRADATIONS]
+    degradations = list(DEGRADATIONS) if robustness else []
+    conditions = ["clean", *degradations]
     for cond in conditions:
         if cond == "clean":
             imgs = images
@@ -171,11 +182,12 @@ def run_detect_bench(
     }
     aucs = {n: {f: results[n]["clean"][f]["auc"] for f in families} for n in methods}
     plots.plot_roc(curves, fig("fig_roc.png", "ROC curves per family (clean test sets)"), aucs=aucs)
-    rob = {n: {"clean": results[n]["mean_unseen"]["ap"],
-               **{c: results[n]["robustness"][c]["mean_unseen"]["ap"] for c in DEGRADATIONS}} for n in methods}  # fmt: skip
-    plots.plot_robustness(
-        rob, fig("fig_robustness_ap.png", "Mean AP over unseen families under degradations")
-    )
+    if degradations:
+        rob = {n: {"clean": results[n]["mean_unseen"]["ap"],
+                   **{c: results[n]["robustness"][c]["mean_unseen"]["ap"] for c in degradations}} for n in methods}  # fmt: skip
+        plots.plot_robustness(
+            rob, fig("fig_robustness_ap.png", "Mean AP over unseen families under degradations")
+        )
     spectra = {"real": mean_log_spectrum(images[(labels == 0) & (gens_arr == TRAIN_FAMILY)])}
     for f in families:
         spectra[f] = mean_log_spectrum(images[(labels == 1) & (gens_arr == f)])
@@ -184,14 +196,15 @@ def run_detect_bench(
                        "difference to reals (bottom) - the generators' fingerprints"))  # fmt: skip
     train_fakes = images[(labels == 1) & (gens_arr == TRAIN_FAMILY)][:256]
     maps = {}
-    for name, method in trained.items():
+    for name, method in trained.items() if acm_steps > 0 else []:
         for p in method.parameters():
             p.requires_grad_(False)
         to_input = method.make_transform(False)  # what the method sees at test time (crop, resize)
         fake_tensor = torch.stack([to_input(im) for im in train_fakes])
         maps[name] = artifact_compression_map(lambda x, m=method: m.logits(x.to(m.device)).cpu(), fake_tensor,
                                               steps=acm_steps, seed=seed)  # fmt: skip
-    plots.plot_maps(maps, fig("fig_acm.png", "Artifact compression maps (BiHPF analysis): frequencies each "
+    if maps:
+        plots.plot_maps(maps, fig("fig_acm.png", "Artifact compression maps (BiHPF analysis): frequencies each "
                               "detector needs suppressed before it calls a fake real; dark = relied on"))  # fmt: skip
     cost = {n: {"throughput_img_s": results[n]["throughput_img_s"],
                 "train_seconds": train_info[n].get("train_seconds", float("nan"))} for n in methods}  # fmt: skip
@@ -220,7 +233,7 @@ def run_detect_bench(
         "data": {"name": "synthbench", "size": size, "path": str(root), "image_size": image_size},
         "train_family": TRAIN_FAMILY,
         "families": families,
-        "degradations": list(DEGRADATIONS),
+        "degradations": degradations,
         "attacks": {
             "budgets": BENCH_ATTACKS,
             "images": attack_images,
@@ -271,11 +284,12 @@ def results_markdown(res: dict[str, Any]) -> str:
     rows = [[n, *[f"{m['clean'][f]['acc_real']:.2f} / {m['clean'][f]['acc_fake']:.2f}" for f in fams]]
             for n, m in methods.items()]  # fmt: skip
     lines += [markdown_table(["method", *fams], rows), ""]
-    lines += ["## Robustness: mean AP over unseen families", ""]
     degs = res["degradations"]
-    rows = [[n, m["mean_unseen"]["ap"], *[m["robustness"][d]["mean_unseen"]["ap"] for d in degs]]
-            for n, m in methods.items()]  # fmt: skip
-    lines += [markdown_table(["method", "clean", *degs], rows), ""]
+    if degs:
+        lines += ["## Robustness: mean AP over unseen families", ""]
+        rows = [[n, m["mean_unseen"]["ap"], *[m["robustness"][d]["mean_unseen"]["ap"] for d in degs]]
+                for n, m in methods.items()]  # fmt: skip
+        lines += [markdown_table(["method", "clean", *degs], rows), ""]
     adv = res.get("adversarial") or {}
     if adv:
         att = res["attacks"]

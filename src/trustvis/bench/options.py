@@ -158,6 +158,11 @@ def _detect_args(p: Any) -> None:
                    help="fake test images attacked for the adversarial table (default 28; 0 skips it)")  # fmt: skip
     p.add_argument("--queries", dest="attack_queries", type=_int_at_least(1), default=1000, metavar="N",
                    help="HopSkipJump queries per image (default 1000)")  # fmt: skip
+    p.add_argument("--synthbench", choices=("tiny", "demo", "quick", "full"), metavar="SIZE",
+                   help="SynthBench size: tiny (seconds), demo (trustvis demo), quick, full (default: quick with "
+                   "--quick, else full)")  # fmt: skip
+    p.add_argument("--no-robustness", dest="robustness", action="store_false",
+                   help="skip the degraded test sets (JPEG, blur, resize)")  # fmt: skip
 
 
 def _augment_args(p: Any) -> None:
@@ -218,7 +223,7 @@ BENCHES: dict[str, BenchEntry] = {
         about="train detectors on one SynthBench family, test on all; robustness; adversarial table",
         target="trustvis.bench.detect:run_detect_bench",
         add_arguments=_detect_args,
-        kwargs=_pick("methods", "attack_images", "attack_queries"),
+        kwargs=_pick("methods", "attack_images", "attack_queries", "synthbench", "robustness"),
         quick_time="40 min to 2.5 hours on 2 cores",
         examples=(
             "trustvis bench detect --quick",

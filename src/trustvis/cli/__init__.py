@@ -1,5 +1,7 @@
 """The ``trustvis`` command line: ``main(argv) -> exit code`` (testable in-process).
 
+trustvis --version                          the installed version
+trustvis demo                               a first result in minutes (detectors on unseen generators)
 trustvis list [--task detect]               registered methods, with their papers
 trustvis info METHOD                        paper, summary, presets and every config field
 trustvis data status                        which real-data sources are installed
@@ -10,6 +12,7 @@ trustvis predict RUN_DIR PATH...            score / classify images or folders
 trustvis calibrate --logits F.npz | --run D fit TS/CTS/ETS/PTS with the CE and the SCTL loss
 trustvis bench TASK ...                     benchmark protocols (`make demo` runs detect --quick)
 trustvis codec encode|decode|info           the neural codecs on single images
+trustvis export RUN --format onnx|torchscript   the run's network as one file (+ FILE.json)
 trustvis report DIR                         self-contained HTML page for a run or bench folder
 
 One module per group of commands (info, run, calibrate, codec, bench), each with ``add_parsers`` and its
@@ -23,7 +26,8 @@ import argparse
 import logging
 import sys
 
-from trustvis.cli import bench, calibrate, codec, info, run
+from trustvis import __version__
+from trustvis.cli import bench, calibrate, codec, export, info, run
 from trustvis.cli.common import UsageError
 
 __all__ = ["UsageError", "build_parser", "entry", "main"]
@@ -37,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="run `trustvis COMMAND --help` for the options and an example of each command",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parsers(sub)  # train, eval, predict
     calibrate.add_parsers(sub)
     bench.add_parsers(sub)
+    bench.add_demo_parser(sub)
     codec.add_parsers(sub)
+    export.add_parsers(sub)
     return p
 
 

@@ -28,7 +28,14 @@ Dataflow::
     manifest.json (config, seeds, versions, photo ids, losses, counts, sha256 per file)
       |
       v
-    atomic_dir: the temporary folder becomes home()/synthbench/v1-<size>/ only on success
+    the build folder .v1-<size>.partial/ becomes home()/synthbench/v1-<size>/ only when complete
+
+Resuming: the build happens in ``.v1-<size>.partial/`` beside the target, and each family leaves a marker
+there once its files are written. An interrupted build (Ctrl-C, a crash, a full disk) keeps that folder;
+the next call with the same version and config skips the families already written and trains the rest
+(every family is seeded on its own, so a resumed build is byte-identical to an uninterrupted one). Each
+family's line in the log says what it is and a time estimate for 2 CPU cores, corrected by the time the
+families before it took.
 
 Layout (the ForenSynths/CNNDetection convention, so outside detectors can read it directly)::
 
@@ -79,7 +86,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from trustvis.atomic import atomic_dir, atomic_write_json
+from trustvis.atomic import atomic_write_json, move_dir
 from trustvis.data.cache import home, sha256_file
 from trustvis.data.generators import (
     VAE,
@@ -222,6 +229,9 @@ class SynthBenchConfig:
 #: 296 s wall on 2 CPU cores (~280 s of it generator training, ~30-35 s per autoencoder, ~65 s each
 #: for the DCGAN and the VAE), 9,200 PNGs, 53 MB. ``full``: 128x128, every family in every split;
 #: about 2 h of generator training on 2 CPU cores, about 3 min on one H100 (``device="auto"``).
+#: ``demo``: the quick protocol at 64x64 with fewer patches and generator steps, for ``trustvis demo``
+#: (about 1.5 min on 2 CPU cores). ``tiny``: 32x32, a few dozen patches, a few generator steps: builds in
+#: seconds, for the ``tiny`` presets, the examples and the tests (its fakes are barely trained).
 SIZES: dict[str, SynthBenchConfig] = {
     "quick": SynthBenchConfig(),
     "full": SynthBenchConfig(
@@ -237,7 +247,44 @@ SIZES: dict[str, SynthBenchConfig] = {
         gan_width=16,
         device="auto",
     ),
+    "demo": SynthBenchConfig(n_train=600, n_val=150, n_test=200, ae_steps=120, gan_steps=400, vae_steps=160),
+    "tiny": SynthBenchConfig(
+        patch_size=32,
+        n_train=48,
+        n_val=16,
+        n_test=16,
+        max_side=256,
+        ae_width=8,
+        ae_steps=10,
+        gan_steps=10,
+        vae_steps=10,
+        gan_width=8,
+        latent_dim=16,
+        batch_size=16,
+    ),
 }
+
+#: seconds per generator training step and image pixel (batch x patch_size^2) on 2 CPU cores at the
+#: default widths (16), measured on the quick build; scaled by (width / 16)^2 for other widths
+_SECONDS_PER_STEP_PIXEL = {"ae": 8.1e-7, "dcgan": 5.0e-7, "vae": 1.25e-6}
+_SECONDS_PER_PNG = 2.5e-3  # writing one 64x64 PNG (scaled by area for other sizes), with its hash
+
+
+def estimate_seconds(cfg: SynthBenchConfig, family: str) -> float:
+    """Rough CPU time (2 cores) to train ``family`` and write its fakes; for the build's progress lines."""
+    pixels = cfg.batch_size * cfg.patch_size**2
+    if family in _AE_UPSAMPLE:
+        train = cfg.ae_steps * pixels * _SECONDS_PER_STEP_PIXEL["ae"] * (cfg.ae_width / 16) ** 2
+    elif family == "dcgan":
+        train = cfg.gan_steps * pixels * _SECONDS_PER_STEP_PIXEL["dcgan"] * (cfg.gan_width / 16) ** 2
+    else:
+        train = cfg.vae_steps * pixels * _SECONDS_PER_STEP_PIXEL["vae"] * (cfg.ae_width / 16) ** 2
+    n_images = sum(2 * cfg.n_real(s) for s in cfg.splits_of(family))
+    return train + n_images * _SECONDS_PER_PNG * (cfg.patch_size / 64) ** 2
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _check_size(size: str) -> None:
@@ -463,8 +510,11 @@ def _make_family(
 
 
 def _hash_tree(root: Path, progress: bool) -> dict[str, str]:
-    """sha256 of every file under ``root`` (relative POSIX path -> hex); hard links are hashed once."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    """sha256 of every file under ``root`` (relative POSIX path -> hex; not the build's own ``.*`` state
+    files at the top); hard links are hashed once."""
+    paths = sorted(
+        p for p in root.rglob("*") if p.is_file() and not p.relative_to(root).as_posix().startswith(".")
+    )
     by_inode: dict[tuple[int, int], str] = {}
     out: dict[str, str] = {}
     for p in tqdm(paths, desc="hash files", disable=not progress, leave=False):
@@ -521,18 +571,62 @@ def build_synthbench(
     with _build_lock(target):
         if not force and _reusable(target, cfg):  # another process built it while we waited
             return target
-        _build(target, size, cfg, progress)
+        _build(target, size, cfg, progress, fresh=force)
     return target
 
 
-def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool) -> None:
+def partial_path(target: Path) -> Path:
+    """Where an unfinished build of ``target`` lives (``.<name>.partial``, a sibling): kept on failure so
+    that the next call resumes it, family by family."""
+    return target.parent / f".{target.name}.partial"
+
+
+def _open_partial(target: Path, cfg: SynthBenchConfig, fresh: bool) -> tuple[Path, dict[str, dict]]:
+    """The partial build folder of ``target`` for ``cfg`` and the families it finished (name -> stats).
+
+    A partial folder of another version or config, or any when ``fresh``, is discarded."""
+    work = partial_path(target)
+    state = {"version": VERSION, "config": _config_json(cfg)}
+    if work.exists():
+        try:
+            same = json.loads((work / ".build.json").read_text(encoding="utf-8")) == state
+        except (OSError, ValueError):
+            same = False
+        if fresh or not same:
+            shutil.rmtree(work)
+    if not work.exists():
+        work.mkdir(parents=True)
+        work.chmod(0o755)
+        atomic_write_json(work / ".build.json", state)
+    done: dict[str, dict] = {}
+    for family in FAMILIES:
+        marker = work / f".family-{family}.json"
+        if marker.is_file():
+            try:
+                done[family] = json.loads(marker.read_text(encoding="utf-8"))
+            except ValueError:
+                marker.unlink()  # a torn marker: build the family again
+    return work, done
+
+
+def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh: bool = False) -> None:
     t0 = time.perf_counter()
     device = _resolve_device(cfg.device)
-    logger.info(
-        "Building SynthBench %s (%dx%d) at %s on %s", size, cfg.patch_size, cfg.patch_size, target, device
-    )
     families = list(FAMILIES)
     used_splits = [s for s in SPLITS if any(s in cfg.splits_of(f) for f in families)]
+    n_images = sum(2 * cfg.n_real(s) for f in families for s in cfg.splits_of(f))
+    work, done = _open_partial(target, cfg, fresh)
+    estimates = {f: estimate_seconds(cfg, f) for f in families}
+    logger.info(
+        "Building SynthBench %s (%d generator families, %dx%d patches, %d images) at %s on %s: about %s on "
+        "2 CPU cores; an interrupted build resumes from the last family written",
+        size, len(families), cfg.patch_size, cfg.patch_size, n_images, target, device,
+        _duration(sum(estimates[f] for f in families if f not in done)),
+    )  # fmt: skip
+    if done:
+        logger.info(
+            "Resuming: %d of %d families already written (%s)", len(done), len(families), ", ".join(done)
+        )
     reals: dict[str, np.ndarray] = {}
     photo_ids: dict[str, list[str]] = {}
     for split in SPLITS:  # train is always drawn: it trains the generators
@@ -548,57 +642,81 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool) -> No
         s: [f"{i:0{max(5, len(str(len(r) - 1)))}d}.png" for i in range(len(r))] for s, r in reals.items()
     }
 
-    with atomic_dir(target) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache is meant to be readable like any other folder
-        # Reals: written once per split (into the first family that has the split), then hard-linked.
-        real_src: dict[str, Path] = {}
+    # Reals: written once per split (into the first family that has the split), then hard-linked.
+    real_src: dict[str, Path] = {}
+    for split in used_splits:
+        first = next(f for f in families if split in cfg.splits_of(f))
+        real_src[split] = work / split / first / "0_real"
+    if not (work / ".reals.done").is_file():
         n_real_files = sum(len(reals[s]) for s in used_splits)
         with tqdm(total=n_real_files, desc="write reals", disable=not progress, leave=False) as bar:
             for split in used_splits:
-                first = next(f for f in families if split in cfg.splits_of(f))
-                real_src[split] = tmp / split / first / "0_real"
+                shutil.rmtree(real_src[split], ignore_errors=True)
                 _write_images(reals[split], real_src[split], names[split], bar)
+        (work / ".reals.done").touch()
 
-        losses: dict[str, dict] = {}
-        counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in used_splits}
-        for family in families:
-            fakes, losses[family] = _make_family(family, cfg, reals, device, progress)
-            splits = cfg.splits_of(family)
-            total = sum(len(reals[s]) for s in splits)
-            with tqdm(total=total, desc=f"write {family}", disable=not progress, leave=False) as bar:
-                for split in splits:
-                    real_dir = tmp / split / family / "0_real"
-                    if real_dir != real_src[split]:
-                        real_dir.mkdir(parents=True, exist_ok=True)
-                        for name in names[split]:
-                            _link_or_copy(real_src[split] / name, real_dir / name)
-                    _write_images(fakes[split], tmp / split / family / "1_fake", names[split], bar)
-                    counts[split][family] = {"0_real": len(reals[split]), "1_fake": len(fakes[split])}
+    losses: dict[str, dict] = dict(done)
+    counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in used_splits}
+    spent = estimated = 0.0  # this call's measured and estimated seconds, to correct the estimate
+    for k, family in enumerate(families):
+        splits = cfg.splits_of(family)
+        for split in splits:
+            counts[split][family] = {"0_real": len(reals[split]), "1_fake": len(reals[split])}
+        if family in done:
+            continue
+        scale = spent / estimated if estimated else 1.0
+        logger.info("SynthBench %s [%d/%d] %s: %s (about %s)", size, k + 1, len(families), family,
+                    FAMILIES[family], _duration(estimates[family] * scale))  # fmt: skip
+        t_family = time.perf_counter()
+        for split in splits:  # what an interrupted attempt at this family left
+            shutil.rmtree(work / split / family / "1_fake", ignore_errors=True)
+            if work / split / family / "0_real" != real_src[split]:
+                shutil.rmtree(work / split / family / "0_real", ignore_errors=True)
+        fakes, losses[family] = _make_family(family, cfg, reals, device, progress)
+        total = sum(len(reals[s]) for s in splits)
+        with tqdm(total=total, desc=f"write {family}", disable=not progress, leave=False) as bar:
+            for split in splits:
+                real_dir = work / split / family / "0_real"
+                if real_dir != real_src[split]:
+                    real_dir.mkdir(parents=True, exist_ok=True)
+                    for name in names[split]:
+                        _link_or_copy(real_src[split] / name, real_dir / name)
+                _write_images(fakes[split], work / split / family / "1_fake", names[split], bar)
+        atomic_write_json(work / f".family-{family}.json", losses[family])  # this family survives a crash
+        spent += time.perf_counter() - t_family
+        estimated += estimates[family]
+        left = sum(estimates[f] for f in families[k + 1 :] if f not in done) * spent / estimated
+        if left:
+            logger.info("SynthBench %s: %s written; about %s left", size, family, _duration(left))
 
-        files = _hash_tree(tmp, progress)
-        manifest: dict[str, Any] = {
-            "version": VERSION,
-            "size": size,
-            "patch_size": cfg.patch_size,
-            "config": _config_json(cfg),
-            "families": FAMILIES,
-            "train_family": TRAIN_FAMILY,
-            "seeds": {
-                "master": cfg.seed,
-                "photo_patches": {s: cfg.seed for s in reals},
-                "families": {f: _family_seed(cfg, f) for f in families},
-            },
-            "versions": _versions(),
-            "device": str(device),
-            "photo_ids": {s: sorted(set(ids)) for s, ids in photo_ids.items()},
-            "patch_photo_ids": {s: ids for s, ids in photo_ids.items() if s in used_splits},
-            "generator_losses": losses,
-            "counts": counts,
-            "n_files": len(files),
-            "files": files,
-            "build_seconds": round(time.perf_counter() - t0, 2),
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
+    files = _hash_tree(work, progress)
+    manifest: dict[str, Any] = {
+        "version": VERSION,
+        "size": size,
+        "patch_size": cfg.patch_size,
+        "config": _config_json(cfg),
+        "families": FAMILIES,
+        "train_family": TRAIN_FAMILY,
+        "seeds": {
+            "master": cfg.seed,
+            "photo_patches": {s: cfg.seed for s in reals},
+            "families": {f: _family_seed(cfg, f) for f in families},
+        },
+        "versions": _versions(),
+        "device": str(device),
+        "photo_ids": {s: sorted(set(ids)) for s, ids in photo_ids.items()},
+        "patch_photo_ids": {s: ids for s, ids in photo_ids.items() if s in used_splits},
+        "generator_losses": {f: losses[f] for f in families},
+        "counts": counts,
+        "n_files": len(files),
+        "files": files,
+        "resumed_families": list(done),
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
+    atomic_write_json(work / "manifest.json", manifest)
+    for marker in work.glob(".*"):  # the build's own state: not part of the data set
+        marker.unlink()
+    move_dir(work, target)
     logger.info(
         "SynthBench %s built at %s: %d files in %.1fs", size, target, len(files), time.perf_counter() - t0
     )

@@ -26,11 +26,15 @@ class DetectData:
 
     name: str = "synthbench"  # synthbench | folder (ForenSynths / GenImage layout under root)
     root: str = ""  # the folder when name == folder
-    size: str = "quick"  # synthbench size: quick | full
+    size: str = "quick"  # synthbench size: tiny (seconds) | demo | quick | full
     train_family: str = "ae_tconv"  # synthbench family used for training
     max_images: int = 0  # cap per generator and class; 0 = all
 
     def check(self) -> None:
+        from trustvis.data.synthbench import SIZES
+
+        if self.name == "synthbench" and self.size not in SIZES:
+            raise ConfigError(f"data.size={self.size!r} is not a SynthBench size; choose from {list(SIZES)}")
         if self.name not in ("synthbench", "folder"):
             raise ConfigError(
                 f"data.name={self.name!r} is invalid for a detector; choose from ['synthbench', 'folder']"

@@ -31,11 +31,19 @@ DETECTOR_TRAIN = {
 }
 
 
+#: the SynthBench size a preset trains on when no data is given (tiny: builds in seconds, see
+#: :data:`trustvis.data.synthbench.SIZES`); the others use the data config's default (quick)
+DETECTOR_DATA = {"tiny": {"size": "tiny"}}
+
+
 def detector_presets(model: dict[str, dict], train: dict[str, dict] | None = None) -> dict[str, Preset]:
     """One :class:`Preset` per name of ``model`` (model values), with the training budget of the same name
-    (``train``, default :data:`DETECTOR_TRAIN`)."""
+    (``train``, default :data:`DETECTOR_TRAIN`) and the data of :data:`DETECTOR_DATA`."""
     train = DETECTOR_TRAIN if train is None else train
-    return {name: Preset(model=values, train=train.get(name, {})) for name, values in model.items()}
+    return {
+        name: Preset(model=values, train=train.get(name, {}), data=DETECTOR_DATA.get(name, {}))
+        for name, values in model.items()
+    }
 
 
 @dataclass
