@@ -267,6 +267,38 @@ def test_nan_weights_never_answer_real(cnndet_run, tmp_path, cli):
         assert res.code == 1 and "not finite" in res.out, res.out + res.err
 
 
+def test_the_python_api_raises_where_the_cli_writes_an_error_row(cnndet_run, tmp_path, monkeypatch):
+    """``trustvis.load(run).predict``: no result is silently missing from a list. A truncated file, a model
+    failing on an image and a NaN score each raise one line naming the input and its position."""
+    import trustvis
+
+    good = [_png(tmp_path / f"g{i}.png", 40 * i) for i in range(3)]
+    truncated = tmp_path / "trunc.png"
+    truncated.write_bytes(good[0].read_bytes()[:60])
+    p = trustvis.load(cnndet_run)
+    with pytest.raises(ValueError) as e:
+        p.predict([good[0], truncated, good[1], tmp_path / "nope.png"])
+    msg = str(e.value)
+    assert msg.startswith(f"input 1 ({truncated})") and "truncated" in msg and "1 more input(s)" in msg
+    assert "\n" not in msg
+
+    def bad(x, orig):
+        if x.shape[-1] == 17:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 40.00 GiB")
+        out = orig({"image": x})
+        return {**out, "score": torch.where(x[:, 0, 0, 0] == 0, float("nan"), out["score"])}
+
+    _patch_predict(monkeypatch, bad)  # the API loads the run as the command line does
+    p = trustvis.load(cnndet_run)
+    with pytest.raises(
+        ValueError, match=r"^input 1 \(numpy array \(17, 17, 3\) uint8\): the model failed.*memory"
+    ):
+        p.predict([good[1], np.full((17, 17, 3), 9, np.uint8)])
+    with pytest.raises(ValueError, match=r"^numpy array \(16, 16, 3\) uint8: model output is not finite"):
+        p.predict(np.zeros((16, 16, 3), np.uint8))  # black: NaN score, never "real"
+    assert p.predict(good[1])["verdict"] in ("real", "fake")
+
+
 # --- overlays of same-named files ----------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import torch
 from badcli import assert_clear_error
 from safetensors.torch import load_file, save_file
 
+import trustvis
 from trustvis.cli import main
 from trustvis.config import ConfigError, make_run_config, to_dict
 from trustvis.engine.checkpoint import CheckpointError, build_method, first_nonfinite, save_final
@@ -386,6 +387,9 @@ def test_missing_or_corrupt_model_json(content, needle, run_copy, trained, cli):
     res = cli(["eval", str(run_copy), "--data", str(trained["data"] / "test"), "--no-progress"])
     assert_clear_error(res, str(run_copy), needle)
     assert_clear_error(cli(_predict(run_copy, trained["data"])), str(run_copy), needle)
+    with pytest.raises(CheckpointError, match=needle) as e:  # the Python API: the same one line
+        trustvis.load(run_copy)
+    assert str(run_copy) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_corrupt_checkpoint_state_json_on_resume(run_copy, trained, cli):
@@ -458,6 +462,9 @@ def test_calibrator_runs_are_sent_to_calibrate(command, trained, tmp_path, cli):
     args = ["--data", str(trained["data"] / "test")] if command == "eval" else [str(trained["data"] / "test")]
     res = cli([command, str(out), *args])
     assert_clear_error(res, "ts", "trustvis calibrate")
+    if command == "predict":  # the Python API refuses it the same way
+        with pytest.raises(ValueError, match="trustvis calibrate"):
+            trustvis.load(out)
 
 
 def test_checkpoint_error_is_a_value_error_for_python_callers(run_copy):

@@ -199,14 +199,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``trustvis predict``: what it does with folders, large images and failures is ``PREDICT_HELP``."""
     from trustvis.atomic import atomic_write_text
     from trustvis.data.io import IMAGE_EXTENSIONS
-    from trustvis.engine import load_method
     from trustvis.tasks import PredictOptions
-    from trustvis.tasks.predict import collect_files
+    from trustvis.tasks.predict import collect_files, load_run
 
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise UsageError(f"--threshold must be a finite number, got {args.threshold}")
-    task, _ = _run_task(args.run_dir, "predict")
-    method = load_method(args.run_dir, device=args.device)
+    task, method = load_run(args.run_dir, device=args.device)
     run_dir = Path(args.run_dir)
     opts = PredictOptions(threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
                           max_side=args.max_side, maps_dir=Path(args.maps) if args.maps else None)  # fmt: skip

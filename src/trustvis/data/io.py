@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "ImageReadError",
     "decoded_bytes",
+    "fit_array",
     "load_image",
     "save_png",
     "iter_image_files",
@@ -162,6 +163,17 @@ def _fit(img: Image.Image, max_side: int, fit: str) -> Image.Image:
         img = img.convert("RGBA")  # palette colours and transparency resolved before averaging
     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return img
+
+
+def fit_array(arr: np.ndarray, max_side: int, fit: str = "resize") -> np.ndarray:
+    """What :func:`load_image` does to a large image, for a ``uint8 (H, W, 3)`` array already in memory: an
+    array with a side longer than ``max_side`` (> 0) is reduced (``"resize"``) or centre-cropped
+    (``"crop"``) by the same Pillow code; any other array is returned as it is."""
+    if fit not in ("resize", "crop"):
+        raise ValueError(f"Unknown fit {fit!r}; choose from ['resize', 'crop']")
+    if max_side <= 0 or max(arr.shape[:2]) <= max_side:
+        return arr
+    return to_rgb8(_fit(Image.fromarray(arr), max_side, fit))
 
 
 def load_image(

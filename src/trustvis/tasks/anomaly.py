@@ -6,8 +6,9 @@ data       elpv-mono | elpv-poly (real solar-cell defects) | textures | textures
            (ROOT/normal/*, ROOT/abnormal/*, optional ROOT/mask/*); see :mod:`trustvis.data.anomaly`
 validation the normal validation scores' mean and the threshold they give
 after fit  the threshold: the 0.99 quantile of the normal validation scores, stored with the weights
-predict    anomaly score, verdict at the stored threshold and a heat-map overlay per image; large
-           images are reduced (Lanczos), since the models resize to their image size anyway
+predict    anomaly score, verdict at the stored threshold and a heat-map overlay per image (the Python
+           API: the map itself, as an array, unless it asks for overlays); large images are reduced
+           (Lanczos), since the models resize to their image size anyway
 eval       image AUROC / AP / F1 (and pixel AUROC / AUPRO when masks exist) on the test split of a folder
            in the ``folder`` layout: its held-out normal images (a seeded 20 %) and every abnormal one
 """
@@ -143,7 +144,8 @@ class AnomalyTask(Task):
         return t
 
     def predict(self, method: Any, files: Any, opts: PredictOptions, run_dir: Path) -> Prediction:
-        opts.maps_dir = Path(opts.maps_dir or Path(run_dir) / "maps")
+        if opts.maps_dir is not None or not opts.map_arrays:  # the CLI's default: overlays in RUN/maps
+            opts.maps_dir = Path(opts.maps_dir or Path(run_dir) / "maps")
         return super().predict(method, files, opts, run_dir)
 
     def predict_records(
@@ -157,15 +159,20 @@ class AnomalyTask(Task):
         for j, ((i, path, t), rec) in enumerate(zip(items, recs)):
             if isinstance(rec, str):
                 continue
+            amap = out["anomaly_map"][j].float().cpu().numpy()  # (H, W) at the model's input size
+            if opts.map_arrays:
+                rec["anomaly_map"] = amap
+            if opts.maps_dir is None:
+                continue
             # the input's index keeps overlays of same-named files from different folders apart
             image = (t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            rec["map"] = str(save_overlay(image, out["anomaly_map"][j].cpu().numpy(), opts.maps_dir / f"{i:05d}_{path.stem}.png",
+            rec["map"] = str(save_overlay(image, amap, opts.maps_dir / f"{i:05d}_{path.stem}.png",
                                           vmin=opts.threshold / 2, vmax=1.5 * opts.threshold))  # fmt: skip
         return recs
 
     def predict_table(self, pred: Prediction, opts: PredictOptions, run_dir: Path) -> None:
         verdict_table(pred, "anomalous", ("anomalous", "normal"), "anomaly score", opts.threshold)
-        if pred.records:
+        if pred.records and opts.maps_dir is not None:
             pred.summary.append(f"anomaly-map overlays -> {opts.maps_dir}")
 
     def evaluate(

@@ -47,6 +47,7 @@ class PredictOptions:
     threshold: float | None = None  # decision threshold; None = the task's default for the run
     top_k: int = 3  # classification: classes listed per image
     maps_dir: Path | None = None  # anomaly: folder for the heat-map overlays
+    map_arrays: bool = False  # anomaly: each record holds its map as an array (the Python API)
     batch_size: int = 32
     max_side: int = 2048  # longest image side given to the model (0 = no limit)
     context: dict[str, Any] = field(default_factory=dict)  # what the task read from the run folder
@@ -164,8 +165,8 @@ class Task:
         pred.columns = ["path"]
         pred.header = ["path"]
 
-    def predict(self, method: Any, files: Sequence[Path], opts: PredictOptions, run_dir: Path) -> Prediction:
-        """Score ``files`` (see :func:`trustvis.tasks.predict.predict_files`)."""
+    def predict(self, method: Any, files: Sequence[Any], opts: PredictOptions, run_dir: Path) -> Prediction:
+        """Score ``files``: image paths or in-memory images (see :func:`trustvis.tasks.predict.predict_files`)."""
         from trustvis.tasks.predict import predict_files
 
         pred = predict_files(self, method, files, opts)

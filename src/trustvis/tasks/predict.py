@@ -1,10 +1,14 @@
-"""Scoring image files with a trained method, for every task that predicts (``trustvis predict``).
+"""Scoring images with a trained method, for every task that predicts (``trustvis predict`` and the Python
+API, :mod:`trustvis.api`).
 
-files ──► load_image(max_side, task.predict_fit) ──► method.make_transform(False)
+files ──► load_image(max_side, task.predict_fit) ──┐
+arrays (ImageArray, uint8 (H,W,3)) ──► fit_array ──┴► task.predict_image ──► method.make_transform(False)
       ──► batches of equal-shape images, at most batch_size images and max_side² pixels each
       ──► method.predict ──► task.predict_records ──► Prediction (records + error rows)
 
-A file that cannot be scored (missing, unreadable, too large, the model failing on it, an output that is
+Files and images already in memory go through the same loop: an in-memory image is fitted to
+``max_side`` by the same Pillow code as a file, so a PNG and the array read from it get the same record.
+An input that cannot be scored (missing, unreadable, too large, the model failing on it, an output that is
 not finite) gets an error row and a warning; the other images keep their results. A batch the model fails
 on is retried image by image, so that one bad image does not take its neighbours down.
 """
@@ -13,12 +17,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trustvis.tasks.base import Prediction, PredictOptions, Task
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageArray:
+    """An image already in memory, as an input of :func:`predict_files`.
+
+    Attributes:
+        name: What stands for its file path in its record, its error row and the log.
+        pixels: ``uint8 (H, W, 3)`` RGB array (as :func:`~trustvis.data.io.load_image` returns).
+    """
+
+    name: str
+    pixels: Any
 
 
 def collect_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -32,11 +50,38 @@ def collect_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def predict_files(task: Task, method: Any, files: Sequence[Path], opts: PredictOptions) -> Prediction:
-    """Run ``method`` on ``files``; records keep the files' order, failures become error rows."""
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Task, Any]:
+    """(task, method) of the trained run in ``run_dir``, ready to predict: what ``trustvis predict`` and
+    :func:`trustvis.load` open.
+
+    Raises:
+        CheckpointError: ``run_dir`` is not a run (no ``model.json``), or its files are damaged.
+        TaskError: the run's method does not predict (a calibrator, a codec); the message says what does.
+    """
+    from trustvis import registry
+    from trustvis.engine import load_method
+    from trustvis.engine.checkpoint import read_meta
+    from trustvis.tasks.base import task_of
+
+    spec = registry.get(read_meta(run_dir)["method"])
+    task = task_of(spec.task)
+    task.check_method(spec, "predict")
+    return task, load_method(run_dir, device=device)
+
+
+def predict_files(
+    task: Task, method: Any, files: Sequence[Path | ImageArray], opts: PredictOptions
+) -> Prediction:
+    """Run ``method`` on ``files``: image files, or images already in memory (:class:`ImageArray`), both
+    through the same loop. Records keep the inputs' order; failures become error rows."""
     import torch
 
-    from trustvis.data.io import ImageReadError, load_image
+    from trustvis.data.io import ImageReadError, fit_array, load_image
+
+    def read(src: Path | ImageArray) -> Any:  # uint8 (H, W, 3), fitted to opts.max_side
+        if isinstance(src, ImageArray):
+            return fit_array(src.pixels, opts.max_side, task.predict_fit)
+        return load_image(src, max_side=opts.max_side, fit=task.predict_fit)
 
     transform = method.make_transform(False)
     records: dict[int, dict] = {}
@@ -78,11 +123,10 @@ def predict_files(task: Task, method: Any, files: Sequence[Path], opts: PredictO
 
     method.eval()
     pixels = 0
-    for i, f in enumerate(files):
+    for i, src in enumerate(files):
+        f = Path(src.name) if isinstance(src, ImageArray) else Path(src)
         try:
-            x = transform(
-                task.predict_image(load_image(f, max_side=opts.max_side, fit=task.predict_fit), opts)
-            )
+            x = transform(task.predict_image(read(src), opts))
         except ImageReadError as e:
             fail(i, f, e.reason)
             continue
