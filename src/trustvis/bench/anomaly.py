@@ -88,6 +88,7 @@ def run_anomaly_bench(
 
     for ds in datasets:
         results[ds], curves[ds] = {}, {}
+        first_figure = len(figures)  # the set's ROC goes before its map grids
         cats = set_categories(ds) if per_category else [""]
         for name in methods:
             per_cat: dict[str, dict[str, Any]] = {}
@@ -119,13 +120,17 @@ def run_anomaly_bench(
                                 "images_per_second": float(o["images_per_second"]), "n_test": len(test)}  # fmt: skip
                 pooled.append({"test": test, "out": o, "threshold": thr, "category": cat})
             results[ds][name] = per_cat[""] if cats == [""] else _mean_over_categories(per_cat)
-            labels = np.concatenate([p["out"]["label"] for p in pooled]).astype(int)
-            scores = np.concatenate([p["out"]["score"] / p["threshold"] for p in pooled])
-            curves[ds][name] = {"labels": labels, "scores": scores}
+            curves[ds][name] = _roc_entry(pooled, results[ds][name]["image_auroc"])
             _save_examples(out, ds, name, pooled, fig)
-        plots.plot_anomaly_curves(curves[ds], fig(f"fig_roc_{ds}.png", f"Image-level ROC on {ds}"
-                                                  + (" (scores / per-category threshold, pooled)" if len(cats) > 1 else "")),
-                                  title=ds)  # fmt: skip
+        if len(cats) > 1:
+            caption = (f"Image-level ROC on {ds}, {len(cats)} categories: each score divided by its category's "
+                       "threshold, pooled into one curve; the legend gives the table's AUROC (the mean over the "
+                       "categories) and the pooled curve's own")  # fmt: skip
+            title = f"{ds}: ROC of the pooled scores / threshold"
+        else:
+            caption, title = f"Image-level ROC on {ds} (legend: the table's image AUROC)", ds
+        plots.plot_anomaly_curves(curves[ds], fig(f"fig_roc_{ds}.png", caption), title=title)
+        figures.insert(first_figure, figures.pop())
 
     payload = {
         **payload_header("anomaly", opts.command_or("anomaly"), opts.device),
@@ -171,6 +176,17 @@ def _mean_over_categories(per_cat: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
+def _roc_entry(pooled: list[dict[str, Any]], auroc: float) -> dict[str, Any]:
+    """The ROC of one method on one set for :func:`~trustvis.report.plots.plot_anomaly_curves`: its run's
+    own scores (one category), or every category's scores divided by its threshold and pooled; ``auroc``
+    is the table's value (the mean over the categories), which the legend shows."""
+    labels = np.concatenate([p["out"]["label"] for p in pooled]).astype(int)
+    if len(pooled) == 1:
+        return {"labels": labels, "scores": np.asarray(pooled[0]["out"]["score"]), "auroc": auroc}
+    scores = np.concatenate([p["out"]["score"] / p["threshold"] for p in pooled])
+    return {"labels": labels, "scores": scores, "auroc": auroc, "pooled": len(pooled)}
+
+
 def _save_examples(out: Path, ds: str, name: str, pooled: list[dict[str, Any]], fig) -> None:
     """Best / worst maps over all categories of a set (the grid figure) and a few per-image overlays.
 
@@ -204,8 +220,13 @@ def _save_examples(out: Path, ds: str, name: str, pooled: list[dict[str, Any]], 
     folder = out / "overlays" / ds / name
     folder.mkdir(parents=True, exist_ok=True)
     for r in rows[:OVERLAYS_PER_RUN]:
-        stem = r["caption"].split(": ", 1)[1].replace("/", "_").replace("@", "_")
-        plots.save_overlay(r["image"], r["map"], folder / f"{stem}.png", mask=r["mask"], vmin=0.5, vmax=1.5)
+        tag, file_name = r["caption"].split(": ", 1)
+        stem = file_name.replace("/", "_").replace("@", "_")
+        truth = "anomalous" if r["label"] else "normal"
+        verdict = ("anomalous" if r["score"] >= 1.0 else "normal") + f" (truth: {truth})"
+        plots.save_overlay(r["image"], r["map"], folder / f"{stem}.png", mask=r["mask"], vmin=0.5, vmax=1.5,
+                           score=r["score"], threshold=1.0, verdict=verdict,
+                           title=f"{file_name}: {name}, {tag}")  # fmt: skip
 
 
 def results_markdown(res: dict[str, Any]) -> str:

@@ -1,14 +1,21 @@
 """Self-contained HTML reports for bench folders and training-run folders.
 
+Every page puts results first, then the figures, then the configuration folded away::
+
+    title, one line of metadata (date, version, device, bench time)
+    Results      the headline table: the bench's main numbers (trustvis.report.headline), or a run's
+                 evaluation and last logged values
+    Figures      every figure with its caption
+    Details      <details> folds: every long table (per family, robustness, cost; the whole results.md),
+                 and the configuration (command, environment and versions, data, settings / config.yaml)
+
 ``write_report(folder)`` recognises two kinds of folder:
 
-- a **bench folder** (``results.json``, ``results.md``, PNG figures, as written by ``trustvis bench``):
-  title, the command that produced it, environment and data, the main table per metric (method x
-  family, mean over unseen families), per-class accuracy, robustness and cost tables, then every
-  figure with its caption;
+- a **bench folder** (``results.json``, ``results.md``, PNG figures, as written by ``trustvis bench``);
+  a bench without a headline function gets the first table of its ``results.md`` as headline;
 - a **training-run folder** (``config.yaml``, ``metrics.jsonl``, optional ``eval.json`` and
-  ``model.json``): method name, the resolved config, the training curves (drawn into the folder as
-  ``training_curves.png``), the last logged values and the evaluation table.
+  ``model.json``): the training curves are drawn into the folder as ``training_curves.png`` when a
+  metric has two logged values or more.
 
 The page has no external dependencies: images are embedded as base64 ``data:`` URIs, CSS is inline,
 there is no JavaScript and no web font. All text taken from the folder is HTML-escaped.
@@ -30,7 +37,7 @@ from typing import Any
 import yaml
 
 from trustvis.atomic import atomic_write_text
-from trustvis.metrics.classification import mean_metrics
+from trustvis.report.headline import Headline, Shown, headline, mean_unseen
 from trustvis.report.tables import MISSING, format_cell, is_number, markdown_table
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,9 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: .9em; margin-top: .3em; }
 .missing { color: #a00; }
 footer { margin-top: 3em; color: #777; font-size: .85em; }
+details { margin: .6em 0; border: 1px solid #ddd; border-radius: 4px; padding: .3em .8em; }
+details[open] { padding-bottom: .8em; }
+summary { cursor: pointer; font-weight: 600; }
 """
 
 _METRIC_TITLES = {"ap": "Average precision (AP)", "acc": "Accuracy at 0.5", "auc": "ROC AUC", "eer": "EER"}
@@ -99,19 +109,34 @@ def _human_count(value: Any) -> str:
     return format_cell(int(v) if v == int(v) else v)
 
 
+def _value(c: Any) -> Any:
+    return c.value if isinstance(c, Shown) else c
+
+
 def _html_table(
     header: Sequence[Any],
     rows: Sequence[Sequence[Any]],
     best_cols: Sequence[int] = (),
     lower_is_better: bool = False,
     header_classes: Mapping[int, str] | None = None,
+    lower_cols: Sequence[int] = (),
+    group_col: int | None = None,
 ) -> str:
-    """An HTML table; numbers right-aligned, the best value of each column in ``best_cols`` bolded."""
-    best: dict[int, float] = {}
-    for j in best_cols:
-        vals = [_float(r[j]) for r in rows if is_number(r[j]) and math.isfinite(_float(r[j]))]
-        if len(vals) >= 2:
-            best[j] = min(vals) if lower_is_better else max(vals)
+    """An HTML table; numbers right-aligned, the best value of each column in ``best_cols`` (largest, or
+    smallest with ``lower_is_better``) and ``lower_cols`` (smallest) bolded, among the rows that share the
+    value of ``group_col`` when given. A :class:`~trustvis.report.headline.Shown` cell shows its text and
+    competes with its value."""
+    direction = {j: lower_is_better for j in best_cols} | {j: True for j in lower_cols}
+    best: dict[tuple[Any, int], float] = {}
+    groups: dict[Any, list[Sequence[Any]]] = {}
+    for r in rows:
+        groups.setdefault(r[group_col] if group_col is not None else None, []).append(r)
+    for g, members in groups.items():
+        for j, low in direction.items():
+            vals = [_float(_value(r[j])) for r in members if is_number(_value(r[j]))]
+            vals = [v for v in vals if math.isfinite(v)]
+            if len(vals) >= 2:
+                best[(g, j)] = min(vals) if low else max(vals)
     hc = header_classes or {}
     out = ['<div class="wrap"><table>', "<thead><tr>"]
     for j, h in enumerate(header):
@@ -119,15 +144,18 @@ def _html_table(
         out.append(f"<th{cls}>{_e(h)}</th>")
     out.append("</tr></thead><tbody>")
     for r in rows:
+        g = r[group_col] if group_col is not None else None
         out.append("<tr>")
         for j, c in enumerate(r):
+            v = _value(c)
             classes = []
-            if is_number(c) or c is None:
+            if is_number(v) or c is None:
                 classes.append("num")
-            if j in best and is_number(c) and _float(c) == best[j]:
+            if (g, j) in best and is_number(v) and _float(v) == best[(g, j)]:
                 classes.append("best")
             cls = f' class="{" ".join(classes)}"' if classes else ""
-            out.append(f"<td{cls}>{_e(format_cell(c))}</td>")
+            text = c.text if isinstance(c, Shown) else format_cell(c)
+            out.append(f"<td{cls}>{_e(text)}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
@@ -169,8 +197,53 @@ def _page(title: str, body: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ bench page
-def _bench_body(folder: Path) -> tuple[str, list[str]]:
-    r = _as_dict(_load_json(folder / "results.json"))
+#: keys of results.json that hold results (shown in the tables and figures), not configuration
+_RESULT_KEYS = {"results", "methods", "figures", "curves", "bd_rate", "timing", "uncertainty", "adversarial"}
+#: keys shown in the page's own places (title, metadata line, configuration tables)
+_HEADER_KEYS = {"bench", "trustvis_version", "created", "command", "environment", "data", "bench_seconds"}
+
+
+def _details(summary: str, body: str | list[str], open_: bool = False) -> str:
+    """A folded section: ``summary`` (escaped) is always shown, ``body`` (HTML) when unfolded."""
+    inner = "\n".join(body) if isinstance(body, list) else body
+    return f"<details{' open' if open_ else ''}><summary>{_e(summary)}</summary>\n{inner}\n</details>"
+
+
+def _headline_html(hl: Headline) -> str:
+    parts = [_html_table(hl.header, hl.rows, best_cols=hl.higher, lower_cols=hl.lower, group_col=hl.group)]
+    notes = [n for n in (hl.note, *hl.extra) if n]
+    if hl.higher or hl.lower:
+        within = f" within each {hl.header[hl.group]}" if hl.group is not None else ""
+        notes.append(f"Best value per column{within} in bold.")
+    if notes:
+        parts.append(f'<p class="meta">{_e(" ".join(notes))}</p>')
+    return "\n".join(parts)
+
+
+def _first_md_table(md: str) -> str:
+    """The first pipe table of a Markdown text, as HTML ('' when it has none)."""
+    lines = md.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        return ""
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return markdown_to_html("\n".join(lines[start:end]))
+
+
+def _without_title(md: str) -> str:
+    """``md`` without its first ``# `` title line (the page has its own)."""
+    lines = md.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip():
+            return "\n".join(lines[i + 1 :]) if line.startswith("# ") else md
+    return md
+
+
+def _detect_tables(r: Mapping[str, Any]) -> list[str]:
+    """The detection bench's long tables: each metric per family, real/fake accuracy, robustness,
+    adversarial accuracy, cost."""
     methods = _as_dict(r.get("methods"))
     train = r.get("train_family")
     families = list(r.get("families") or [])
@@ -180,44 +253,14 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
             for f in _as_dict(_as_dict(m).get("clean")):
                 seen.setdefault(f, None)
         families = list(seen)
-    data = _as_dict(r.get("data"))
-    title = f"trustvis bench {r.get('bench', '?')}"
-    if data.get("name"):
-        title += f": {data['name']}" + (f" ({data['size']})" if data.get("size") else "")
-
-    b = [f"<h1>{_e(title)}</h1>"]
-    meta = []
-    if r.get("created"):
-        meta.append(f"created {_e(r['created'])}")
-    if r.get("trustvis_version"):
-        meta.append(f"trustvis {_e(r['trustvis_version'])}")
-    if train:
-        meta.append(f"trained on <b>{_e(train)}</b>, tested on {len(families)} families")
-    if meta:
-        b.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
-    if r.get("command"):
-        b.append(f"<h2>Command</h2><pre><code>{_e(r['command'])}</code></pre>")
-    if (folder / "results.md").is_file():
-        b.append('<p class="meta">Markdown summary: <a href="results.md">results.md</a></p>')
-    if r.get("environment"):
-        b.append("<h2>Environment</h2>" + _kv_table(_as_dict(r["environment"])))
-    if data:
-        b.append("<h2>Data</h2>" + _kv_table(data))
-
+    b: list[str] = []
     fam_header = [f"{f} (train)" if f == train else f for f in families]
     train_cls = {1 + families.index(train): "train"} if train in families else {}
     mean_label = "mean unseen" if train else "mean"
     unseen = [f for f in families if f != train]
 
-    def mean_unseen(m: Mapping[str, Any]) -> dict[str, Any]:
-        mu = _as_dict(m.get("mean_unseen"))
-        if mu:
-            return mu
-        clean = _as_dict(m.get("clean"))
-        return mean_metrics([_as_dict(clean.get(f)) for f in unseen], keys=("acc", "ap", "auc", "eer"))
-
     if methods:
-        b.append("<h2>Results per generator family</h2>")
+        b.append("<h3>Results per generator family</h3>")
         b.append(
             '<p class="meta">Clean test images. Best value per column in bold; '
             f"{_e(mean_label)} = mean over the families not trained on.</p>"
@@ -230,9 +273,9 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 rows.append(
                     [name]
                     + [_as_dict(clean.get(f)).get(metric) for f in families]
-                    + [mean_unseen(m).get(metric)]
+                    + [mean_unseen(m, unseen).get(metric)]
                 )
-            b.append(f"<h3>{_e(_METRIC_TITLES.get(metric, metric))}</h3>")
+            b.append(f"<h4>{_e(_METRIC_TITLES.get(metric, metric))}</h4>")
             b.append(
                 _html_table(
                     ["method", *fam_header, mean_label],
@@ -249,7 +292,7 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 fm = _as_dict(clean.get(f))
                 cells.append(f"{format_cell(fm.get('acc_real'))} / {format_cell(fm.get('acc_fake'))}")
             rows.append([name, *cells])
-        b.append("<h3>Accuracy on real / fake images</h3>")
+        b.append("<h4>Accuracy on real / fake images</h4>")
         b.append(
             '<p class="meta">A detector that ranks well (high AP) but is miscalibrated out of domain shows '
             "a large gap here.</p>"
@@ -264,7 +307,7 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                     seen.setdefault(d, None)
             degs = list(seen)
         if degs:
-            b.append("<h2>Robustness</h2>")
+            b.append("<h3>Robustness</h3>")
             b.append(
                 f'<p class="meta">{_e(mean_label.capitalize())} metric after degrading real and fake test images alike.</p>'
             )
@@ -273,18 +316,18 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 for name, m in methods.items():
                     m = _as_dict(m)
                     rob = _as_dict(m.get("robustness"))
-                    row: list[Any] = [name, mean_unseen(m).get(metric)]
+                    row: list[Any] = [name, mean_unseen(m, unseen).get(metric)]
                     for d in degs:
                         row.append(_as_dict(_as_dict(rob.get(d)).get("mean_unseen")).get(metric))
                     rows.append(row)
-                b.append(f"<h3>{_e(_METRIC_TITLES.get(metric, metric))}</h3>")
+                b.append(f"<h4>{_e(_METRIC_TITLES.get(metric, metric))}</h4>")
                 b.append(_html_table(["method", "clean", *degs], rows, best_cols=range(1, len(degs) + 2)))
 
         adv = _as_dict(r.get("adversarial"))
         if adv:
             budgets = _as_dict(_as_dict(r.get("attacks")).get("budgets"))
             names = list(budgets) or list(_as_dict(next(iter(adv.values()))))
-            b.append("<h2>Adversarial accuracy on fake test images</h2>")
+            b.append("<h3>Adversarial accuracy on fake test images</h3>")
             b.append('<p class="meta">Share of attacked fakes still flagged fake (the attacker wants fake → real); '
                      "budgets: " + _e(", ".join(f"{a} ε={_float(e):.4g}" for a, e in budgets.items()))
                      + " (L2 normalised by √(C·H·W), L∞ as max |δ|).</p>")  # fmt: skip
@@ -297,7 +340,7 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 )
             b.append(_html_table(["detector", "no attack", *names], rows, best_cols=range(1, len(names) + 2)))
 
-        b.append("<h2>Cost</h2>")
+        b.append("<h3>Cost</h3>")
         rows = []
         for name, m in methods.items():
             m = _as_dict(m)
@@ -319,18 +362,91 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
                 ["method", "paper", "parameters", "train steps", "train seconds", "throughput (img/s)"], rows
             )
         )
-    else:
-        b.append('<p class="missing">results.json lists no methods.</p>')
 
+    return b
+
+
+def _bench_body(folder: Path) -> tuple[str, list[str]]:
+    r = _as_dict(_load_json(folder / "results.json"))
+    bench = str(r.get("bench", "?"))
+    md_path = folder / "results.md"
+    md = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    data = _as_dict(r.get("data"))
+    title = f"trustvis bench {bench}"
+    if data.get("name"):
+        title += f": {data['name']}" + (f" ({data['size']})" if data.get("size") else "")
+
+    b = [f"<h1>{_e(title)}</h1>"]
+    meta = []
+    if r.get("created"):
+        meta.append(f"created {_e(r['created'])}")
+    if r.get("trustvis_version"):
+        meta.append(f"trustvis {_e(r['trustvis_version'])}")
+    device = _as_dict(r.get("environment")).get("device")
+    if device:
+        meta.append(f"device {_e(device)}")
+    if is_number(r.get("bench_seconds")):
+        meta.append(f"bench time {_float(r['bench_seconds']):.0f} s")
+    if r.get("train_family"):
+        meta.append(f"trained on <b>{_e(r['train_family'])}</b>")
+    if meta:
+        b.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
+
+    # 1. results: the headline table
+    b.append('<h2 id="results">Results</h2>')
+    try:
+        hl = headline(r)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        logger.warning(
+            "%s: no headline table from results.json (%s); using results.md's first table.", folder, exc
+        )
+        hl = None
+    if hl is not None and hl.rows:
+        b.append(_headline_html(hl))
+    elif _first_md_table(md):
+        b.append(_first_md_table(md))
+        b.append('<p class="meta">The first table of results.md; every table is under Details.</p>')
+    else:
+        b.append('<p class="missing">results.json lists no results.</p>')
+
+    # 2. figures
     figs = [f for f in r.get("figures") or [] if isinstance(f, Mapping) and f.get("file")]
     listed = {str(f["file"]) for f in figs}
     extra = sorted(p.name for p in folder.glob("*.png") if p.name not in listed)
     if figs or extra:
-        b.append("<h2>Figures</h2>")
+        b.append('<h2 id="figures">Figures</h2>')
         for f in figs:
             b.append(_figure(folder / str(f["file"]), str(f.get("caption") or f["file"])))
         for name in extra:
             b.append(_figure(folder / name, name))
+
+    # 3. details, folded: every table, then the configuration
+    b.append('<h2 id="details">Details</h2>')
+    if bench == "detect" and _as_dict(r.get("methods")):
+        b.append(
+            _details("All tables: per family, real / fake, robustness, adversarial, cost", _detect_tables(r))
+        )
+    if md:
+        link = '<p class="meta">As in <a href="results.md">results.md</a>.</p>'
+        b.append(
+            _details("Full summary (results.md)", [link, markdown_to_html(_without_title(md), demote=1)])
+        )
+    conf = []
+    if r.get("command"):
+        conf.append(f"<h3>Command</h3><pre><code>{_e(r['command'])}</code></pre>")
+    env = {"trustvis": r.get("trustvis_version"), **_as_dict(r.get("environment"))}
+    env = {k: v for k, v in env.items() if v is not None}
+    if env:
+        conf.append("<h3>Environment and versions</h3>" + _kv_table(env))
+    if data:
+        conf.append("<h3>Data</h3>" + _kv_table(data))
+    settings = {k: v for k, v in r.items() if k not in _RESULT_KEYS | _HEADER_KEYS}
+    if settings:
+        dump = yaml.safe_dump(json.loads(json.dumps(settings, default=str)), sort_keys=False,
+                              default_flow_style=False, allow_unicode=True)  # fmt: skip
+        conf.append(f"<h3>Settings</h3><pre>{_e(dump)}</pre>")
+    if conf:
+        b.append(_details("Configuration: command, versions, data, settings", conf))
     return title, b
 
 
@@ -394,11 +510,28 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
     title = f"trustvis run: {method}"
 
     b = [f"<h1>{_e(title)}</h1>", f'<p class="meta">Run folder: <code>{_e(folder.resolve())}</code></p>']
-    info = {k: v for k, v in model.items() if k != "config" and not isinstance(v, (Mapping, list))}
-    if info:
-        b.append("<h2>Model</h2>" + _kv_table(info))
-    if cfg_text:
-        b.append(f"<h2>Config</h2><pre>{_e(cfg_text)}</pre>")
+    b.append('<h2 id="results">Results</h2>')
+    shown = False
+    if (folder / "eval.json").is_file():
+        ev = _as_dict(_load_json(folder / "eval.json"))
+        per = _as_dict(ev.get("per_generator"))
+        b.append("<h3>Evaluation</h3>")
+        if ev.get("data"):
+            b.append(f'<p class="meta">Data: <code>{_e(ev["data"])}</code></p>')
+        keys_e = [k for k in _EVAL_KEYS if any(k in _as_dict(v) for v in per.values())]
+        extra = [k for v in per.values() for k in _as_dict(v) if k not in _EVAL_KEYS]
+        keys_e += list(dict.fromkeys(extra))
+        rows = [[g, *(_as_dict(m).get(k) for k in keys_e)] for g, m in per.items()]
+        mean = _as_dict(ev.get("mean"))
+        if mean:
+            rows.append(["mean", *(mean.get(k) for k in keys_e)])
+        if rows and keys_e:
+            b.append(_html_table(["generator", *keys_e], rows))
+        else:  # the other tasks' eval.json: {metric: value}
+            flat = [[k, v] for k, v in ev.items() if is_number(v)]
+            b.append(_html_table(["metric", "value"], flat) if flat else
+                     '<p class="missing">eval.json has no numbers.</p>')  # fmt: skip
+        shown = True
 
     records = _read_jsonl(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
     figures: list[tuple[Path, str]] = []
@@ -412,9 +545,9 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
                     records, folder / "training_curves.png", keys=keys, title=f"{method}"
                 )
                 figures.append((p, f"Training curves of {method} ({', '.join(keys)}) from metrics.jsonl."))
-            except ValueError as exc:
-                logger.warning("No training curves for %s: %s", folder, exc)
-        b.append("<h2>Last logged values</h2>")
+            except ValueError as exc:  # e.g. one logged value per metric: the table below has them
+                logger.info("No training curves for %s: %s", folder, exc)
+        b.append("<h3>Last logged values</h3>")
         splits: dict[str, Mapping[str, Any]] = {}
         for rec in records:
             splits[str(rec.get("split", "train"))] = rec
@@ -422,34 +555,31 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
         b.append(
             _html_table(["split", *cols], [[s, *(rec.get(c) for c in cols)] for s, rec in splits.items()])
         )
-
-    if (folder / "eval.json").is_file():
-        ev = _as_dict(_load_json(folder / "eval.json"))
-        per = _as_dict(ev.get("per_generator"))
-        b.append("<h2>Evaluation</h2>")
-        if ev.get("data"):
-            b.append(f'<p class="meta">Data: <code>{_e(ev["data"])}</code></p>')
-        keys_e = [k for k in _EVAL_KEYS if any(k in _as_dict(v) for v in per.values())]
-        extra = [k for v in per.values() for k in _as_dict(v) if k not in _EVAL_KEYS]
-        keys_e += list(dict.fromkeys(extra))
-        rows = [[g, *(_as_dict(m).get(k) for k in keys_e)] for g, m in per.items()]
-        mean = _as_dict(ev.get("mean"))
-        if mean:
-            rows.append(["mean", *(mean.get(k) for k in keys_e)])
-        if rows and keys_e:
-            b.append(_html_table(["generator", *keys_e], rows))
-        else:
-            b.append('<p class="missing">eval.json has no per-generator results.</p>')
+        shown = True
+    if not shown:
+        b.append(
+            '<p class="missing">No evaluation (eval.json) and no logged metrics (metrics.jsonl) yet.</p>'
+        )
 
     known = {p.name for p, _ in figures}
     figures += [(p, p.name) for p in sorted(folder.glob("*.png")) if p.name not in known]
     if figures:
-        b.append("<h2>Figures</h2>")
+        b.append('<h2 id="figures">Figures</h2>')
         b.extend(_figure(p, c) for p, c in figures)
+
+    info = {k: v for k, v in model.items() if k != "config" and not isinstance(v, (Mapping, list))}
+    conf = []
+    if info:
+        conf.append("<h3>Model</h3>" + _kv_table(info))
+    if cfg_text:
+        conf.append(f"<h3>Config</h3><pre>{_e(cfg_text)}</pre>")
+    if conf:
+        b.append('<h2 id="details">Details</h2>')
+        b.append(_details("Configuration: model and config.yaml", conf))
     return title, b
 
 
-# ------------------------------------------------------------------------------- other benches
+# ------------------------------------------------------------------------------------ markdown
 def _inline(text: str) -> str:
     """Escape, then render `code` and **bold** of our own Markdown summaries."""
     out = _e(text)
@@ -457,8 +587,9 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
 
 
-def markdown_to_html(md: str) -> str:
-    """The subset of Markdown that trustvis writes (``#`` headings, pipe tables, ``-`` lists, paragraphs)."""
+def markdown_to_html(md: str, demote: int = 0) -> str:
+    """The subset of Markdown that trustvis writes (``#`` headings, pipe tables, ``-`` lists, paragraphs);
+    ``demote`` moves every heading that many levels down (``##`` -> ``<h3>`` with 1), for a nested section."""
     html: list[str] = []
     lines = md.splitlines()
     i = 0
@@ -467,8 +598,9 @@ def markdown_to_html(md: str) -> str:
         if not line:
             i += 1
         elif line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")), 4)
-            html.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            hashes = len(line) - len(line.lstrip("#"))
+            level = min(hashes + demote, 6)
+            html.append(f"<h{level}>{_inline(line[hashes:].strip())}</h{level}>")
             i += 1
         elif line.startswith("|"):
             rows = []
@@ -502,23 +634,6 @@ def markdown_to_html(md: str) -> str:
     return "\n".join(html)
 
 
-def _summary_body(folder: Path) -> tuple[str, list[str]]:
-    """Page of a bench whose results.md carries the tables (augment, calibrate): Markdown + figures."""
-    r = _as_dict(_load_json(folder / "results.json"))
-    title = f"trustvis bench {r.get('bench', '?')}"
-    b = [markdown_to_html((folder / "results.md").read_text(encoding="utf-8"))]
-    if r.get("environment"):
-        b.append("<h2>Environment</h2>" + _kv_table(_as_dict(r["environment"])))
-    figures = [(folder / str(f.get("file")), str(f.get("caption", ""))) for f in r.get("figures") or []
-               if isinstance(f, Mapping)]  # fmt: skip
-    known = {p.name for p, _ in figures}
-    figures += [(p, p.name) for p in sorted(folder.glob("*.png")) if p.name not in known]
-    if figures:
-        b.append("<h2>Figures</h2>")
-        b.extend(_figure(p, c) for p, c in figures)
-    return title, b
-
-
 # ---------------------------------------------------------------------------------------------- public
 def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """Write a self-contained HTML report of a bench folder or a training-run folder.
@@ -539,9 +654,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"Report folder {folder} does not exist or is not a folder.")
     if (folder / "results.json").is_file():
-        bench = _as_dict(_load_json(folder / "results.json")).get("bench")
-        has_md = (folder / "results.md").is_file()
-        title, body = _summary_body(folder) if bench != "detect" and has_md else _bench_body(folder)
+        title, body = _bench_body(folder)
     elif (folder / "metrics.jsonl").is_file() or (folder / "model.json").is_file():
         title, body = _run_body(folder)
     else:

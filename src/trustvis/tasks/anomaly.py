@@ -6,9 +6,11 @@ data       elpv-mono | elpv-poly (real solar-cell defects) | textures | textures
            (ROOT/normal/*, ROOT/abnormal/*, optional ROOT/mask/*); see :mod:`trustvis.data.anomaly`
 validation the normal validation scores' mean and the threshold they give
 after fit  the threshold: the 0.99 quantile of the normal validation scores, stored with the weights
-predict    anomaly score, verdict at the stored threshold and a heat-map overlay per image (the Python
+predict    anomaly score, the threshold, verdict at it and a heat-map overlay per image (the Python
            API: the map itself, as an array, unless it asks for overlays); large images are reduced
-           (Lanczos), since the models resize to their image size anyway
+           (Lanczos), since the models resize to their image size anyway. An overlay, ``<stem>_anomaly.png``
+           in RUN/maps, shows the image and its map side by side (at most ``overlay_side`` = 1024 px on its
+           long side, aspect kept), a colour bar with the threshold, and the score, threshold and verdict
 eval       image AUROC / AP / F1 (and pixel AUROC / AUPRO when masks exist) on the test split of a folder
            in the ``folder`` layout: its held-out normal images (a seeded 20 %) and every abnormal one
 """
@@ -108,6 +110,36 @@ def anomaly_val_metrics(method: Any, val_set: Any) -> dict[str, float]:
     }
 
 
+#: the smallest ``PredictOptions.overlay_side`` an annotated overlay fits in (0 = no limit)
+MIN_OVERLAY_SIDE = 400
+
+
+def overlay_names(files: Any) -> list[str]:
+    """The overlay file name of each input: ``<stem>_anomaly.png``, its input's name kept; an input whose
+    stem an earlier one has (case-insensitively: ``a/x.png``, ``b/x.jpg``) gets ``<stem>_anomaly_2.png``,
+    ``_3``, ... in input order. ``files``: paths, or in-memory images with a ``name``."""
+    used: set[str] = set()
+    names = []
+    for f in files:
+        stem = Path(str(getattr(f, "name", f))).stem or "image"
+        name, n = f"{stem}_anomaly.png", 1
+        while name.casefold() in used:
+            n += 1
+            name = f"{stem}_anomaly_{n}.png"
+        used.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def overlay_scale(threshold: float) -> tuple[float | None, float | None]:
+    """Colour scale of a predicted overlay: from half to one and a half times the threshold (the threshold
+    in the middle); a zero threshold leaves the scale to the map."""
+    if threshold == 0 or not math.isfinite(threshold):
+        return None, None
+    lo, hi = 0.5 * threshold, 1.5 * threshold
+    return min(lo, hi), max(lo, hi)
+
+
 # ----------------------------------------------------------------------------------------------------
 # the task object
 
@@ -146,6 +178,11 @@ class AnomalyTask(Task):
     def predict(self, method: Any, files: Any, opts: PredictOptions, run_dir: Path) -> Prediction:
         if opts.maps_dir is not None or not opts.map_arrays:  # the CLI's default: overlays in RUN/maps
             opts.maps_dir = Path(opts.maps_dir or Path(run_dir) / "maps")
+        if 0 < opts.overlay_side < MIN_OVERLAY_SIDE or opts.overlay_side < 0:
+            raise TaskError(
+                f"overlay_side must be 0 (no limit) or at least {MIN_OVERLAY_SIDE}, got {opts.overlay_side}"
+            )
+        opts.context["overlay_names"] = overlay_names(files)
         return super().predict(method, files, opts, run_dir)
 
     def predict_records(
@@ -164,10 +201,14 @@ class AnomalyTask(Task):
                 rec["anomaly_map"] = amap
             if opts.maps_dir is None:
                 continue
-            # the input's index keeps overlays of same-named files from different folders apart
+            names = opts.context.get("overlay_names") or []
+            name = names[i] if i < len(names) else f"{path.stem}_anomaly.png"
             image = (t.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            rec["map"] = str(save_overlay(image, amap, opts.maps_dir / f"{i:05d}_{path.stem}.png",
-                                          vmin=opts.threshold / 2, vmax=1.5 * opts.threshold))  # fmt: skip
+            lo, hi = overlay_scale(opts.threshold)
+            rec["map"] = str(save_overlay(image, amap, opts.maps_dir / name, vmin=lo, vmax=hi,
+                                          max_side=opts.overlay_side, score=rec["score"], threshold=opts.threshold,
+                                          verdict="anomalous" if rec["anomalous"] else "normal",
+                                          title=path.name))  # fmt: skip
         return recs
 
     def predict_table(self, pred: Prediction, opts: PredictOptions, run_dir: Path) -> None:

@@ -50,6 +50,7 @@ class PredictOptions:
     map_arrays: bool = False  # anomaly: each record holds its map as an array (the Python API)
     batch_size: int = 32
     max_side: int = 2048  # longest image side given to the model (0 = no limit)
+    overlay_side: int = 1024  # anomaly: longest side of an overlay PNG (0 = the model input's size)
     context: dict[str, Any] = field(default_factory=dict)  # what the task read from the run folder
 
 
@@ -200,14 +201,16 @@ class Task:
 def score_records(
     scores: Any, items: list[tuple[int, Path, Any]], threshold: float, flag: str
 ) -> list[dict[str, Any] | str]:
-    """Records of a task that scores images against a threshold: ``{"path", "score", flag: score >= t}``;
-    a score that is not finite becomes the reason the image failed."""
+    """Records of a task that scores images against a threshold:
+    ``{"path", "score", "threshold", flag: score >= threshold}`` (``flag`` names the positive verdict, e.g.
+    ``"fake"`` or ``"anomalous"``); a score that is not finite becomes the reason the image failed."""
     recs: list[dict[str, Any] | str] = []
     for (_, path, _), s in zip(items, scores):
         if not math.isfinite(float(s)):
             recs.append(f"model output is not finite (score {s}); the run's weights may be broken")
         else:
-            recs.append({"path": str(path), "score": float(s), flag: bool(s >= threshold)})
+            recs.append({"path": str(path), "score": float(s), "threshold": float(threshold),
+                         flag: bool(s >= threshold)})  # fmt: skip
     return recs
 
 

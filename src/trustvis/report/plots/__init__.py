@@ -3,9 +3,13 @@
 Every function takes plain Python/numpy data and a path, writes a PNG (``dpi=120``, atomically) and
 returns the path. Figures are built on :class:`matplotlib.figure.Figure` directly (Agg canvas, no pyplot,
 no global state), so they are safe in threads and on headless machines. Colours are the Okabe-Ito
-colour-blind-safe palette; beyond eight series, bars add hatches and lines add dash patterns and
-markers so that no two series look the same. Legends sit outside the axes and layouts are
-``constrained``, so nothing overlaps.
+colour-blind-safe palette, keyed by name: a method, codec or condition has the colour of
+:func:`method_color` in every figure (the ROC, the bar charts, the robustness and rate-distortion
+plots); series of one figure that share a colour differ by hatch (bars) or dash pattern and marker
+(lines). Legends sit outside the axes, layouts are ``constrained``, files are saved with a tight
+bounding box and long tick labels are wrapped or turned, so nothing overlaps or is cut off. A figure
+whose series would each be a single point is drawn as bars instead (robustness with one condition,
+rate-distortion with one rate point per codec) or not at all (training curves).
 
 One module per subject: :mod:`.common` (palette, saving, training curves, reliability diagrams, heatmap
 overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly` and :mod:`.codec`.
@@ -17,11 +21,14 @@ from trustvis.report.plots.anomaly import plot_anomaly_curves, plot_anomaly_grid
 from trustvis.report.plots.classify import plot_metric_bars, plot_uncertainty
 from trustvis.report.plots.codec import plot_rd_curves
 from trustvis.report.plots.common import (
+    OVERLAY_MAX_SIDE,
     PALETTE,
     heatmap_overlay,
+    method_color,
     plot_reliability,
     plot_training_curves,
     save_overlay,
+    series_styles,
 )
 from trustvis.report.plots.detect import (
     DEGRADATION_ORDER,
@@ -37,9 +44,11 @@ from trustvis.report.plots.detect import (
 
 __all__ = [
     "DEGRADATION_ORDER",
+    "OVERLAY_MAX_SIDE",
     "PALETTE",
     "degradation_label",
     "heatmap_overlay",
+    "method_color",
     "plot_adversarial",
     "plot_anomaly_curves",
     "plot_anomaly_grid",
@@ -55,4 +64,5 @@ __all__ = [
     "plot_training_curves",
     "plot_uncertainty",
     "save_overlay",
+    "series_styles",
 ]

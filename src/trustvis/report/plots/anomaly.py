@@ -14,19 +14,18 @@ from matplotlib.figure import Figure
 
 from trustvis.report.plots.common import (
     _ANOMALY_CMAP,
-    _DASHES,
-    PALETTE,
     _as_array,
     _check_nonempty,
-    _color,
     _float,
     _image_rgb,
     _map_2d,
     _mask_2d,
     _save,
     _scale,
+    _wrap,
     _xy,
     heatmap_overlay,
+    series_styles,
 )
 
 __all__ = ["plot_anomaly_curves", "plot_anomaly_grid"]
@@ -83,7 +82,7 @@ def plot_anomaly_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, title
         label_txt = {0: "normal", 1: "anomalous"}.get(int(label), str(label)) if label is not None else "?"
         score = _float(r.get("score"))
         score_txt = f"score {score:.3g}" if math.isfinite(score) else "score n/a"
-        ax_img.set_title(caption if len(caption) <= 28 else caption[:27] + "\u2026", fontsize=8)
+        ax_img.set_title(_wrap(caption, 28, break_words=True), fontsize=8)  # the whole file name
         ax_ov.set_title(f"{score_txt} \u00b7 {label_txt}", fontsize=8)
     mappable = ScalarMappable(norm=Normalize(vmin=lo, vmax=hi), cmap=_ANOMALY_CMAP)
     fig.colorbar(mappable, ax=list(axes.ravel()), shrink=0.85, label="anomaly score (shared scale)")
@@ -92,7 +91,8 @@ def plot_anomaly_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, title
 
 
 def _anomaly_roc(name: str, entry: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    """(fpr, tpr, auroc) from {"labels", "scores"}, {"fpr", "tpr"[, "auroc"]} or an (fpr, tpr) pair."""
+    """(fpr, tpr, auroc of these points) from {"labels", "scores"}, {"fpr", "tpr"[, "auroc"]} or an (fpr, tpr)
+    pair."""
     if isinstance(entry, Mapping) and "labels" in entry and "scores" in entry:
         from sklearn.metrics import roc_curve
 
@@ -114,14 +114,31 @@ def _anomaly_roc(name: str, entry: Any) -> tuple[np.ndarray, np.ndarray, float]:
     return fpr, tpr, auroc
 
 
+def _roc_label(name: str, entry: Any, curve_auroc: float) -> str:
+    """Legend text: the AUROC the results table reports, and the pooled curve's own when they differ."""
+    reported = _float(entry.get("auroc")) if isinstance(entry, Mapping) else math.nan
+    pooled = int(entry.get("pooled") or 0) if isinstance(entry, Mapping) else 0
+    if not math.isfinite(reported):
+        return f"{name} (AUROC {curve_auroc:.3f})" if math.isfinite(curve_auroc) else name
+    if pooled > 1:
+        label = f"{name}: AUROC {reported:.3f}, mean of {pooled}"
+        return label + (f"; pooled curve {curve_auroc:.3f}" if math.isfinite(curve_auroc) else "")
+    return f"{name} (AUROC {reported:.3f})"
+
+
 def plot_anomaly_curves(curves: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
     """Image-level ROC curves of several methods on one axis, AUROC in the legend.
+
+    Each method has its colour of :func:`~trustvis.report.plots.common.method_color`.
 
     Args:
         curves: ``{method: entry}``; an entry is ``{"labels": 0/1, "scores": ...}`` (the ROC and AUROC
             are computed here), ``{"fpr": [...], "tpr": [...], "auroc": float}`` as stored in
             ``results.json`` (AUROC from the points when absent), or an ``(fpr, tpr)`` pair. Empty
-            curves are listed as "n/a".
+            curves are listed as "n/a". A ``{"labels", "scores"}`` entry may add ``"auroc"``, the value
+            the results table reports, which the legend then shows; with ``"pooled": n`` (> 1) the curve
+            pools the scores of ``n`` categories (each divided by its own threshold), the reported AUROC
+            is their mean, and the legend gives both ("AUROC 0.912, mean of 5; pooled curve 0.887").
         path: output PNG.
         title: figure title.
 
@@ -129,17 +146,20 @@ def plot_anomaly_curves(curves: Mapping[str, Any], path: str | Path, title: str 
         ``path``.
     """
     _check_nonempty(curves, "curves")
+    styles = series_styles(curves)
     fig = Figure(figsize=(5.6, 4.4), layout="constrained")
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, label="chance")
-    for i, (name, entry) in enumerate(curves.items()):
+    pooled = False
+    for name, entry in curves.items():
         fpr, tpr, auroc = _anomaly_roc(name, entry)
-        linestyle = _DASHES[(i // len(PALETTE)) % len(_DASHES)]
+        style = styles[name]
         if fpr.size == 0:
-            ax.plot([], [], color=_color(i), linestyle=linestyle, label=f"{name}: n/a")
+            ax.plot([], [], color=style["color"], linestyle=style["linestyle"], label=f"{name}: n/a")
             continue
-        label = f"{name} (AUROC {auroc:.3f})" if math.isfinite(auroc) else name
-        ax.plot(fpr, tpr, color=_color(i), linestyle=linestyle, linewidth=1.8, label=label)
+        pooled |= isinstance(entry, Mapping) and int(entry.get("pooled") or 0) > 1
+        ax.plot(fpr, tpr, color=style["color"], linestyle=style["linestyle"], linewidth=1.8,
+                label=_roc_label(name, entry, auroc))  # fmt: skip
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
@@ -147,5 +167,8 @@ def plot_anomaly_curves(curves: Mapping[str, Any], path: str | Path, title: str 
     ax.set_xlabel("false positive rate (normal images flagged)")
     ax.set_ylabel("true positive rate (anomalous images caught)")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or "Image-level ROC (dotted diagonal = chance)", fontsize=10)
+    default = "Image-level ROC (dotted diagonal = chance)"
+    if pooled:
+        default = "Image-level ROC, scores / threshold pooled over the categories"
+    ax.set_title(title or default, fontsize=10)
     return _save(fig, path)

@@ -12,14 +12,16 @@ from matplotlib.figure import Figure
 
 from trustvis.report.plots.common import (
     PALETTE,
+    _bar_style,
     _check_nonempty,
     _color,
     _float,
-    _hatch,
     _line_style,
     _metric_name,
     _ordered_union,
     _save,
+    _tick_labels,
+    series_styles,
 )
 
 __all__ = ["plot_metric_bars", "plot_uncertainty"]
@@ -51,6 +53,9 @@ def plot_metric_bars(
 ) -> Path:
     """Grouped bar chart of one metric: one group per row key, one bar per column key.
 
+    A column key is a method or condition: its bars have its colour of
+    :func:`~trustvis.report.plots.common.method_color` (the same in every figure).
+
     Args:
         table: ``{row: {column: value}}``, e.g. ``{dataset: {method: ECE}}``. A value is a number or a
             ``(mean, std)`` pair, drawn with a ±std error bar; missing or nan values show as "n/a".
@@ -74,14 +79,15 @@ def plot_metric_bars(
     fig = Figure(figsize=(fig_w, 4.0), layout="constrained")
     ax = fig.add_subplot()
     all_vals: list[float] = []
+    styles = series_styles(cols)
     for i, c in enumerate(cols):
         pairs = [_mean_std(table[r].get(c)) for r in rows]
         means = np.array([m for m, _ in pairs])
         stds = np.array([s for _, s in pairs])
         all_vals.extend((means + np.nan_to_num(stds)).tolist())
         pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, np.nan_to_num(means, nan=0.0), width, color=_color(i), hatch=_hatch(i), edgecolor="white",
-               linewidth=0.5, label=c)  # fmt: skip
+        ax.bar(pos, np.nan_to_num(means, nan=0.0), width, edgecolor="white", linewidth=0.5, label=c,
+               **_bar_style(styles[c]))  # fmt: skip
         has_err = np.isfinite(means) & np.isfinite(stds)
         if has_err.any():
             ax.errorbar(pos[has_err], means[has_err], yerr=stds[has_err], fmt="none", ecolor="0.2",
@@ -94,8 +100,7 @@ def plot_metric_bars(
         ax.set_ylim(0, max(finite) * 1.1 if max(finite) > 0 else 1.0)
     ax.set_xlim(-0.6, n_rows - 0.4)
     ax.set_xticks(x)
-    long_names = max(len(str(r)) for r in rows) > 12 or n_rows > 8
-    ax.set_xticklabels(rows, rotation=30 if long_names else 0, ha="right" if long_names else "center")
+    _tick_labels(ax, [str(r) for r in rows], max(len(str(r)) for r in rows) > 12 or n_rows > 8)
     ax.set_ylabel(label)
     ax.yaxis.grid(True, color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import math
+import textwrap
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,16 @@ from trustvis.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PALETTE", "heatmap_overlay", "plot_reliability", "plot_training_curves", "save_overlay"]
+__all__ = [
+    "OVERLAY_MAX_SIDE",
+    "PALETTE",
+    "heatmap_overlay",
+    "method_color",
+    "plot_reliability",
+    "plot_training_curves",
+    "save_overlay",
+    "series_styles",
+]
 
 
 # Okabe & Ito (2008) colour-blind-safe palette, ordered for contrast on white (yellow last).
@@ -41,6 +52,104 @@ DPI = 120
 
 def _metric_name(metric: str) -> str:
     return _METRIC_NAMES.get(metric, metric)
+
+
+# --- One colour per method --------------------------------------------------------------------------------
+#
+# A method (detector, anomaly method, codec, training condition, calibrator) has the same colour in every
+# figure of a report: the ROC, the bar charts, the robustness and rate-distortion plots. The names a bench
+# compares side by side have fixed palette slots chosen so that they differ within the bench; any other
+# name gets a slot from a hash of its name (stable across runs and processes). Names that share a slot in
+# one figure keep that colour and differ by hatch (bars) or dash pattern and marker (lines).
+
+#: palette slot of the names the benches compare (0 blue, 1 orange, 2 green, 3 vermilion, 4 sky blue,
+#: 5 purple, 6 black, 7 yellow)
+_NAME_SLOTS: dict[str, int] = {
+    # detectors: trustvis bench detect
+    "cnndet": 0, "bihpf": 1, "frepgan": 2, "d4": 3, "npr": 4, "fingerprintnet": 5,
+    # anomaly
+    "padim": 0, "fyd": 1,
+    # codecs, the EQLINR ablation variants
+    "coolchic": 0, "eqlinr": 1, "webp": 2, "avif": 4, "jpeg2000": 5, "jpeg": 6,
+    "eqlinr-no-lem": 2, "eqlinr-no-sga": 3, "eqlinr-no-tempreg": 5, "eqlinr-laplace": 7,
+    # augmentation conditions
+    "none": 6, "mixup": 0, "cutmix": 1, "dmixup-k2": 4, "dmixup-k3": 2, "dmixup-k5": 5,
+    "dcutmix-k2": 7, "dcutmix-k3": 3, "dcutmix-k5": 3,
+    # calibrators ("ts+ce" and "ts+sctl" share the calibrator's colour and differ by hatch / dash)
+    "uncalibrated": 6, "ts": 0, "cts": 1, "ets": 2, "pts": 3, "vs": 4,
+    # adaptation conditions
+    "linear": 0, "full": 6, "lora-r4": 2, "lora-r8": 1, "lora-r16": 3,
+}  # fmt: skip
+
+
+def _name_slot(name: str) -> int:
+    key = str(name).strip().lower()
+    if key not in _NAME_SLOTS and "+" in key:  # "<calibrator>+<loss>": the calibrator's colour
+        key = key.split("+", 1)[0]
+    if key in _NAME_SLOTS:
+        return _NAME_SLOTS[key]
+    return zlib.crc32(key.encode("utf-8")) % len(PALETTE)
+
+
+def method_color(name: str) -> str:
+    """The colour of a method, codec or condition ``name`` in every figure (a hex string of :data:`PALETTE`).
+
+    Known names (the methods, codecs and conditions the benches compare) have fixed colours that differ
+    within each bench; other names get one from a stable hash of the name (case-insensitive)."""
+    return PALETTE[_name_slot(name)]
+
+
+def series_styles(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Style of each series of one figure, keyed by name: ``color`` (:func:`method_color`, always), and
+    ``hatch``, ``linestyle`` and ``marker``, which tell apart the names of this figure that share a colour
+    (the first keeps a plain bar and a solid line)."""
+    used: dict[int, int] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in out:
+            continue
+        slot = _name_slot(name)
+        k = used.get(slot, 0)
+        used[slot] = k + 1
+        out[name] = {
+            "color": PALETTE[slot],
+            "hatch": _HATCHES[k % len(_HATCHES)],
+            "linestyle": _DASHES[k % len(_DASHES)],
+            "marker": _MARKERS[(slot + k) % len(_MARKERS)],
+        }
+    return out
+
+
+def _bar_style(style: Mapping[str, Any]) -> dict[str, Any]:
+    return {"color": style["color"], "hatch": style["hatch"] or None}
+
+
+def _plot_style(style: Mapping[str, Any]) -> dict[str, Any]:
+    return {"color": style["color"], "linestyle": style["linestyle"], "marker": style["marker"]}
+
+
+def _wrap(label: str, width: int = 18, break_words: bool = False) -> str:
+    """A long label on several lines (broken at spaces and hyphens, and with ``break_words`` inside words
+    longer than a line, such as file paths), a short one as is."""
+    text = str(label)
+    if len(text) <= width or "\n" in text:
+        return text
+    return textwrap.fill(text, width=width, break_long_words=break_words)
+
+
+def _tick_labels(ax: Any, labels: Sequence[str], rotate: bool) -> None:
+    """x tick labels that are never cut off or run into each other: long ones wrapped onto several lines,
+    and, with ``rotate`` (many or long labels), turned by 30 degrees and anchored at their right end."""
+    labels = [_wrap(lb) for lb in labels]
+    if rotate:
+        ax.set_xticklabels(labels, rotation=30, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticklabels(labels)
+
+
+def _single_points(series: Iterable[Sequence[Any]]) -> bool:
+    """True when no series has two points or more (a line plot of it would show lone dots)."""
+    return all(len(s) < 2 for s in series)
 
 
 def _color(i: int) -> str:
@@ -123,19 +232,21 @@ def plot_training_curves(
 
     One panel per key; records are split by their ``"split"`` field (``train`` when absent). Long,
     noisy loss curves (> 50 points) are drawn faint with a centred moving average on top. A key
-    named ``lr`` uses a log axis.
+    named ``lr`` uses a log axis. A key with fewer than two logged values in every split has no
+    curve to show and gets no panel (the run report lists its last value in a table).
 
     Args:
         records: dicts with a ``"step"`` and scalar metrics, e.g. ``{"step": 20, "loss": 0.61}``.
         path: output PNG.
-        keys: metric keys, one panel each; a key without data shows "no data".
+        keys: metric keys, one panel each.
         title: figure title.
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: if no record has a ``"step"`` or ``keys`` is empty.
+        ValueError: if no record has a ``"step"``, ``keys`` is empty, or no key has two values in
+            one split (every series would be a single point).
     """
     recs = [r for r in records if isinstance(r, Mapping) and math.isfinite(_float(r.get("step")))]
     if not recs:
@@ -143,22 +254,29 @@ def plot_training_curves(
     if not keys:
         raise ValueError("keys is empty; name at least one metric to plot.")
     splits = _ordered_union([{str(r.get("split", "train")): None} for r in recs])
+
+    def n_points(key: str, split: str) -> int:
+        return sum(
+            1 for r in recs if str(r.get("split", "train")) == split and math.isfinite(_float(r.get(key)))
+        )
+
+    keys = [k for k in keys if any(n_points(k, s) >= 2 for s in splits)]
+    if not keys:
+        raise ValueError("Nothing to plot: no metric has two logged values in one split.")
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
     fig = Figure(figsize=(4.3 * ncols + 1.2, 3.2 * nrows + 0.3), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for k, key in enumerate(keys):
         ax = axes[k // ncols][k % ncols]
-        any_data = False
         for i, split in enumerate(splits):
             pts = sorted(
                 (_float(r["step"]), _float(r.get(key)))
                 for r in recs
                 if str(r.get("split", "train")) == split and math.isfinite(_float(r.get(key)))
             )
-            if not pts:
+            if len(pts) < 2:  # a lone value of this split (e.g. one validation) is in the table
                 continue
-            any_data = True
             s, y = np.array(pts).T
             style = _line_style(i)
             if len(pts) > 50 and "loss" in key:
@@ -176,12 +294,9 @@ def plot_training_curves(
                     linewidth=1.5,
                     label=split,
                 )
-        if not any_data:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", color="0.4", transform=ax.transAxes)
-        else:
-            ax.legend(fontsize=8)
-            if key == "lr":
-                ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        if key == "lr":
+            ax.set_yscale("log")
         ax.set_title(_metric_name(key), fontsize=10)
         ax.set_xlabel("step")
         ax.grid(True, color="0.9", linewidth=0.6)
@@ -412,6 +527,52 @@ def _contour(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
 
 
+#: longest side of a saved overlay PNG unless the caller asks for another
+OVERLAY_MAX_SIDE = 1024
+_MIN_PANEL = 256  # smaller images are enlarged (nearest neighbour) to this panel size when annotated
+_MIN_ANNOTATED_SIDE = 400
+_TEXT_RGB = (26, 26, 26)
+_POSITIVE_RGB = (213, 94, 0)  # vermilion: above the threshold
+_NEGATIVE_RGB = (0, 114, 178)  # blue: below it
+
+
+def _font(size: int) -> Any:
+    """DejaVu Sans (shipped with matplotlib) at ``size`` px; Pillow's own font when it cannot be read."""
+    from matplotlib import get_data_path
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except OSError:
+        try:
+            return ImageFont.load_default(size=size)
+        except (TypeError, OSError):  # Pillow without FreeType
+            return ImageFont.load_default()
+
+
+def _resize_rgb(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) -> (h, w, 3): Lanczos when reducing, nearest neighbour (crisp pixels) when enlarging."""
+    h, w = size
+    if (h, w) == img.shape[:2]:
+        return img
+    grow = h > img.shape[0] or w > img.shape[1]
+    method = Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(img).resize((w, h), method))
+
+
+def _fit(text: str, font: Any, width: float, draw: Any) -> str:
+    """``text``, cut with an ellipsis so that it is at most ``width`` pixels wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "\u2026", font=font) > width:
+        text = text[:-1]
+    return text + "\u2026"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
 def save_overlay(
     image: Any,
     amap: Any,
@@ -420,11 +581,26 @@ def save_overlay(
     vmin: float | None = None,
     vmax: float | None = None,
     alpha: float = 0.5,
+    *,
+    max_side: int = OVERLAY_MAX_SIDE,
+    score: float | None = None,
+    threshold: float | None = None,
+    verdict: str | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Write one PNG at the image's own resolution: ``image | overlay``, 4 white pixels apart.
+    """Write one PNG: the image and its heat-map overlay side by side, at most ``max_side`` px on its long side.
 
     The overlay is :func:`heatmap_overlay`; with ``mask`` the outline of the ground-truth defect is drawn
-    on it in white. Pixels only, no axes or colour bar, so it is fast enough for every test image.
+    on it in white. The image keeps its aspect ratio; an image too large for ``max_side`` is reduced
+    (Lanczos) and the map follows it.
+
+    Plain (no ``score``, ``threshold``, ``verdict`` or ``title``): pixels only, ``image | overlay`` four
+    white pixels apart, at the image's own resolution when it fits. Annotated (any of them given): a
+    header with the ``title`` (e.g. the file name) and "score · threshold · verdict" (the verdict in
+    vermilion when the score reaches the threshold, blue otherwise), and a colour bar of the scale from
+    ``vmin`` to ``vmax`` with the threshold marked on it (a line) and the score (a triangle). Annotated
+    overlays of small images are enlarged to a panel of 256 px (nearest neighbour), so that a person can
+    read them.
 
     Args:
         image: (H, W), (H, W, 3) or (3, H, W); uint8, or float in [0, 1].
@@ -434,17 +610,130 @@ def save_overlay(
         vmin: bottom of the colour scale (default: the map's minimum).
         vmax: top of the colour scale (default: the map's maximum).
         alpha: weight of the colour map in the blend.
+        max_side: longest side of the PNG in pixels (0 = no limit: the image's own resolution).
+            Annotated overlays need at least 400.
+        score: the image's anomaly score.
+        threshold: the decision threshold.
+        verdict: the decision in words (e.g. ``"anomalous"``).
+        title: first header line, e.g. the input's file name (cut with an ellipsis when too long).
 
     Returns:
-        ``path``. The PNG is (H, 2 W + 4) pixels.
+        ``path``.
     """
+    if max_side < 0:
+        raise ValueError(f"max_side must be >= 0 (0 = no limit), got {max_side}.")
     img = _image_rgb(image)
-    overlay = heatmap_overlay(img, amap, vmin=vmin, vmax=vmax, alpha=alpha)
-    if mask is not None:
-        overlay[_contour(_mask_2d(mask, img.shape[:2]))] = _CONTOUR_RGB
-    gap = np.full((img.shape[0], _PANEL_GAP, 3), 255, dtype=np.uint8)
+    amap2 = _map_2d(amap, img.shape[:2])  # (H, W): scale from the full-resolution map
+    lo, hi = _scale(amap2, vmin, vmax)
+    annotated = any(v is not None for v in (score, threshold, verdict, title))
+    if annotated:
+        if 0 < max_side < _MIN_ANNOTATED_SIDE:
+            raise ValueError(
+                f"max_side must be 0 or at least {_MIN_ANNOTATED_SIDE} for an annotated overlay, got {max_side}."
+            )
+        png = _annotated_overlay(img, amap2, mask, lo, hi, alpha, max_side, score, threshold, verdict, title)
+    else:
+        h, w = img.shape[:2]
+        limit = max_side or max(h, 2 * w + _PANEL_GAP)
+        f = min(1.0, limit / h, (limit - _PANEL_GAP) / (2 * w))
+        size = (max(1, int(h * f)), max(1, int(w * f)))
+        small = _resize_rgb(img, size)
+        overlay = heatmap_overlay(small, amap2, vmin=lo, vmax=hi, alpha=alpha)
+        if mask is not None:
+            overlay[_contour(_mask_2d(mask, size))] = _CONTOUR_RGB
+        gap = np.full((size[0], _PANEL_GAP, 3), 255, dtype=np.uint8)
+        png = Image.fromarray(np.concatenate([small, gap, overlay], axis=1))
     buf = io.BytesIO()
-    Image.fromarray(np.concatenate([img, gap, overlay], axis=1)).save(buf, format="PNG")
+    png.save(buf, format="PNG")
     path = atomic_write_bytes(path, buf.getvalue())
     logger.debug("wrote overlay %s", path)
     return path
+
+
+def _annotated_overlay(
+    img: np.ndarray,
+    amap: np.ndarray,
+    mask: Any | None,
+    lo: float,
+    hi: float,
+    alpha: float,
+    max_side: int,
+    score: float | None,
+    threshold: float | None,
+    verdict: str | None,
+    title: str | None,
+) -> Image.Image:
+    """The annotated layout of :func:`save_overlay` (header, two panels, colour bar), as a Pillow image."""
+    from PIL import ImageDraw
+
+    fs = 15
+    font, small_font = _font(fs), _font(fs - 2)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    pad, gap, bar_w = 10, 8, 16
+    ticks = [hi, lo] + ([threshold] if threshold is not None else [])
+    label_w = max(measure.textlength(f"thr {_fmt(v)}", font=small_font) for v in ticks)
+    side_w = gap + bar_w + 6 + int(math.ceil(label_w)) + pad  # colour bar and its labels
+    lines = [t for t in (title, "status") if t is not None]
+    line_h = int(fs * 1.45)
+    head_h = pad + line_h * len(lines) + 4
+    h, w = img.shape[:2]
+    limit = max_side or math.inf
+    f_fit = min((limit - 2 * pad - gap - side_w + pad) / (2 * w), (limit - head_h - pad) / h)
+    f_small = max(1, _MIN_PANEL // max(h, w)) if max(h, w) < _MIN_PANEL else 1
+    f = min(f_fit, float(f_small))
+    ph, pw = max(1, int(h * f)), max(1, int(w * f))
+    panel = _resize_rgb(img, (ph, pw))
+    overlay = heatmap_overlay(panel, amap, vmin=lo, vmax=hi, alpha=alpha)
+    if mask is not None:
+        overlay[_contour(_mask_2d(mask, (ph, pw)))] = _CONTOUR_RGB
+
+    width = pad + 2 * pw + gap + side_w
+    height = head_h + ph + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(panel), (pad, head_h))
+    canvas.paste(Image.fromarray(overlay), (pad + pw + gap, head_h))
+    draw = ImageDraw.Draw(canvas)
+
+    y = pad
+    if title is not None:
+        draw.text((pad, y), _fit(str(title), font, width - 2 * pad, draw), fill=_TEXT_RGB, font=font)
+        y += line_h
+    x = pad
+    parts = []
+    if score is not None:
+        parts.append(f"score {_fmt(float(score))}")
+    if threshold is not None:
+        parts.append(f"threshold {_fmt(float(threshold))}")
+    status = " \u00b7 ".join(parts)
+    if status:
+        draw.text((x, y), status, fill=_TEXT_RGB, font=font)
+        x += int(draw.textlength(status + (" \u00b7 " if verdict else ""), font=font))
+    if verdict:
+        above = score is not None and threshold is not None and float(score) >= float(threshold)
+        colour = _POSITIVE_RGB if above else _NEGATIVE_RGB if threshold is not None else _TEXT_RGB
+        text = _fit(str(verdict), font, max(1, width - pad - x), draw)
+        draw.text((x, y), text, fill=colour, font=font)
+
+    # colour bar: vmax at the top, vmin at the bottom
+    bx, by = pad + 2 * pw + gap + gap, head_h
+    ramp = np.linspace(1.0, 0.0, ph)[:, None].repeat(bar_w, axis=1)
+    bar = (colormaps[_ANOMALY_CMAP](ramp)[..., :3] * 255).round().astype(np.uint8)
+    canvas.paste(Image.fromarray(bar), (bx, by))
+    draw.rectangle([bx - 1, by - 1, bx + bar_w, by + ph], outline=(120, 120, 120))
+    tx = bx + bar_w + 6
+
+    def ypos(v: float) -> float:
+        return by + (hi - v) / (hi - lo) * (ph - 1) if hi > lo else by + ph - 1
+
+    sh = fs - 2
+    draw.text((tx, by), _fmt(hi), fill=_TEXT_RGB, font=small_font, anchor="lt")
+    draw.text((tx, by + ph), _fmt(lo), fill=_TEXT_RGB, font=small_font, anchor="lb")
+    if threshold is not None and lo <= float(threshold) <= hi:
+        yt = ypos(float(threshold))
+        draw.line([bx - 3, yt, bx + bar_w + 2, yt], fill=(0, 0, 0), width=2)
+        if by + sh < yt < by + ph - sh:  # clear of the top and bottom labels
+            draw.text((tx, yt), f"thr {_fmt(float(threshold))}", fill=_TEXT_RGB, font=small_font, anchor="lm")
+    if score is not None and math.isfinite(float(score)):
+        ys = min(max(ypos(float(score)), by), by + ph - 1)  # a score off the scale sits at its end
+        draw.polygon([(bx - 2, ys), (bx - 8, ys - 5), (bx - 8, ys + 5)], fill=(0, 0, 0))
+    return canvas

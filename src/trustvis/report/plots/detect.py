@@ -15,16 +15,18 @@ from matplotlib.figure import Figure
 from trustvis.report.plots.common import (
     _DASHES,
     PALETTE,
+    _bar_style,
     _check_nonempty,
     _color,
     _finite_mean,
     _float,
-    _hatch,
-    _line_style,
     _metric_name,
     _ordered_union,
+    _plot_style,
     _save,
+    _tick_labels,
     _xy,
+    series_styles,
 )
 
 __all__ = [
@@ -96,13 +98,14 @@ def plot_family_metric(
     fig = Figure(figsize=(fig_w, 4.2), layout="constrained")
     ax = fig.add_subplot()
     all_vals: list[float] = []
+    styles = series_styles(methods)
     for i, m in enumerate(methods):
         vals = [_float(per_method[m].get(f)) for f in families]
         unseen = [v for f, v in zip(families, vals) if f != train_family]
         vals.append(_finite_mean(unseen))
         all_vals.extend(vals)
         pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, vals, width, color=_color(i), hatch=_hatch(i), edgecolor="white", linewidth=0.5, label=m)
+        ax.bar(pos, vals, width, edgecolor="white", linewidth=0.5, label=m, **_bar_style(styles[m]))
         for p, v in zip(pos, vals):
             if not math.isfinite(v):
                 ax.text(p, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="0.35")
@@ -117,8 +120,7 @@ def plot_family_metric(
         ax.set_ylim(0, 1.05)
     ax.set_xlim(-0.6, n_groups - 0.4)
     ax.set_xticks(x)
-    long_names = max(len(s) for s in families) > 12 or n_groups > 8
-    ax.set_xticklabels(labels, rotation=30 if long_names else 0, ha="right" if long_names else "center")
+    _tick_labels(ax, labels, max(len(s) for s in families) > 12 or n_groups > 8)
     ax.set_xlabel("generator family")
     ax.set_ylabel(_metric_name(metric))
     ax.yaxis.grid(True, color="0.85", linewidth=0.6)
@@ -220,26 +222,64 @@ def plot_robustness(
     ]
     if not order:
         raise ValueError("Nothing to plot: no degradation values in per_method.")
+    styles = series_styles(per_method)
+    if len(order) == 1:  # one condition: a line of lone points says nothing; one bar per method
+        return _robustness_bars(per_method, order[0], styles, path, metric, title)
     x = np.arange(len(order))
     fig = Figure(figsize=(max(6.5, 1.2 * len(order) + 2.5), 4.0), layout="constrained")
     ax = fig.add_subplot()
     all_vals: list[float] = []
-    for i, (m, vals) in enumerate(per_method.items()):
+    for m, vals in per_method.items():
         y = [_float(vals.get(d)) for d in order]
         all_vals.extend(y)
-        ax.plot(x, y, linewidth=1.8, markersize=6, label=m, **_line_style(i))
+        ax.plot(x, y, linewidth=1.8, markersize=6, label=m, **_plot_style(styles[m]))
     if metric in _CHANCE_METRICS:
         ax.axhline(0.5, color="0.25", linestyle="--", linewidth=1, label="chance (0.5)")
     finite = [v for v in all_vals if math.isfinite(v)]
     if finite and min(finite) >= 0 and max(finite) <= 1:
         ax.set_ylim(max(0.0, min(finite + [0.5]) - 0.05), 1.02)
     ax.set_xticks(x)
-    ax.set_xticklabels([degradation_label(d) for d in order])
+    labels = [degradation_label(d) for d in order]
+    _tick_labels(ax, labels, max(len(s) for s in labels) > 12 or len(labels) > 8)
     ax.set_xlabel("degradation applied to real and fake test images")
     ax.set_ylabel(f"{_metric_name(metric)}, mean unseen")
     ax.grid(True, color="0.88", linewidth=0.6)
     ax.set_title(title or f"Robustness: {_metric_name(metric)} under degradations")
     fig.legend(loc="outside right upper", fontsize=9, title="method", title_fontsize=9)
+    return _save(fig, path)
+
+
+def _robustness_bars(
+    per_method: Mapping[str, Mapping[str, float]],
+    condition: str,
+    styles: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    metric: str,
+    title: str | None,
+) -> Path:
+    """:func:`plot_robustness` with a single condition: one horizontal bar per method, value at its end."""
+    methods = list(per_method)
+    vals = np.array([_float(per_method[m].get(condition)) for m in methods])
+    fig = Figure(figsize=(7.0, 0.45 * len(methods) + 1.6), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(methods))
+    for yi, m, v in zip(y, methods, vals):
+        ax.barh(yi, v if math.isfinite(v) else 0.0, edgecolor="white", **_bar_style(styles[m]))
+        ax.text(max(v, 0.0) if math.isfinite(v) else 0.0, yi, f" {v:.3f}" if math.isfinite(v) else " n/a",
+                va="center", fontsize=8)  # fmt: skip
+    finite = vals[np.isfinite(vals)]
+    if finite.size and finite.min() >= 0 and finite.max() <= 1:
+        ax.set_xlim(0, 1.12)
+    if metric in _CHANCE_METRICS:
+        ax.axvline(0.5, color="0.25", linestyle="--", linewidth=1, label="chance (0.5)")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_yticks(y)
+    ax.set_yticklabels(methods)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{_metric_name(metric)}, mean unseen, {degradation_label(condition)}")
+    ax.xaxis.grid(True, color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.set_title(title or f"{_metric_name(metric)} ({degradation_label(condition)})")
     return _save(fig, path)
 
 
@@ -340,6 +380,7 @@ def plot_cost(
         ("throughput_img_s", "inference throughput (images/s, higher is better)"),
         ("train_seconds", "training time (s, lower is better)"),
     )
+    styles = series_styles(methods)
     fig = Figure(figsize=(10.0, 0.45 * len(methods) + 1.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(methods))
@@ -347,13 +388,8 @@ def plot_cost(
         vals = np.array([_float(per_method[m].get(key)) for m in methods])
         finite = vals[np.isfinite(vals) & (vals > 0)]
         log = finite.size >= 2 and finite.max() / finite.min() > 100
-        ax.barh(
-            y,
-            np.nan_to_num(vals, nan=0.0),
-            color=[_color(i) for i in range(len(methods))],
-            hatch=None,
-            edgecolor="white",
-        )
+        for yi, m, v in zip(y, methods, vals):
+            ax.barh(yi, v if math.isfinite(v) else 0.0, edgecolor="white", **_bar_style(styles[m]))
         top = finite.max() if finite.size else 1.0
         if log:
             ax.set_xscale("log")

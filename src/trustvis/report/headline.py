@@ -1,0 +1,256 @@
+"""The headline table of a bench report: the few numbers a person reads first.
+
+``headline(results)`` turns a bench's ``results.json`` payload into one short table (:class:`Headline`):
+one row per method (and per data set or setting where the bench has several), a handful of columns with
+the bench's main measures. Every other table of the bench (per family, per texture, per corruption, cost
+details) stays in ``results.md`` and in the folded part of the HTML report. A bench without a headline
+function here gets the first table of its ``results.md`` instead (see :mod:`trustvis.report.html`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from trustvis.metrics.classification import mean_metrics
+from trustvis.report.tables import MISSING
+
+__all__ = ["HEADLINES", "Headline", "Shown", "headline", "mean_unseen"]
+
+
+class Shown(NamedTuple):
+    """A table cell shown as ``text`` and compared (best value in bold) as ``value``."""
+
+    value: float
+    text: str
+
+
+@dataclass
+class Headline:
+    """A short results table: columns, rows, what they mean, and which values are best."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+    higher: tuple[int, ...] = ()  # columns whose largest value is best
+    lower: tuple[int, ...] = ()  # columns whose smallest value is best
+    group: int | None = None  # best values are found among the rows that share this column's value
+    extra: list[str] = field(default_factory=list)  # more sentences under the table
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _pct(value: Any, digits: int = 2) -> Shown | None:
+    v = _f(value)
+    return Shown(100 * v, f"{100 * v:.{digits}f}") if math.isfinite(v) else None
+
+
+def _pm(stat: Any, scale: float = 100.0, digits: int = 2) -> Shown | None:
+    s = _d(stat)
+    m, sd = _f(s.get("mean")), _f(s.get("std"))
+    if not math.isfinite(m):
+        return None
+    text = f"{m * scale:.{digits}f}" + (f" ± {sd * scale:.{digits}f}" if math.isfinite(sd) else "")
+    return Shown(m * scale, text)
+
+
+def mean_unseen(method: Mapping[str, Any], unseen: list[str]) -> dict[str, Any]:
+    """A detector's metrics averaged over the unseen families (``mean_unseen`` when stored)."""
+    mu = _d(method.get("mean_unseen"))
+    if mu:
+        return mu
+    clean = _d(method.get("clean"))
+    return mean_metrics([_d(clean.get(f)) for f in unseen], keys=("acc", "ap", "auc", "eer"))
+
+
+def _families(r: Mapping[str, Any]) -> list[str]:
+    fams = list(r.get("families") or [])
+    if not fams:
+        seen: dict[str, None] = {}
+        for m in _d(r.get("methods")).values():
+            seen.update(dict.fromkeys(_d(_d(m).get("clean"))))
+        fams = list(seen)
+    return fams
+
+
+def _detect(r: Mapping[str, Any]) -> Headline | None:
+    methods = _d(r.get("methods"))
+    if not methods:
+        return None
+    train = r.get("train_family")
+    unseen = [f for f in _families(r) if f != train]
+    rows, worst = [], False
+    for name, m in methods.items():
+        m = _d(m)
+        mu = mean_unseen(m, unseen)
+        rob = [_f(_d(_d(v).get("mean_unseen")).get("ap")) for v in _d(m.get("robustness")).values()]
+        rob = [v for v in rob if math.isfinite(v)]
+        worst |= bool(rob)
+        ips = _f(m.get("throughput_img_s"))
+        rows.append([name, mu.get("ap"), mu.get("acc"), mu.get("auc"), min(rob) if rob else None,
+                     Shown(ips, f"{ips:,.0f}") if math.isfinite(ips) else None])  # fmt: skip
+    header = ["method", "AP", "accuracy at 0.5", "ROC AUC", "AP, worst degradation", "images/s"]
+    if not worst:
+        header.pop(4)
+        rows = [row[:4] + row[5:] for row in rows]
+    where = f"the families not trained on (trained on {train})" if train else "every family"
+    note = f"Mean over {where}, clean test images; images/s: inference throughput."
+    if worst:
+        note += " Worst degradation: the lowest AP under the JPEG / blur / resize degradations."
+    return Headline(header, rows, note, higher=tuple(range(1, len(header))))
+
+
+def _anomaly(r: Mapping[str, Any]) -> Headline | None:
+    results = _d(r.get("results"))
+    cols = [("image_auroc", "image AUROC"), ("image_ap", "image AP"), ("f1", "F1 at the threshold"),
+            ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO")]  # fmt: skip
+    present = [(k, t) for k, t in cols if any(k in _d(m) for by in results.values() for m in _d(by).values())]
+    if not present:
+        return None
+    rows, pooled = [], []
+    for ds, by in results.items():
+        for name, m in _d(by).items():
+            m = _d(m)
+            if "categories" in m:
+                pooled.append(f"{ds} ({len(_d(m['categories']))})")
+            rows.append([ds, name, *(m.get(k) for k, _ in present)])
+    q = r.get("normal_quantile")
+    note = "Test split of each set" + (
+        f"; decision threshold: the {q} quantile of the normal validation scores." if q else "."
+    )
+    if pooled:
+        note += (
+            " One model per category on "
+            + ", ".join(dict.fromkeys(s.split(" (")[0] for s in pooled))
+            + ": the rows are means over the categories, the AUROC the ROC figures' legends give."
+        )
+    return Headline(["set", "method", *(t for _, t in present)], rows, note,
+                    higher=tuple(range(2, 2 + len(present))), group=0)  # fmt: skip
+
+
+def _span(values: list[float], digits: int) -> str:
+    vals = [v for v in values if math.isfinite(v)]
+    if not vals:
+        return MISSING
+    lo, hi = min(vals), max(vals)
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
+
+
+def _codec(r: Mapping[str, Any]) -> Headline | None:
+    curves = _d(r.get("curves"))
+    if not curves:
+        return None
+    bd = _d(r.get("bd_rate"))
+    anchors = [a for a in curves if len(curves) > 1 and all(a in _d(bd.get(c)) for c in curves if c != a)]
+    header = ["codec", "rate points", "bpp", "PSNR (dB)", *(f"BD-rate vs {a}, PSNR (%)" for a in anchors)]
+    rows = []
+    for codec, pts in curves.items():
+        pts = [_d(p) for p in pts or []]
+        cells: list[Any] = [codec, len(pts), _span([_f(p.get("bpp")) for p in pts], 3),
+                            _span([_f(p.get("psnr")) for p in pts], 2)]  # fmt: skip
+        for a in anchors:
+            v = _f(_d(_d(bd.get(codec)).get(a)).get("psnr"))
+            cells.append("anchor" if a == codec else (Shown(v, f"{v:.1f}") if math.isfinite(v) else None))
+        rows.append(cells)
+    note = "bpp from the real file size, PSNR on 8-bit RGB (ranges over the rate points)."
+    if anchors:
+        note += " BD-rate: bits saved (negative) or spent for the same PSNR, against each anchor."
+    return Headline(header, rows, note, lower=tuple(range(4, 4 + len(anchors))))
+
+
+def _augment(r: Mapping[str, Any]) -> Headline | None:
+    results = _d(r.get("results"))
+    rows = []
+    for ds, conds in results.items():
+        for cond, m in _d(conds).items():
+            m = _d(m)
+            rows.append([ds, cond, _pm(m.get("error")), _pm(m.get("ece")), _pm(m.get("nll"), 1.0, 3)])
+    if not rows:
+        return None
+    seeds = r.get("seeds") or []
+    note = f"Test set; mean ± std over {len(seeds)} seed(s). Error and ECE in %." if seeds else "Test set."
+    return Headline(["data", "condition", "top-1 error (%)", "ECE (%)", "NLL"], rows, note,
+                    lower=(2, 3, 4), group=0)  # fmt: skip
+
+
+def _calibrate(r: Mapping[str, Any]) -> Headline | None:
+    """One row per setting: the uncalibrated model, and the best calibrator with each training loss."""
+    results = _d(r.get("results"))
+    rows = []
+    losses: dict[str, None] = {}
+    for by in results.values():
+        losses.update(dict.fromkeys(n.split("+", 1)[1] for n in _d(by) if "+" in n))
+    for setting, by in results.items():
+        by = {n: _d(m) for n, m in _d(by).items()}
+        base = by.get("uncalibrated", {})
+        row: list[Any] = [setting, _pct(base.get("acc")), _pct(base.get("ece"))]
+        for loss in losses:
+            eces = {n.split("+", 1)[0]: _f(m.get("ece")) for n, m in by.items() if n.endswith(f"+{loss}")}
+            eces = {c: v for c, v in eces.items() if math.isfinite(v)}
+            best = min(eces, key=eces.get) if eces else None
+            row.append(Shown(100 * eces[best], f"{100 * eces[best]:.2f} ({best})") if best else None)
+        rows.append(row)
+    if not rows or not losses:
+        return None
+    header = [
+        "setting",
+        "accuracy (%)",
+        "ECE uncalibrated (%)",
+        *(f"best ECE, {lo.upper()} loss (%)" for lo in losses),
+    ]
+    note = ("Test split; each calibrator fitted on the calibration split with each loss, the lowest ECE (15 "
+            "equal-width bins) per loss shown with its calibrator. Every calibrator and measure: Details.")  # fmt: skip
+    return Headline(header, rows, note)
+
+
+def _adapt(r: Mapping[str, Any]) -> Headline | None:
+    results = _d(r.get("results"))
+    rows = []
+    for key, conds in _d(results.get("fmnist")).items():
+        for cond, m in _d(conds).items():
+            m = _d(m)
+            rows.append([f"Fashion-MNIST, {key.replace('-', ' ')}", cond, "test accuracy (%)",
+                         _pct(m.get("acc")), m.get("trainable_params")])  # fmt: skip
+    det = _d(results.get("detect"))
+    for cond, m in _d(det.get("conditions")).items():
+        m = _d(m)
+        ap = _f(_d(m.get("unseen")).get("ap"))
+        rows.append([f"detector adapted to {det.get('family', '?')}", cond, "AP",
+                     Shown(ap, f"{ap:.3f}") if math.isfinite(ap) else None, m.get("trainable_params")])  # fmt: skip
+    if not rows:
+        return None
+    return Headline(["experiment", "condition", "measure", "value", "trainable parameters"], rows,
+                    higher=(3,), group=0)  # fmt: skip
+
+
+#: bench name -> the function that builds its headline table from ``results.json``
+HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
+    "detect": _detect,
+    "anomaly": _anomaly,
+    "codec": _codec,
+    "augment": _augment,
+    "calibrate": _calibrate,
+    "adapt": _adapt,
+}
+
+
+def headline(results: Mapping[str, Any]) -> Headline | None:
+    """The headline table of a bench's ``results.json`` payload; None for a bench without one (or no rows).
+
+    Raises:
+        KeyError, TypeError, ValueError: when the payload does not have the bench's usual shape (the HTML
+            report then falls back to the first table of ``results.md``).
+    """
+    fn = HEADLINES.get(str(results.get("bench")))
+    return fn(results) if fn is not None else None
