@@ -26,6 +26,15 @@ processes under ``torchrun`` and steps. The trainer installs the AMP grad scaler
 group behind it; outside the trainer (a test calling ``training_step`` directly) it runs plainly.
 Such methods are not wrapped in DistributedDataParallel: their parameters are broadcast from rank 0
 once, gradients are all-reduced per step, and BatchNorm statistics stay per process.
+
+``trustvis export`` (:mod:`trustvis.engine.export`) turns the network behind ``predict`` into an ONNX or
+TorchScript graph through one hook, :meth:`Method.export_module`::
+
+    image (N,3,H,W) float in [0,1] ──► Method.export_module() ──► (the task's EXPORT_OUTPUTS keys of predict)
+
+The default wraps ``predict`` (:class:`PredictGraph`); a method whose ``predict`` branches on a buffer's value
+or runs an op no exporter handles overrides it, and a method with no image network refuses with
+:class:`NotExportable` (``not_exportable`` says why).
 """
 
 from __future__ import annotations
@@ -40,6 +49,41 @@ from torch import nn
 from trustvis.config import LoraConfig, TrainConfig
 
 Batch = dict[str, Any]
+
+#: the ``predict`` keys an exported graph returns, in order, per registry task (``trustvis export``)
+EXPORT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "detect": ("score", "logits"),
+    "antispoof": ("score", "logits"),
+    "anomaly": ("score", "anomaly_map"),
+    "classify": ("logits", "probs"),
+    "augment": ("logits", "probs"),
+    "adapt": ("logits", "probs"),
+    "active": ("logits", "probs"),
+}
+
+#: why the methods of a task with no image -> score graph are not exported
+_NOT_EXPORTED_TASKS = {
+    "codec": "a codec's output is a bitstream written by an entropy coder (constriction) outside the network",
+    "calibrate": "a post-hoc calibrator rescales another model's logits; export the classifier run it calibrates",
+}
+
+
+class NotExportable(ValueError):
+    """A method's ``predict`` path cannot become an exported graph; the message names the method and why."""
+
+
+class PredictGraph(nn.Module):
+    """``image -> tuple(predict({"image": image})[k] for k in keys)``: the default
+    :meth:`Method.export_module`, traced by TorchScript and ``torch.export`` (ONNX)."""
+
+    def __init__(self, method: Method, keys: Sequence[str]) -> None:
+        super().__init__()
+        self.method = method
+        self.keys = tuple(keys)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.method.predict({"image": image})
+        return tuple(out[k].float() for k in self.keys)
 
 
 class Method(nn.Module):
@@ -65,6 +109,8 @@ class Method(nn.Module):
     #: module paths trained in full under LoRA or a linear probe (the backbones' heads, or LoRA's
     #: ``train_modules``); None until :meth:`configure_trainable` (or the ``lora`` method) sets them
     trained_heads: Sequence[str] | None = None
+    #: why ``predict`` cannot be exported as a graph ("" = it can); ``trustvis export`` reports it in one line
+    not_exportable: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -158,6 +204,40 @@ class Method(nn.Module):
     def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Inference on ``batch``; returns the documented keys of the method's task."""
         raise NotImplementedError
+
+    # --- export ---------------------------------------------------------------------------------
+    def export_outputs(self) -> tuple[str, ...]:
+        """The ``predict`` keys an exported graph returns, in order (:data:`EXPORT_OUTPUTS` of the task)."""
+        return EXPORT_OUTPUTS.get(self.task, ())
+
+    def export_module(self) -> nn.Module:
+        """The network behind ``predict`` as a module for ``trustvis export`` (ONNX, TorchScript).
+
+        It takes ``image (N,3,H,W)`` float in [0,1], as :meth:`make_transform` (eval) returns it, and returns
+        a tuple of tensors: the :meth:`export_outputs` keys of ``predict``, in that order. Default:
+        :class:`PredictGraph` over ``predict``.
+
+        Raises:
+            NotExportable: the method has no image network to export (``not_exportable``, a ``predict`` that
+                reads something other than images, a task without an image -> score graph).
+        """
+        reason = self.not_exportable or _NOT_EXPORTED_TASKS.get(self.task, "")
+        if not reason and tuple(self.inputs) != ("image",):
+            reason = f"its predict reads {', '.join(self.inputs)} of another model, not images"
+        if not reason and self.task not in EXPORT_OUTPUTS:
+            reason = f"{self.task or 'untyped'} methods have no image -> score/logits graph"
+        if reason:
+            raise NotExportable(f"{self.method_name or type(self).__name__} cannot be exported: {reason}")
+        return PredictGraph(self, self.export_outputs())
+
+    def export_image_size(self) -> int | None:
+        """The square side the network must be given (its eval transform crops, or its statistics were fitted,
+        at that size), or None when it reads any size."""
+        for key in ("image_size", "crop_size"):
+            v = getattr(self.config, key, 0)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+        return None
 
     @property
     def device(self) -> torch.device:

@@ -81,9 +81,13 @@ def compose(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def invert(theta: torch.Tensor) -> torch.Tensor:
-    """Inverse affine map (B,2,3) -> (B,2,3)."""
-    row = theta.new_tensor([0.0, 0.0, 1.0]).expand(theta.shape[0], 1, 3)
-    return torch.linalg.inv(torch.cat([theta, row], 1))[:, :2]
+    """Inverse affine map (B,2,3) -> (B,2,3): [A | t]⁻¹ = [A⁻¹ | −A⁻¹t], A⁻¹ by the 2×2 adjugate (closed form,
+    so that the ONNX exporter, which has no matrix inverse, can export it)."""
+    a, b, c, d = theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1]
+    inv_a = (
+        torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], 1) / (a * d - b * c)[:, None, None]
+    )
+    return torch.cat([inv_a, -(inv_a @ theta[:, :, 2:])], 2)
 
 
 class STN(nn.Module):

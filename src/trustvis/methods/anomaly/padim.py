@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trustvis.data import transforms as T
-from trustvis.methods.base import Batch, Method
+from trustvis.methods.base import Batch, Method, NotExportable
 from trustvis.nn.backbones import BACKBONES, build_backbone
 from trustvis.registry import Paper, Preset, register
 
@@ -92,6 +92,10 @@ class PadimScorer(nn.Module):
         """(B,d,h,w) -> Mahalanobis distance (B,h,w)."""
         if int(self.n_fit) == 0:
             raise RuntimeError("the Gaussian statistics are not fitted yet (train the method first)")
+        return self.distance(emb)
+
+    def distance(self, emb: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without the check that the statistics are fitted (an exported graph's)."""
         b, d, h, w = emb.shape
         diff = emb.flatten(2).permute(2, 0, 1).float() - self.mean[:, None]  # (hw, B, d)
         m = torch.einsum("pbi,pij,pbj->pb", diff, self.precision, diff).clamp_min(0).sqrt()  # (hw, B)
@@ -160,6 +164,15 @@ class AnomalyMethod(Method):
         images = batch["image"]
         return self._finish(self.scorer(self.features(images)), tuple(images.shape[-2:]))
 
+    def export_module(self) -> nn.Module:
+        """:meth:`predict` as a graph (``trustvis export``): whether the statistics are fitted is checked here,
+        once, because ``torch.export`` cannot branch on the value of the ``n_fit`` buffer."""
+        if int(self.scorer.n_fit) == 0:
+            raise NotExportable(
+                f"{self.method_name} cannot be exported: its Gaussian statistics are not fitted (train the run first)"
+            )
+        return _AnomalyGraph(self)
+
     def _resize(self, images: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,3,S,S)
         s = self.config.image_size
         if images.shape[-2:] != (s, s):
@@ -175,6 +188,19 @@ class AnomalyMethod(Method):
         if amap.shape[-2:] != size:
             amap = F.interpolate(amap[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
         return {"score": score, "anomaly_map": amap}
+
+
+class _AnomalyGraph(nn.Module):
+    """An anomaly method's ``predict`` for export: image (N,3,H,W) in [0,1] -> (score (N,), anomaly_map (N,H,W))."""
+
+    def __init__(self, method: AnomalyMethod) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.method
+        out = m._finish(m.scorer.distance(m.features(image)), tuple(image.shape[-2:]))
+        return out["score"].float(), out["anomaly_map"].float()
 
 
 @register(

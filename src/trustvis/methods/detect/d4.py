@@ -268,10 +268,11 @@ class D4Net(nn.Module):
         z = self.spectrum(x) if z is None else z
         return self.members[i](z * self.masks[i])
 
-    def ensemble_log_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """log of the mean member softmax (B,2), computed stably; the full model's before the masks exist."""
+    def ensemble_log_probs(self, x: torch.Tensor, ready: bool | None = None) -> torch.Tensor:
+        """log of the mean member softmax (B,2), computed stably; the full model's before the masks exist
+        (``ready``: whether they do, when the caller knows it; None reads the ``masks_ready`` buffer)."""
         z = self.spectrum(x)
-        if not bool(self.masks_ready):
+        if not (bool(self.masks_ready) if ready is None else ready):
             if not self._warned:
                 log.warning("D4 masks are not built yet (training stopped in phase 1); using the full model")
                 self._warned = True
@@ -283,6 +284,20 @@ class D4Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ensemble_log_probs(x)
+
+
+class _D4Graph(nn.Module):
+    """D4's ``predict`` for export: image (N,3,S,S) in [0,1] -> (score (N,), logits (N,)); the ensemble, or the
+    full model when the run stopped before the masks were built (decided when the graph is made)."""
+
+    def __init__(self, net: D4Net) -> None:
+        super().__init__()
+        self.net = net
+        self.ready = bool(net.masks_ready)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = self.net.ensemble_log_probs(image, ready=self.ready).float()  # (N,2)
+        return logp[:, 1].exp(), logp[:, 1] - logp[:, 0]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -421,6 +436,11 @@ class D4(BinaryDetector):
     def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
         logp = self.model.ensemble_log_probs(batch["image"]).float()
         return {"score": logp[:, 1].exp(), "logits": logp[:, 1] - logp[:, 0]}
+
+    def export_module(self) -> nn.Module:
+        """:meth:`predict` as a graph (``trustvis export``). ``torch.export`` cannot branch on the value of the
+        ``masks_ready`` buffer, so whether the ensemble or the full model answers is read here, once."""
+        return _D4Graph(self.model)
 
     @torch.no_grad()
     def predict_full(self, batch: Batch) -> dict[str, torch.Tensor]:
