@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -97,6 +98,126 @@ def test_too_small_dataset_is_a_clear_error(tiny_forensynths, tmp_path):
     run, method, data = _setup(tiny_forensynths, 2, extra=["train.batch_size=1000"])
     with pytest.raises(ValueError, match="lower train.batch_size"):
         Trainer(method, run, tmp_path / "run").fit(data)
+
+
+def _records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _csv_equals_jsonl(run_dir) -> None:
+    """metrics.csv holds exactly the records of metrics.jsonl: the union of their keys as columns in
+    first-seen order, every value as written, empty cells where a record lacks a key."""
+    records = _records(run_dir)
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        columns = reader.fieldnames
+    assert columns == list(dict.fromkeys(k for r in records for k in r))
+    assert len(rows) == len(records)
+    for row, rec in zip(rows, records):
+        for key in columns:
+            if key not in rec:
+                assert row[key] == "", (key, row)
+            elif isinstance(rec[key], str):
+                assert row[key] == rec[key]
+            else:
+                assert float(row[key]) == rec[key], (key, row[key], rec[key])  # exact: repr round-trips
+
+
+def _scalars(run_dir) -> dict[tuple[str, int], float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags()["scalars"]:
+        for event in acc.Scalars(tag):
+            assert (tag, event.step) not in out, f"{tag} logged twice at step {event.step}"
+            out[(tag, event.step)] = event.value
+    return out
+
+
+def _expected_scalars(run_dir) -> dict[tuple[str, int], float]:
+    return {
+        (f"{r['split']}/{k}", r["step"]): v
+        for r in _records(run_dir)
+        for k, v in r.items()
+        if k not in ("step", "split")
+    }
+
+
+def test_metrics_go_to_tensorboard_and_csv_on_request(tiny_forensynths, tmp_path):
+    """train.tensorboard / train.metrics_csv: every metrics.jsonl record, read back from the event files and
+    the CSV (the val record's new keys add CSV columns after the train rows were written)."""
+    pytest.importorskip("tensorboard")
+    run, method, data = _setup(
+        tiny_forensynths, 4, extra=["train.tensorboard=true", "train.metrics_csv=true"]
+    )
+
+    def evaluate(m):
+        return {"val_auc": 0.8125, "val_acc": 1 / 3}
+
+    Trainer(method, run, tmp_path / "run").fit(data, evaluate_fn=evaluate)
+    run_dir = tmp_path / "run"
+    records = _records(run_dir)
+    assert [r["split"] for r in records] == ["train"] * 4 + ["val"]
+    _csv_equals_jsonl(run_dir)
+    expected = _expected_scalars(run_dir)
+    got = _scalars(run_dir)
+    assert set(got) == set(expected) and ("val/val_auc", 4) in got and ("train/loss", 3) in got
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6), key  # event files hold float32
+    assert len({v for (tag, _), v in got.items() if tag == "train/loss"}) > 1  # real values, not one constant
+
+
+def test_resumed_run_logs_each_step_once_everywhere(tiny_forensynths, tmp_path):
+    """Killed after logging step 3 (last checkpoint: step 2) and resumed: step 3 is redone; metrics.jsonl, the
+    CSV and TensorBoard hold each step once (TensorBoard purges the killed run's events after step 2)."""
+    pytest.importorskip("tensorboard")
+    extra = ["train.tensorboard=true", "train.metrics_csv=true"]
+    run, method, data = _setup(tiny_forensynths, 5, ckpt_every=2, extra=extra)
+    trainer = Trainer(method, run, tmp_path / "run")
+
+    def kill(t):
+        if t.step == 3:
+            raise RuntimeError("killed")  # not KeyboardInterrupt: no checkpoint at step 3
+
+    trainer.add_callback("on_log", kill)
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.fit(data)
+    run_dir = tmp_path / "run"
+    assert latest_checkpoint(run_dir).name == "step-0000002"
+    assert ("train/loss", 3) in _scalars(run_dir)  # the killed run logged step 3
+
+    run, method, data = _setup(tiny_forensynths, 5, ckpt_every=2, extra=extra)
+    Trainer(method, run, run_dir).fit(data, resume=True)
+    assert [r["step"] for r in _records(run_dir)] == [1, 2, 3, 4, 5]
+    _csv_equals_jsonl(run_dir)
+    got = _scalars(run_dir)  # fails on a step logged twice
+    expected = _expected_scalars(run_dir)
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_tensorboard_missing_is_a_one_line_error(tiny_forensynths, tmp_path, monkeypatch):
+    from trustvis.config import ConfigError
+    from trustvis.engine import trainer as T
+
+    find = T.importlib.util.find_spec
+    monkeypatch.setattr(
+        T.importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else find(n, *a)
+    )
+    run, method, data = _setup(tiny_forensynths, 2, extra=["train.tensorboard=true"])
+    with pytest.raises(
+        ConfigError, match=r"^train.tensorboard=true needs the tensorboard package: pip install tensorboard"
+    ):
+        Trainer(method, run, tmp_path / "run").fit(data)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    run, method, data = _setup(tiny_forensynths, 2)  # not asked for: no package needed, no CSV either
+    Trainer(method, run, tmp_path / "run").fit(data)
+    assert (tmp_path / "run" / "metrics.jsonl").is_file()
+    assert not (tmp_path / "run" / "metrics.csv").exists() and not (tmp_path / "run" / "tensorboard").exists()
 
 
 DDP_SCRIPT = r"""

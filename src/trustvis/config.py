@@ -53,6 +53,8 @@ class TrainConfig:
     progress: bool = True
     init_from: str = ""  # a finished run folder of the same method whose weights start this run
     trainable: str = "all"  # all | heads (linear probe: only the classification heads train)
+    tensorboard: bool = False  # also log the metrics to TensorBoard in OUT/tensorboard (pip tensorboard)
+    metrics_csv: bool = False  # also write OUT/metrics.csv: the metrics.jsonl records as CSV rows
 
 
 #: fields of the one data config every run had before each task declared its own (runs saved before the

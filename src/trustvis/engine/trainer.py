@@ -6,6 +6,7 @@ It knows nothing about tasks. Per step::
         ─► zero_grad, backward(loss), clip, optimiser step(s)   (manual methods: Method.optimizer_step)
         ─► every log_every:  mean scalars ─► metrics.jsonl + progress bar      (rank 0)
         ─► every eval_every: evaluate_fn(method) ─► metrics.jsonl               (rank 0)
+              every record also ─► metrics.csv (train.metrics_csv), TensorBoard (train.tensorboard)
         ─► every ckpt_every: checkpoints/step-N (weights + optimiser + RNG)    (rank 0)
 
 Under ``torchrun`` the method is wrapped in DistributedDataParallel and every process sees its own
@@ -19,11 +20,21 @@ Events for callbacks (``trainer.add_callback(event, fn)``, ``fn(trainer)``): ``o
 One training per run folder: rank 0 holds ``OUT/.lock`` (:mod:`trustvis.engine.runlock`) from the start of
 :meth:`Trainer.fit` to its end, error or Ctrl-C included. A resumed run drops the ``metrics.jsonl`` records
 of the steps after its checkpoint (they are redone), so no step is recorded twice.
+
+Metrics records (:class:`MetricsLog`) are ``{"step", "split": train | val | fit, **scalars}``, one JSON line
+each in ``OUT/metrics.jsonl``. On request they also go to ``OUT/metrics.csv`` (``train.metrics_csv``: the same
+records, the union of their keys as columns in first-seen order, empty where a record lacks a key; rewritten
+from metrics.jsonl when a new key appears or a run resumes) and to TensorBoard event files in
+``OUT/tensorboard`` (``train.tensorboard``: one scalar ``<split>/<key>`` per value at the record's step; a
+resumed run purges the events after its checkpoint). ``tensorboard`` is an optional package.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
+import importlib.util
+import io
 import json
 import logging
 import math
@@ -41,7 +52,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from trustvis.atomic import atomic_write_text
-from trustvis.config import RunConfig, dump_yaml, to_dict, validate_run
+from trustvis.config import ConfigError, RunConfig, dump_yaml, to_dict, validate_run
 from trustvis.engine import checkpoint as ckpt
 from trustvis.engine import distributed as dist_utils
 from trustvis.engine.runlock import RunLock
@@ -133,6 +144,117 @@ def trim_metrics(path: str | Path, step: int) -> int:
     return dropped
 
 
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (complete lines that hold a JSON object; others are skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            continue  # a record cut short by a killed process
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    return json.dumps(v) if isinstance(v, list | dict | bool) else v
+
+
+def metrics_csv_text(
+    records: list[dict[str, Any]], columns: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """(CSV text, its columns) of ``records``: the union of their keys in first-seen order (after
+    ``columns`` when given), one row per record, an empty cell where a record lacks a key."""
+    keys: dict[str, None] = dict.fromkeys(columns or [])
+    for r in records:
+        keys.update(dict.fromkeys(r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(keys), lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: _csv_cell(v) for k, v in r.items()})
+    return buf.getvalue(), list(keys)
+
+
+def write_metrics_csv(run_dir: str | Path) -> Path:
+    """Write ``run_dir/metrics.csv`` from ``run_dir/metrics.jsonl`` (e.g. for a run trained without
+    ``train.metrics_csv``); returns its path."""
+    run_dir = Path(run_dir)
+    text, _ = metrics_csv_text(read_metrics(run_dir / "metrics.jsonl"))
+    return atomic_write_text(run_dir / "metrics.csv", text)
+
+
+def check_tensorboard(cfg: Any) -> None:
+    """A one-line ConfigError when ``train.tensorboard`` is asked for and the package is not installed."""
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "train.tensorboard=true needs the tensorboard package: pip install tensorboard "
+            "(metrics.jsonl is written either way)"
+        )
+
+
+class MetricsLog:
+    """Where the trainer's metrics records go (rank 0): ``metrics.jsonl`` always; ``metrics.csv`` and
+    TensorBoard event files (``tensorboard/``) when the run config asks for them."""
+
+    def __init__(self, out_dir: Path, csv_file: bool = False, tensorboard: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        self.jsonl = self.out_dir / "metrics.jsonl"
+        self.csv = self.out_dir / "metrics.csv" if csv_file else None
+        self.tensorboard = tensorboard
+        self.columns: list[str] = []
+        self.writer: Any = None
+
+    def open(self, step: int) -> None:
+        """Start logging after ``step`` (0, or the checkpoint a run resumes from): the CSV is rewritten from
+        metrics.jsonl; TensorBoard events after ``step`` (a killed run's) are purged."""
+        if self.csv is not None:
+            self._rewrite_csv()
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = step + 1 if step else None  # the events a killed run logged after its checkpoint
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=purge)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.jsonl, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.csv is not None:
+            if set(record) <= set(self.columns):
+                with open(self.csv, "a", encoding="utf-8", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=self.columns, lineterminator="\n")
+                    w.writerow({k: _csv_cell(v) for k, v in record.items()})
+            else:  # a new key: a new column, so the header and every row change
+                self._rewrite_csv()
+        if self.writer is not None:
+            split = record.get("split", "train")
+            for key, value in record.items():
+                if (
+                    key not in ("step", "split")
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                ):
+                    self.writer.add_scalar(f"{split}/{key}", value, global_step=int(record.get("step", 0)))
+            self.writer.flush()
+
+    def _rewrite_csv(self) -> None:
+        text, self.columns = metrics_csv_text(read_metrics(self.jsonl), self.columns)
+        atomic_write_text(self.csv, text)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 def _move(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
@@ -153,6 +275,7 @@ class Trainer:
         self.device = dist_utils.resolve_device(self.cfg.device)
         self.distributed = dist_utils.init_if_needed(self.device)
         self.is_main = dist_utils.is_main()
+        self.metrics = MetricsLog(self.out_dir, self.cfg.metrics_csv, self.cfg.tensorboard)
 
     def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
         self.callbacks[event].append(fn)
@@ -163,10 +286,8 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------
     def _log_record(self, record: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        if self.is_main:
+            self.metrics.write(record)
 
     def _loader(self, dataset: Dataset, epoch: int, skip: int) -> DataLoader:
         sampler = DistributedSampler(
@@ -204,12 +325,14 @@ class Trainer:
             FloatingPointError: the loss became NaN/inf (the last checkpoint stays; resume with a lower lr).
         """
         validate_run(self.run, trainable=bool(getattr(self.method, "trainable", True)))
+        check_tensorboard(self.cfg)
         lock = RunLock(self.out_dir) if self.is_main else None
         if lock is not None:
             lock.acquire()
         try:
             return self._fit(train_set, evaluate_fn, resume)
         finally:
+            self.metrics.close()
             if lock is not None:
                 lock.release()
 
@@ -257,6 +380,8 @@ class Trainer:
                 dropped = trim_metrics(self.out_dir / "metrics.jsonl", self.step)
                 if dropped:
                     log.info("dropped %d metrics record(s) after step %d (redone now)", dropped, self.step)
+        if self.is_main:
+            self.metrics.open(self.step)
 
         model = method
         amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
