@@ -211,3 +211,53 @@ def test_cli_info_prints_the_header(tmp_path, encoded, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["method"] == "eqlinr" and info["height"] == 37 and info["width"] == 51
     assert info["bytes"] == len(encoded.data)
+
+
+def test_encode_runs_exactly_the_iteration_budget_it_is_given(photo, monkeypatch):
+    """``encode(img, iterations=N)`` takes N Adam steps (counted on the optimiser itself, not only in the
+    stats) without changing the method's config; without it, the config's budget."""
+    steps = []
+    adam_step = torch.optim.Adam.step
+    monkeypatch.setattr(
+        torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or adam_step(self, *a, **k)
+    )
+    m = registry.build("coolchic", "tiny")  # iterations=4 in the preset
+    res = m.encode(photo, iterations=7, progress=False)
+    assert len(steps) == 7 and res.stats["iterations"] == 7 and m.config.iterations == 4
+    assert torch.equal(m.decompress(res.data), res.x_hat)  # a complete, decodable file
+    steps.clear()
+    assert m.encode(photo, progress=False).stats["iterations"] == 4 and len(steps) == 4
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+            m.encode(photo, iterations=bad, progress=False)
+    assert not steps[4:]  # refused before any work
+
+
+def test_encode_shows_progress_by_default_and_progress_false_is_silent(photo, capsys):
+    m = registry.build("eqlinr", "tiny")
+    m.encode(photo, iterations=3, progress=False)
+    assert capsys.readouterr() == ("", "")
+    m.encode(photo, iterations=3)  # the default: a tqdm bar of the iterations on stderr
+    err = capsys.readouterr().err
+    assert "eqlinr λ=" in err and "3/3" in err
+
+
+def test_cli_encode_reports_its_budget_and_no_progress_is_silent(tmp_path, photo, capsys):
+    from PIL import Image
+
+    from trustvis.cli import main
+
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo).save(src)
+    argv = ["codec", "encode", str(src), str(tmp_path / "a.tvc"), "--preset", "tiny", "--iterations", "5"]
+    assert main([*argv, "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "(5 iterations)" in out and err == ""
+    assert main(argv[:3] + [str(tmp_path / "b.tvc")] + argv[4:]) == 0
+    out, err = capsys.readouterr()
+    assert "(5 iterations)" in out and "5/5" in err
+    helptext = __import__("trustvis.cli", fromlist=["build_parser"]).build_parser()
+    with pytest.raises(SystemExit):
+        helptext.parse_args(["codec", "encode", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "default 3000 with --preset default" in shown and "4-5 minutes" in shown

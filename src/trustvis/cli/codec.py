@@ -15,10 +15,15 @@ examples:
   trustvis codec decode photo.tvc photo_decoded.png
   trustvis codec info photo.tvc
 
-Encoding overfits a small network to the image (seconds to minutes per image on a CPU; --iterations sets
-the budget); decoding is fast. A file decodes to exactly the encoder's reconstruction on the same machine;
-across machines the latents decode exactly (integer entropy model), the float synthesis may differ in the
-last bit.
+Encoding overfits a small network to the image: --iterations steps (default 3000 with --preset default,
+1500 with --preset quick), about 0.07 s (coolchic) to 0.09 s (eqlinr) each for a 256x256 image on two CPU
+cores, so 4-5 minutes at the default budget; time grows with the pixel count. A progress bar shows the
+iterations (--no-progress: none). Decoding takes about a second. A file decodes to exactly the encoder's
+reconstruction on the same machine; across machines the latents decode exactly (integer entropy model), the
+float synthesis may differ in the last bit.
+
+Python: registry.build("eqlinr", lmbda=1e-3).encode(image, iterations=500) (a tqdm bar by default;
+progress=False for none) returns the bytes, the reconstruction and stats.
 """
 
 
@@ -67,15 +72,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--lambda", dest="lmbda", type=float, help="rate weight instead of --quality (1e-4 .. 2e-2)"
     )
     e.add_argument(
-        "--iterations", type=int, help="overfitting budget (default: the preset's; more = better, slower)"
+        "--iterations",
+        type=int,
+        help="overfitting budget in steps (default: the preset's, 3000 or 1500); more = better and slower, "
+        "about 0.07-0.09 s per step for a 256x256 image on 2 CPU cores (3000 steps: 4-5 min)",
     )
-    e.add_argument("--preset", default="default", help="default (3000 iterations) or quick (1500)")
+    e.add_argument(
+        "--preset", default="default", help="default (3000 iterations), quick (1500) or tiny (4, for tests)"
+    )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(
         "--set", action="append", metavar="FIELD=VALUE", help="any codec config field, e.g. lem_layers=0"
     )
     e.add_argument("--recon", help="also write the decoded image (PNG) the file gives")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = csub.add_parser("decode", help="decode a .tvc file to PNG")
     d.add_argument("input", help="the .tvc file")
     d.add_argument("output", help="PNG to write")

@@ -31,7 +31,7 @@ class EncodeOptions:
     method: str = "eqlinr"
     quality: int | None = None  # 1 (smallest file) .. 8 (best quality); default 5 (lambda 1e-3)
     lmbda: float | None = None  # rate weight instead of quality
-    iterations: int | None = None  # overfitting budget (default: the preset's)
+    iterations: int | None = None  # overfitting budget (default: the preset's; 3000 default, 1500 quick)
     preset: str = "default"
     seed: int = 0
     sets: list[str] | None = None  # codec config fields, FIELD=VALUE
@@ -149,7 +149,7 @@ def encode_file(source: str | Path, output: str | Path, opts: EncodeOptions) -> 
         save_png(opts.recon, x8)
     st = res.stats
     return (f"{source} -> {output}: {len(res.data)} bytes, {st['bpp']:.4f} bpp, PSNR {psnr(image, x8):.2f} dB "
-            f"(RGB), encoded in {st['encode_seconds']:.1f} s")  # fmt: skip
+            f"(RGB), encoded in {st['encode_seconds']:.1f} s ({int(st['iterations'])} iterations)")  # fmt: skip
 
 
 class CodecTask(Task):
