@@ -57,7 +57,9 @@ def test_data_status(capsys):
 
 def test_train_eval_predict_report(tiny_forensynths, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = train_argv("cnndet", run, tiny_forensynths, "train.steps=3")
+    argv = train_argv(
+        "cnndet", run, tiny_forensynths, "train.steps=3", "train.log_every=1"
+    )  # 3 points: a curve
     assert main(argv) == 0
     assert (run / "model.json").is_file() and (run / "config.yaml").is_file()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
