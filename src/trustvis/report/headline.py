@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from trustvis.metrics.classification import mean_metrics
-from trustvis.report.tables import MISSING
+from trustvis.report.tables import MISSING, as_dict, as_float
 
 __all__ = ["HEADLINES", "Headline", "Shown", "headline", "mean_unseen"]
 
@@ -40,25 +40,14 @@ class Headline:
     extra: list[str] = field(default_factory=list)  # more sentences under the table
 
 
-def _d(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _f(value: Any) -> float:
-    try:
-        return float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _pct(value: Any, digits: int = 2) -> Shown | None:
-    v = _f(value)
+    v = as_float(value)
     return Shown(100 * v, f"{100 * v:.{digits}f}") if math.isfinite(v) else None
 
 
 def _pm(stat: Any, scale: float = 100.0, digits: int = 2) -> Shown | None:
-    s = _d(stat)
-    m, sd = _f(s.get("mean")), _f(s.get("std"))
+    s = as_dict(stat)
+    m, sd = as_float(s.get("mean")), as_float(s.get("std"))
     if not math.isfinite(m):
         return None
     text = f"{m * scale:.{digits}f}" + (f" ± {sd * scale:.{digits}f}" if math.isfinite(sd) else "")
@@ -67,37 +56,40 @@ def _pm(stat: Any, scale: float = 100.0, digits: int = 2) -> Shown | None:
 
 def mean_unseen(method: Mapping[str, Any], unseen: list[str]) -> dict[str, Any]:
     """A detector's metrics averaged over the unseen families (``mean_unseen`` when stored)."""
-    mu = _d(method.get("mean_unseen"))
+    mu = as_dict(method.get("mean_unseen"))
     if mu:
         return mu
-    clean = _d(method.get("clean"))
-    return mean_metrics([_d(clean.get(f)) for f in unseen], keys=("acc", "ap", "auc", "eer"))
+    clean = as_dict(method.get("clean"))
+    return mean_metrics([as_dict(clean.get(f)) for f in unseen], keys=("acc", "ap", "auc", "eer"))
 
 
 def _families(r: Mapping[str, Any]) -> list[str]:
     fams = list(r.get("families") or [])
     if not fams:
         seen: dict[str, None] = {}
-        for m in _d(r.get("methods")).values():
-            seen.update(dict.fromkeys(_d(_d(m).get("clean"))))
+        for m in as_dict(r.get("methods")).values():
+            seen.update(dict.fromkeys(as_dict(as_dict(m).get("clean"))))
         fams = list(seen)
     return fams
 
 
 def _detect(r: Mapping[str, Any]) -> Headline | None:
-    methods = _d(r.get("methods"))
+    methods = as_dict(r.get("methods"))
     if not methods:
         return None
     train = r.get("train_family")
     unseen = [f for f in _families(r) if f != train]
     rows, worst = [], False
     for name, m in methods.items():
-        m = _d(m)
+        m = as_dict(m)
         mu = mean_unseen(m, unseen)
-        rob = [_f(_d(_d(v).get("mean_unseen")).get("ap")) for v in _d(m.get("robustness")).values()]
+        rob = [
+            as_float(as_dict(as_dict(v).get("mean_unseen")).get("ap"))
+            for v in as_dict(m.get("robustness")).values()
+        ]
         rob = [v for v in rob if math.isfinite(v)]
         worst |= bool(rob)
-        ips = _f(m.get("throughput_img_s"))
+        ips = as_float(m.get("throughput_img_s"))
         rows.append([name, mu.get("ap"), mu.get("acc"), mu.get("auc"), min(rob) if rob else None,
                      Shown(ips, f"{ips:,.0f}") if math.isfinite(ips) else None])  # fmt: skip
     header = ["method", "AP", "accuracy at 0.5", "ROC AUC", "AP, worst degradation", "images/s"]
@@ -112,18 +104,22 @@ def _detect(r: Mapping[str, Any]) -> Headline | None:
 
 
 def _anomaly(r: Mapping[str, Any]) -> Headline | None:
-    results = _d(r.get("results"))
+    results = as_dict(r.get("results"))
     cols = [("image_auroc", "image AUROC"), ("image_ap", "image AP"), ("f1", "F1 at the threshold"),
             ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO")]  # fmt: skip
-    present = [(k, t) for k, t in cols if any(k in _d(m) for by in results.values() for m in _d(by).values())]
+    present = [
+        (k, t)
+        for k, t in cols
+        if any(k in as_dict(m) for by in results.values() for m in as_dict(by).values())
+    ]
     if not present:
         return None
     rows, pooled = [], []
     for ds, by in results.items():
-        for name, m in _d(by).items():
-            m = _d(m)
+        for name, m in as_dict(by).items():
+            m = as_dict(m)
             if "categories" in m:
-                pooled.append(f"{ds} ({len(_d(m['categories']))})")
+                pooled.append(f"{ds} ({len(as_dict(m['categories']))})")
             rows.append([ds, name, *(m.get(k) for k, _ in present)])
     q = r.get("normal_quantile")
     note = "Test split of each set" + (
@@ -148,19 +144,21 @@ def _span(values: list[float], digits: int) -> str:
 
 
 def _codec(r: Mapping[str, Any]) -> Headline | None:
-    curves = _d(r.get("curves"))
+    curves = as_dict(r.get("curves"))
     if not curves:
         return None
-    bd = _d(r.get("bd_rate"))
-    anchors = [a for a in curves if len(curves) > 1 and all(a in _d(bd.get(c)) for c in curves if c != a)]
+    bd = as_dict(r.get("bd_rate"))
+    anchors = [
+        a for a in curves if len(curves) > 1 and all(a in as_dict(bd.get(c)) for c in curves if c != a)
+    ]
     header = ["codec", "rate points", "bpp", "PSNR (dB)", *(f"BD-rate vs {a}, PSNR (%)" for a in anchors)]
     rows = []
     for codec, pts in curves.items():
-        pts = [_d(p) for p in pts or []]
-        cells: list[Any] = [codec, len(pts), _span([_f(p.get("bpp")) for p in pts], 3),
-                            _span([_f(p.get("psnr")) for p in pts], 2)]  # fmt: skip
+        pts = [as_dict(p) for p in pts or []]
+        cells: list[Any] = [codec, len(pts), _span([as_float(p.get("bpp")) for p in pts], 3),
+                            _span([as_float(p.get("psnr")) for p in pts], 2)]  # fmt: skip
         for a in anchors:
-            v = _f(_d(_d(bd.get(codec)).get(a)).get("psnr"))
+            v = as_float(as_dict(as_dict(bd.get(codec)).get(a)).get("psnr"))
             cells.append("anchor" if a == codec else (Shown(v, f"{v:.1f}") if math.isfinite(v) else None))
         rows.append(cells)
     note = "bpp from the real file size, PSNR on 8-bit RGB (ranges over the rate points)."
@@ -170,11 +168,11 @@ def _codec(r: Mapping[str, Any]) -> Headline | None:
 
 
 def _augment(r: Mapping[str, Any]) -> Headline | None:
-    results = _d(r.get("results"))
+    results = as_dict(r.get("results"))
     rows = []
     for ds, conds in results.items():
-        for cond, m in _d(conds).items():
-            m = _d(m)
+        for cond, m in as_dict(conds).items():
+            m = as_dict(m)
             rows.append([ds, cond, _pm(m.get("error")), _pm(m.get("ece")), _pm(m.get("nll"), 1.0, 3)])
     if not rows:
         return None
@@ -186,17 +184,19 @@ def _augment(r: Mapping[str, Any]) -> Headline | None:
 
 def _calibrate(r: Mapping[str, Any]) -> Headline | None:
     """One row per setting: the uncalibrated model, and the best calibrator with each training loss."""
-    results = _d(r.get("results"))
+    results = as_dict(r.get("results"))
     rows = []
     losses: dict[str, None] = {}
     for by in results.values():
-        losses.update(dict.fromkeys(n.split("+", 1)[1] for n in _d(by) if "+" in n))
+        losses.update(dict.fromkeys(n.split("+", 1)[1] for n in as_dict(by) if "+" in n))
     for setting, by in results.items():
-        by = {n: _d(m) for n, m in _d(by).items()}
+        by = {n: as_dict(m) for n, m in as_dict(by).items()}
         base = by.get("uncalibrated", {})
         row: list[Any] = [setting, _pct(base.get("acc")), _pct(base.get("ece"))]
         for loss in losses:
-            eces = {n.split("+", 1)[0]: _f(m.get("ece")) for n, m in by.items() if n.endswith(f"+{loss}")}
+            eces = {
+                n.split("+", 1)[0]: as_float(m.get("ece")) for n, m in by.items() if n.endswith(f"+{loss}")
+            }
             eces = {c: v for c, v in eces.items() if math.isfinite(v)}
             best = min(eces, key=eces.get) if eces else None
             row.append(Shown(100 * eces[best], f"{100 * eces[best]:.2f} ({best})") if best else None)
@@ -215,17 +215,17 @@ def _calibrate(r: Mapping[str, Any]) -> Headline | None:
 
 
 def _adapt(r: Mapping[str, Any]) -> Headline | None:
-    results = _d(r.get("results"))
+    results = as_dict(r.get("results"))
     rows = []
-    for key, conds in _d(results.get("fmnist")).items():
-        for cond, m in _d(conds).items():
-            m = _d(m)
+    for key, conds in as_dict(results.get("fmnist")).items():
+        for cond, m in as_dict(conds).items():
+            m = as_dict(m)
             rows.append([f"Fashion-MNIST, {key.replace('-', ' ')}", cond, "test accuracy (%)",
                          _pct(m.get("acc")), m.get("trainable_params")])  # fmt: skip
-    det = _d(results.get("detect"))
-    for cond, m in _d(det.get("conditions")).items():
-        m = _d(m)
-        ap = _f(_d(m.get("unseen")).get("ap"))
+    det = as_dict(results.get("detect"))
+    for cond, m in as_dict(det.get("conditions")).items():
+        m = as_dict(m)
+        ap = as_float(as_dict(m.get("unseen")).get("ap"))
         rows.append([f"detector adapted to {det.get('family', '?')}", cond, "AP",
                      Shown(ap, f"{ap:.3f}") if math.isfinite(ap) else None, m.get("trainable_params")])  # fmt: skip
     if not rows:

@@ -38,7 +38,7 @@ import yaml
 
 from trustvis.atomic import atomic_write_text
 from trustvis.report.headline import Headline, Shown, headline, mean_unseen
-from trustvis.report.tables import MISSING, format_cell, is_number, markdown_table
+from trustvis.report.tables import MISSING, as_dict, as_float, format_cell, is_number, markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -87,17 +87,6 @@ def _load_json(path: Path) -> Any:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def _as_dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _human_count(value: Any) -> str:
     """``25557032 -> '25.56 M'``; non-numbers pass through :func:`format_cell`."""
     if not is_number(value) or not math.isfinite(float(value)):
@@ -133,7 +122,7 @@ def _html_table(
         groups.setdefault(r[group_col] if group_col is not None else None, []).append(r)
     for g, members in groups.items():
         for j, low in direction.items():
-            vals = [_float(_value(r[j])) for r in members if is_number(_value(r[j]))]
+            vals = [as_float(_value(r[j])) for r in members if is_number(_value(r[j]))]
             vals = [v for v in vals if math.isfinite(v)]
             if len(vals) >= 2:
                 best[(g, j)] = min(vals) if low else max(vals)
@@ -151,7 +140,7 @@ def _html_table(
             classes = []
             if is_number(v) or c is None:
                 classes.append("num")
-            if (g, j) in best and is_number(v) and _float(v) == best[(g, j)]:
+            if (g, j) in best and is_number(v) and as_float(v) == best[(g, j)]:
                 classes.append("best")
             cls = f' class="{" ".join(classes)}"' if classes else ""
             text = c.text if isinstance(c, Shown) else format_cell(c)
@@ -244,13 +233,13 @@ def _without_title(md: str) -> str:
 def _detect_tables(r: Mapping[str, Any]) -> list[str]:
     """The detection bench's long tables: each metric per family, real/fake accuracy, robustness,
     adversarial accuracy, cost."""
-    methods = _as_dict(r.get("methods"))
+    methods = as_dict(r.get("methods"))
     train = r.get("train_family")
     families = list(r.get("families") or [])
     if not families:
         seen: dict[str, None] = {}
         for m in methods.values():
-            for f in _as_dict(_as_dict(m).get("clean")):
+            for f in as_dict(as_dict(m).get("clean")):
                 seen.setdefault(f, None)
         families = list(seen)
     b: list[str] = []
@@ -268,11 +257,11 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
         for metric in ("ap", "acc", "auc"):
             rows = []
             for name, m in methods.items():
-                m = _as_dict(m)
-                clean = _as_dict(m.get("clean"))
+                m = as_dict(m)
+                clean = as_dict(m.get("clean"))
                 rows.append(
                     [name]
-                    + [_as_dict(clean.get(f)).get(metric) for f in families]
+                    + [as_dict(clean.get(f)).get(metric) for f in families]
                     + [mean_unseen(m, unseen).get(metric)]
                 )
             b.append(f"<h4>{_e(_METRIC_TITLES.get(metric, metric))}</h4>")
@@ -286,10 +275,10 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
             )
         rows = []
         for name, m in methods.items():
-            clean = _as_dict(_as_dict(m).get("clean"))
+            clean = as_dict(as_dict(m).get("clean"))
             cells = []
             for f in families:
-                fm = _as_dict(clean.get(f))
+                fm = as_dict(clean.get(f))
                 cells.append(f"{format_cell(fm.get('acc_real'))} / {format_cell(fm.get('acc_fake'))}")
             rows.append([name, *cells])
         b.append("<h4>Accuracy on real / fake images</h4>")
@@ -303,7 +292,7 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
         if not degs:
             seen = {}
             for m in methods.values():
-                for d in _as_dict(_as_dict(m).get("robustness")):
+                for d in as_dict(as_dict(m).get("robustness")):
                     seen.setdefault(d, None)
             degs = list(seen)
         if degs:
@@ -314,36 +303,36 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
             for metric in ("ap", "acc"):
                 rows = []
                 for name, m in methods.items():
-                    m = _as_dict(m)
-                    rob = _as_dict(m.get("robustness"))
+                    m = as_dict(m)
+                    rob = as_dict(m.get("robustness"))
                     row: list[Any] = [name, mean_unseen(m, unseen).get(metric)]
                     for d in degs:
-                        row.append(_as_dict(_as_dict(rob.get(d)).get("mean_unseen")).get(metric))
+                        row.append(as_dict(as_dict(rob.get(d)).get("mean_unseen")).get(metric))
                     rows.append(row)
                 b.append(f"<h4>{_e(_METRIC_TITLES.get(metric, metric))}</h4>")
                 b.append(_html_table(["method", "clean", *degs], rows, best_cols=range(1, len(degs) + 2)))
 
-        adv = _as_dict(r.get("adversarial"))
+        adv = as_dict(r.get("adversarial"))
         if adv:
-            budgets = _as_dict(_as_dict(r.get("attacks")).get("budgets"))
-            names = list(budgets) or list(_as_dict(next(iter(adv.values()))))
+            budgets = as_dict(as_dict(r.get("attacks")).get("budgets"))
+            names = list(budgets) or list(as_dict(next(iter(adv.values()))))
             b.append("<h3>Adversarial accuracy on fake test images</h3>")
             b.append('<p class="meta">Share of attacked fakes still flagged fake (the attacker wants fake → real); '
-                     "budgets: " + _e(", ".join(f"{a} ε={_float(e):.4g}" for a, e in budgets.items()))
+                     "budgets: " + _e(", ".join(f"{a} ε={as_float(e):.4g}" for a, e in budgets.items()))
                      + " (L2 normalised by √(C·H·W), L∞ as max |δ|).</p>")  # fmt: skip
             rows = []
             for row, res in adv.items():
-                res = _as_dict(res)
-                first = _as_dict(res.get(names[0])) if names else {}
+                res = as_dict(res)
+                first = as_dict(res.get(names[0])) if names else {}
                 rows.append(
-                    [row, first.get("clean_acc"), *[_as_dict(res.get(a)).get("adv_acc") for a in names]]
+                    [row, first.get("clean_acc"), *[as_dict(res.get(a)).get("adv_acc") for a in names]]
                 )
             b.append(_html_table(["detector", "no attack", *names], rows, best_cols=range(1, len(names) + 2)))
 
         b.append("<h3>Cost</h3>")
         rows = []
         for name, m in methods.items():
-            m = _as_dict(m)
+            m = as_dict(m)
             rows.append(
                 [
                     name,
@@ -354,7 +343,7 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
                     m.get("throughput_img_s"),
                 ]
             )
-        device = _as_dict(r.get("environment")).get("device")
+        device = as_dict(r.get("environment")).get("device")
         if device:
             b.append(f'<p class="meta">Measured on device: {_e(device)}.</p>')
         b.append(
@@ -367,11 +356,11 @@ def _detect_tables(r: Mapping[str, Any]) -> list[str]:
 
 
 def _bench_body(folder: Path) -> tuple[str, list[str]]:
-    r = _as_dict(_load_json(folder / "results.json"))
+    r = as_dict(_load_json(folder / "results.json"))
     bench = str(r.get("bench", "?"))
     md_path = folder / "results.md"
     md = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    data = _as_dict(r.get("data"))
+    data = as_dict(r.get("data"))
     title = f"trustvis bench {bench}"
     if data.get("name"):
         title += f": {data['name']}" + (f" ({data['size']})" if data.get("size") else "")
@@ -382,11 +371,11 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
         meta.append(f"created {_e(r['created'])}")
     if r.get("trustvis_version"):
         meta.append(f"trustvis {_e(r['trustvis_version'])}")
-    device = _as_dict(r.get("environment")).get("device")
+    device = as_dict(r.get("environment")).get("device")
     if device:
         meta.append(f"device {_e(device)}")
     if is_number(r.get("bench_seconds")):
-        meta.append(f"bench time {_float(r['bench_seconds']):.0f} s")
+        meta.append(f"bench time {as_float(r['bench_seconds']):.0f} s")
     if r.get("train_family"):
         meta.append(f"trained on <b>{_e(r['train_family'])}</b>")
     if meta:
@@ -422,7 +411,7 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
 
     # 3. details, folded: every table, then the configuration
     b.append('<h2 id="details">Details</h2>')
-    if bench == "detect" and _as_dict(r.get("methods")):
+    if bench == "detect" and as_dict(r.get("methods")):
         b.append(
             _details("All tables: per family, real / fake, robustness, adversarial, cost", _detect_tables(r))
         )
@@ -434,7 +423,7 @@ def _bench_body(folder: Path) -> tuple[str, list[str]]:
     conf = []
     if r.get("command"):
         conf.append(f"<h3>Command</h3><pre><code>{_e(r['command'])}</code></pre>")
-    env = {"trustvis": r.get("trustvis_version"), **_as_dict(r.get("environment"))}
+    env = {"trustvis": r.get("trustvis_version"), **as_dict(r.get("environment"))}
     env = {k: v for k, v in env.items() if v is not None}
     if env:
         conf.append("<h3>Environment and versions</h3>" + _kv_table(env))
@@ -489,7 +478,7 @@ def _curve_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _run_body(folder: Path) -> tuple[str, list[str]]:
-    model = _as_dict(_load_json(folder / "model.json")) if (folder / "model.json").is_file() else {}
+    model = as_dict(_load_json(folder / "model.json")) if (folder / "model.json").is_file() else {}
     cfg: Any = None
     cfg_text = ""
     if (folder / "config.yaml").is_file():
@@ -513,16 +502,16 @@ def _run_body(folder: Path) -> tuple[str, list[str]]:
     b.append('<h2 id="results">Results</h2>')
     shown = False
     if (folder / "eval.json").is_file():
-        ev = _as_dict(_load_json(folder / "eval.json"))
-        per = _as_dict(ev.get("per_generator"))
+        ev = as_dict(_load_json(folder / "eval.json"))
+        per = as_dict(ev.get("per_generator"))
         b.append("<h3>Evaluation</h3>")
         if ev.get("data"):
             b.append(f'<p class="meta">Data: <code>{_e(ev["data"])}</code></p>')
-        keys_e = [k for k in _EVAL_KEYS if any(k in _as_dict(v) for v in per.values())]
-        extra = [k for v in per.values() for k in _as_dict(v) if k not in _EVAL_KEYS]
+        keys_e = [k for k in _EVAL_KEYS if any(k in as_dict(v) for v in per.values())]
+        extra = [k for v in per.values() for k in as_dict(v) if k not in _EVAL_KEYS]
         keys_e += list(dict.fromkeys(extra))
-        rows = [[g, *(_as_dict(m).get(k) for k in keys_e)] for g, m in per.items()]
-        mean = _as_dict(ev.get("mean"))
+        rows = [[g, *(as_dict(m).get(k) for k in keys_e)] for g, m in per.items()]
+        mean = as_dict(ev.get("mean"))
         if mean:
             rows.append(["mean", *(mean.get(k) for k in keys_e)])
         if rows and keys_e:

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MISSING", "format_cell", "is_number", "markdown_table"]
+__all__ = ["MISSING", "as_dict", "as_float", "format_cell", "is_number", "markdown_table"]
 
 MISSING = "\u2013"  # en dash, shown for nan / None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` as a dict, or ``{}`` when it is not a mapping (results.json read defensively)."""
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def as_float(value: Any) -> float:
+    """``value`` as a float, or nan when it is None or not a number."""
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def is_number(value: Any) -> bool:
