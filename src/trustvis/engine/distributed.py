@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -61,7 +62,15 @@ def init_if_needed(device: torch.device) -> bool:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
+        # leave the group before the interpreter tears down: a gloo group still alive at exit can abort the
+        # process ("terminate called without an active exception", exit -6) after a finished run
+        atexit.register(_destroy)
     return True
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
