@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
-import io
 import json
 import logging
 import math
@@ -56,6 +55,7 @@ from trustvis.config import ConfigError, RunConfig, dump_yaml, to_dict, validate
 from trustvis.engine import checkpoint as ckpt
 from trustvis.engine import distributed as dist_utils
 from trustvis.engine.runlock import RunLock
+from trustvis.records import records_csv
 
 log = logging.getLogger(__name__)
 
@@ -162,26 +162,15 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _csv_cell(v: Any) -> Any:
-    if v is None:
-        return ""
+def _csv_cell(v: Any) -> Any:  # None stays an empty cell; bools, lists and dicts as JSON
     return json.dumps(v) if isinstance(v, list | dict | bool) else v
 
 
 def metrics_csv_text(
     records: list[dict[str, Any]], columns: list[str] | None = None
 ) -> tuple[str, list[str]]:
-    """(CSV text, its columns) of ``records``: the union of their keys in first-seen order (after
-    ``columns`` when given), one row per record, an empty cell where a record lacks a key."""
-    keys: dict[str, None] = dict.fromkeys(columns or [])
-    for r in records:
-        keys.update(dict.fromkeys(r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(keys), lineterminator="\n")
-    writer.writeheader()
-    for r in records:
-        writer.writerow({k: _csv_cell(v) for k, v in r.items()})
-    return buf.getvalue(), list(keys)
+    """(CSV text, its columns) of metrics ``records`` (see :func:`trustvis.records.records_csv`)."""
+    return records_csv(records, columns or [], _csv_cell)
 
 
 def write_metrics_csv(run_dir: str | Path) -> Path:

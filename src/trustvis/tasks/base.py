@@ -20,9 +20,7 @@ instance with :func:`register_task`, plus one import line in ``trustvis/tasks/__
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -77,26 +75,14 @@ class Prediction:
 
     def csv_text(self) -> str:
         """CSV of the records and errors: the union of their keys as columns, in first-seen order."""
-        keys: dict[str, None] = {}
-        for r in [*self.records, *self.errors]:
-            keys.update(dict.fromkeys(r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(keys), lineterminator="\n")
-        writer.writeheader()
-        for r in [*self.records, *self.errors]:
-            writer.writerow({k: _csv_value(v) for k, v in r.items()})
-        return buf.getvalue()
+        from trustvis.records import records_csv
+
+        return records_csv([*self.records, *self.errors])[0]
 
 
 def _cell(v: Any) -> Any:
     if isinstance(v, bool):
         return str(v).lower()
-    return v
-
-
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, list | dict):
-        return json.dumps(v)
     return v
 
 
