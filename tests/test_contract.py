@@ -75,12 +75,35 @@ def _tiny_detection(method, train: bool, root):
     )
 
 
+def _tiny_pairs(method, train: bool):
+    """8 RGB + depth pairs (32x32): reals with a depth bump, spoofs flat with stripes."""
+    from trustvis.data.pairs import PairDataset, PairSet
+
+    rng = np.random.default_rng(0 if train else 1)
+    yy, xx = np.mgrid[0:32, 0:32]
+    rgb, depth = [], []
+    labels = np.arange(8) % 2
+    for lab in labels:
+        img = rng.integers(40, 200, (32, 32, 3)).astype(np.uint8)
+        d = np.full((32, 32), 0.6, np.float32) + rng.normal(0, 0.002, (32, 32)).astype(np.float32)
+        if lab:
+            img[:, ::3] = 255
+        else:
+            d -= 0.1 * np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 60.0).astype(np.float32)
+        rgb.append(img)
+        depth.append(d)
+    media = ["object" if lab == 0 else "screen" for lab in labels]
+    pairs = PairSet(rgb, depth, labels.astype(np.int64), media, [str(i) for i in range(8)])
+    return PairDataset(pairs, method.make_transform(train))
+
+
 #: task object (trustvis.tasks) -> tiny in-memory data of its methods
 TINY_DATA = {
     "codec": lambda m, train, root: _tiny_images(m, train),
     "anomaly": lambda m, train, root: _tiny_anomaly(m, train),
     "classify": lambda m, train, root: _tiny_classes(m, train),
     "detect": _tiny_detection,
+    "antispoof": lambda m, train, root: _tiny_pairs(m, train),
 }
 
 

@@ -217,6 +217,16 @@ def _codec_args(p: Any) -> None:
                    "SGA, temperature penalty, Gaussian); reuses the folder's points")  # fmt: skip
 
 
+def _antispoof_args(p: Any) -> None:
+    p.add_argument("--methods", type=_names, help="comma-separated anti-spoofing methods (default mtofnet,rgbcnn,"
+                   "silentface,depthcnn,rgbdcnn)")  # fmt: skip
+    p.add_argument("--protocols", type=_names, help="unseen (train on 4 display types, test on the other 5), seen "
+                   "(all 9 in training) or both (default unseen,seen)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="comma-separated training seeds (default 0,1)")
+    p.add_argument("--recapturebench", choices=("tiny", "quick", "full"), metavar="SIZE",
+                   help="RecaptureBench size: tiny (seconds), quick, full (default: quick with --quick, else full)")  # fmt: skip
+
+
 BENCHES: dict[str, BenchEntry] = {
     "detect": BenchEntry(
         help="detectors trained on one SynthBench family, tested on every family",
@@ -284,6 +294,21 @@ BENCHES: dict[str, BenchEntry] = {
         examples=(
             "trustvis bench anomaly --quick",
             "trustvis bench anomaly --quick --datasets textures,textures-misaligned",
+        ),
+    ),
+    "antispoof": BenchEntry(
+        help="mToFNet vs RGB-only, Silent-Face, depth-only and RGB-D CNNs on unseen displays",
+        about="mToFNet vs RGB-only, Silent-Face (RGB + Fourier loss), depth-only and early-fusion RGB-D CNNs\n"
+        "on RecaptureBench (real RGB-D scenes vs the same scenes re-photographed from 9 simulated displays):\n"
+        "APCER / BPCER / ACER per unseen and seen display type, AUC, EER, power spectra",
+        target="trustvis.bench.antispoof:run_antispoof_bench",
+        add_arguments=_antispoof_args,
+        kwargs=_pick("methods", "protocols", "seeds", "recapturebench"),
+        options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
+        quick_time="under 30 min on 2 cores",
+        examples=(
+            "trustvis bench antispoof --quick",
+            "trustvis bench antispoof --quick --methods mtofnet,rgbcnn --protocols unseen --seeds 0",
         ),
     ),
     "codec": BenchEntry(

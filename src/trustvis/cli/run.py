@@ -39,7 +39,10 @@ data: each task has its own `data.*` fields (`trustvis info METHOD` lists a meth
 PREDICT_HELP = """\
 Score image files and folders with a trained run: a detector (p(fake) and a verdict), an anomaly run
 (anomaly score, verdict at the run's stored threshold and a heat-map overlay per image) or a classifier
-(the top-k classes with their probabilities; photos are resized, and made gray, like the training images).
+(the top-k classes with their probabilities; photos are resized, and made gray, like the training images)
+or an RGB + depth anti-spoofing run (p(spoof) and a verdict at the run's validation threshold, for each RGB
+image with its depth map: --depth, or <id>_depth.png beside <id>_rgb.*; in a folder of pairs each
+<id>_rgb.* is scored with its <id>_depth.png).
 
 Folders are searched recursively (symbolic links followed, each real folder and file once). Multi-frame
 files (GIF, APNG, animated WebP, multi-page TIFF) are scored on their first frame, with a warning.
@@ -207,7 +210,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task, method = load_run(args.run_dir, device=args.device)
     run_dir = Path(args.run_dir)
     opts = PredictOptions(threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
-                          max_side=args.max_side, maps_dir=Path(args.maps) if args.maps else None)  # fmt: skip
+                          max_side=args.max_side, maps_dir=Path(args.maps) if args.maps else None,
+                          depth=[Path(d) for d in args.depth or []])  # fmt: skip
     if opts.threshold is None:
         opts.threshold = task.default_threshold(method, run_dir)
     files = collect_files(args.paths)
@@ -308,7 +312,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("predict", help="score or classify images or folders with a trained run", formatter_class=RAW,
                        description=PREDICT_HELP,
                        epilog="examples:\n  trustvis predict runs/bihpf photo.jpg more_images/ --json\n"
-                       "  trustvis predict runs/classifier shirt.png --top-k 5 --csv predictions.csv")  # fmt: skip
+                       "  trustvis predict runs/classifier shirt.png --top-k 5 --csv predictions.csv\n"
+                       "  trustvis predict runs/mtofnet photo_rgb.jpg --depth photo_depth.png")  # fmt: skip
     s.add_argument("run_dir")
     s.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
     s.add_argument(
@@ -319,6 +324,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--top-k", type=int_at_least(1), default=3, help="classifiers: classes listed per image (default 3)"
     )
     s.add_argument("--maps", help="anomaly runs: folder for the heat-map overlays (default RUN/maps)")
+    s.add_argument("--depth", action="append", metavar="FILE",
+                   help="RGB + depth (antispoof) runs: the depth map (8- or 16-bit PNG) of each RGB image, repeated "
+                   "in the same order; default: <id>_depth.png beside <id>_rgb.* (a folder of pairs needs none)")  # fmt: skip
     s.add_argument("--batch-size", type=int_at_least(1), default=32)
     s.add_argument("--max-side", type=int_at_least(0), default=2048,
                    help="longest image side given to the model (default 2048; 0 = no limit): larger images are "

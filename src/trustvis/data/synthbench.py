@@ -69,15 +69,12 @@ Deviations/choices:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +84,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trustvis.atomic import atomic_write_json, move_dir
-from trustvis.data.cache import home, sha256_file
+from trustvis.data.cache import build_lock, hash_tree, home, library_versions, sha256_file
 from trustvis.data.generators import (
     VAE,
     DCGANDiscriminator,
@@ -388,23 +385,6 @@ def _reusable(target: Path, cfg: SynthBenchConfig) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
-    """Serialise builders of one cache folder across processes (POSIX ``flock``; no-op elsewhere)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(target.parent / f".{target.name}.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -509,34 +489,6 @@ def _make_family(
     return fakes, stats
 
 
-def _hash_tree(root: Path, progress: bool) -> dict[str, str]:
-    """sha256 of every file under ``root`` (relative POSIX path -> hex; not the build's own ``.*`` state
-    files at the top); hard links are hashed once."""
-    paths = sorted(
-        p for p in root.rglob("*") if p.is_file() and not p.relative_to(root).as_posix().startswith(".")
-    )
-    by_inode: dict[tuple[int, int], str] = {}
-    out: dict[str, str] = {}
-    for p in tqdm(paths, desc="hash files", disable=not progress, leave=False):
-        st = p.stat()
-        key = (st.st_dev, st.st_ino)
-        if key not in by_inode:
-            by_inode[key] = sha256_file(p)
-        out[p.relative_to(root).as_posix()] = by_inode[key]
-    return out
-
-
-def _versions() -> dict[str, str]:
-    import PIL
-
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "Pillow": PIL.__version__,
-    }
-
-
 def build_synthbench(
     size: str = "quick",
     force: bool = False,
@@ -568,7 +520,7 @@ def build_synthbench(
     if not force and _reusable(target, cfg):
         logger.info("SynthBench %s already built at %s", size, target)
         return target
-    with _build_lock(target):
+    with build_lock(target):
         if not force and _reusable(target, cfg):  # another process built it while we waited
             return target
         _build(target, size, cfg, progress, fresh=force)
@@ -689,7 +641,7 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
         if left:
             logger.info("SynthBench %s: %s written; about %s left", size, family, _duration(left))
 
-    files = _hash_tree(work, progress)
+    files = hash_tree(work, progress)
     manifest: dict[str, Any] = {
         "version": VERSION,
         "size": size,
@@ -702,7 +654,7 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
             "photo_patches": {s: cfg.seed for s in reals},
             "families": {f: _family_seed(cfg, f) for f in families},
         },
-        "versions": _versions(),
+        "versions": library_versions(),
         "device": str(device),
         "photo_ids": {s: sorted(set(ids)) for s, ids in photo_ids.items()},
         "patch_photo_ids": {s: ids for s, ids in photo_ids.items() if s in used_splits},

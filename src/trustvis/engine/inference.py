@@ -25,11 +25,12 @@ def predict_dataset(
 
     Returns:
         ``{key: np.ndarray (N, ...)}`` for each requested prediction key, plus every non-image field
-        of the items (``label``, ``path``, ``generator``, ...) and ``seconds``/``images_per_second``
+        of the items (``label``, ``path``, ``generator``, ...; not the model's inputs: image, depth) and ``seconds``/``images_per_second``
         for the forward passes alone (data loading excluded).
     """
     method.eval()
     device = method.device
+    inputs = set(getattr(method, "inputs", ("image",))) | {"image"}  # model inputs are not returned
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     outputs: dict[str, list] = {k: [] for k in keys}
     fields: dict[str, list] = {}
@@ -48,7 +49,7 @@ def predict_dataset(
                 raise KeyError(f"{type(method).__name__}.predict returned {sorted(pred)}; expected key {k!r}")
             outputs[k].append(pred[k].detach().float().cpu().numpy())
         for k, v in batch.items():
-            if k == "image":
+            if k in inputs:
                 continue
             fields.setdefault(k, []).append(v.cpu().numpy() if torch.is_tensor(v) else np.asarray(list(v)))
     result: dict[str, Any] = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in outputs.items()}

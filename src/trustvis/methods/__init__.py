@@ -9,10 +9,12 @@ calibrate/sctl.py         SCTL (seed method)           calibrate/temperature.py 
 adapt/lora.py             LoRA (seed method; layers and PEFT files in nn/lora.py)
 anomaly/padim.py          PaDiM (baseline)         anomaly/fyd.py      FYD (seed method)
 codec/coolchic.py         COOL-CHIC (baseline)     codec/eqlinr.py     EQLINR (seed method)
+antispoof/mtofnet.py      mToFNet (seed method)    antispoof/baselines.py  rgbcnn, silentface, depthcnn, rgbdcnn
 """
 
 from trustvis.methods.adapt import lora  # noqa: F401
 from trustvis.methods.anomaly import fyd, padim  # noqa: F401
+from trustvis.methods.antispoof import baselines, mtofnet  # noqa: F401
 from trustvis.methods.augment import kmix, twoimage  # noqa: F401
 from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier  # noqa: F401

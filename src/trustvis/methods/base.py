@@ -53,7 +53,6 @@ Batch = dict[str, Any]
 #: the ``predict`` keys an exported graph returns, in order, per registry task (``trustvis export``)
 EXPORT_OUTPUTS: dict[str, tuple[str, ...]] = {
     "detect": ("score", "logits"),
-    "antispoof": ("score", "logits"),
     "anomaly": ("score", "anomaly_map"),
     "classify": ("logits", "probs"),
     "augment": ("logits", "probs"),
@@ -65,6 +64,7 @@ EXPORT_OUTPUTS: dict[str, tuple[str, ...]] = {
 _NOT_EXPORTED_TASKS = {
     "codec": "a codec's output is a bitstream written by an entropy coder (constriction) outside the network",
     "calibrate": "a post-hoc calibrator rescales another model's logits; export the classifier run it calibrates",
+    "antispoof": "an RGB + depth method takes two inputs (image and depth); trustvis export writes single-image graphs",
 }
 
 

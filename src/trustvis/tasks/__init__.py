@@ -6,12 +6,13 @@ train.py        one training run of any trainable task (``trustvis train``)
 calibration.py  logits files and runs -> post-hoc calibrators (``trustvis calibrate``)
 detect.py       generated-image detection          classify.py  classification (+ augment/adapt/calibrate)
 anomaly.py      anomaly detection and localisation codec.py     neural image compression
+antispoof.py    recaptured-image detection from RGB + depth pairs
 
 A new task: one module with a :class:`~trustvis.tasks.base.Task` subclass registered by
 :func:`~trustvis.tasks.base.register_task`, and one import line below.
 """
 
-from trustvis.tasks import anomaly, classify, codec, detect  # noqa: F401  (registers the built-in tasks)
+from trustvis.tasks import anomaly, antispoof, classify, codec, detect  # noqa: F401  (registers the built-in tasks)
 from trustvis.tasks.base import (
     Prediction,
     PredictOptions,

@@ -50,6 +50,7 @@ class PredictOptions:
     max_side: int = 2048  # longest image side given to the model (0 = no limit)
     overlay_side: int = 1024  # anomaly: longest side of an overlay PNG (0 = the model input's size)
     context: dict[str, Any] = field(default_factory=dict)  # what the task read from the run folder
+    depth: list[Path] = field(default_factory=list)  # antispoof: the depth map of each RGB input, in order
 
 
 @dataclass
@@ -156,6 +157,10 @@ class Task:
         """Score ``files``: image paths or in-memory images (see :func:`trustvis.tasks.predict.predict_files`)."""
         from trustvis.tasks.predict import predict_files
 
+        if opts.depth:
+            raise TaskError(
+                f"depth maps are read by RGB + depth (antispoof) runs only; this is a {self.name} run"
+            )
         pred = predict_files(self, method, files, opts)
         self.predict_table(pred, opts, run_dir)
         return pred
