@@ -161,7 +161,8 @@ def test_exported_graphs_reproduce_predict(name, trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", REFUSED)
 def test_methods_without_an_image_network_refuse_in_one_line(name, tmp_path, capsys):
-    """Codecs and calibrators: one line naming the method and why, before any file is written."""
+    """Codecs, calibrators and the two-input RGB + depth methods: one line naming the method and why, before
+    any file is written."""
     method = build_method(make_run_config(name, "tiny"), pretrained=False)
     with pytest.raises(NotExportable, match=f"^{name} cannot be exported: "):
         method.export_module()
@@ -170,7 +171,8 @@ def test_methods_without_an_image_network_refuse_in_one_line(name, tmp_path, cap
     assert main(["export", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"trustvis: error: {name} cannot be exported: ") and "\n" not in err
-    assert ("entropy coder" in err) if registry.get(name).task == "codec" else ("calibrator" in err)
+    why = {"codec": "entropy coder", "antispoof": "two inputs (image and depth)"}
+    assert why.get(registry.get(name).task, "calibrator") in err
     assert not (run / "model.onnx").exists() and not (run / "model.onnx.json").exists()
 
 

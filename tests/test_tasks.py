@@ -35,7 +35,7 @@ def test_every_method_task_has_a_task_object_and_data_config():
         task = task_of(spec.task)
         assert spec.task in task.method_tasks
         assert registry.data_config(spec.task) is task.data_config
-    assert {"detect", "classify", "anomaly", "codec"} <= {t.name for t in list_tasks()}
+    assert {"detect", "classify", "anomaly", "codec", "antispoof"} <= {t.name for t in list_tasks()}
 
 
 def test_task_lookup_errors_name_the_choices():
@@ -58,7 +58,7 @@ def test_task_contract(name, tmp_path, capsys):
     capsys.readouterr()
 
     # predict: a table, one JSON object per image, a CSV with one row per image
-    files = collect_files([folder])
+    files = task.predict_inputs(collect_files([folder]))
     table_csv = tmp_path / "pred.csv"
     assert main(["predict", str(run), str(folder), "--csv", str(table_csv)]) == 0
     table = capsys.readouterr().out

@@ -214,7 +214,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                           depth=[Path(d) for d in args.depth or []])  # fmt: skip
     if opts.threshold is None:
         opts.threshold = task.default_threshold(method, run_dir)
-    files = collect_files(args.paths)
+    files = task.predict_inputs(collect_files(args.paths))
     if not files:
         exts = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
         raise UsageError(f"no image files in {', '.join(args.paths)} (extensions: {exts})")

@@ -143,7 +143,9 @@ def depth_beside(rgb: Path) -> Path:
 def pair_files(files: Sequence[Any], depths: Sequence[Path]) -> list[tuple[Any, Path]]:
     """(rgb, depth) per input: ``depths`` in order when given (one per RGB file), else the file beside each RGB
     file; depth maps found among ``files`` (``*_depth.*``, from a folder) are not inputs of their own."""
-    rgbs = [f for f in files if not (isinstance(f, Path | str) and Path(f).stem.endswith("_depth"))]
+    rgbs = [
+        f for f in files if not (isinstance(f, Path | str) and Path(f).stem.endswith("_depth"))
+    ]  # see predict_inputs
     if depths:
         if len(depths) != len(rgbs):
             raise TaskError(f"got {len(depths)} depth map(s) for {len(rgbs)} RGB image(s); give one --depth per "
@@ -260,6 +262,9 @@ class AntispoofTask(Task):
     def default_threshold(self, method: Any, run_dir: Path) -> float | None:
         t = float(method.threshold)
         return t if math.isfinite(t) else 0.5
+
+    def predict_inputs(self, files: Sequence[Path]) -> list[Path]:
+        return [f for f in files if not Path(f).stem.endswith("_depth")]
 
     def predict(self, method: Any, files: Sequence[Any], opts: PredictOptions, run_dir: Path) -> Prediction:
         pred = predict_pairs(self, method, pair_files(files, opts.depth), opts)

@@ -137,6 +137,11 @@ class Task:
         """The decision threshold ``predict`` uses when none is given (None: the task has no verdict)."""
         return None
 
+    def predict_inputs(self, files: Sequence[Path]) -> list[Path]:
+        """The files of a ``predict`` call that are inputs of their own (default: all of them; an RGB + depth
+        task leaves out the depth maps, which go with their RGB image)."""
+        return list(files)
+
     def predict_image(self, img: Any, opts: PredictOptions) -> Any:
         """Shape a loaded ``uint8 (H,W,3)`` image for the model before its transform (default: as is)."""
         return img
