@@ -12,12 +12,14 @@ whose series would each be a single point is drawn as bars instead (robustness w
 rate-distortion with one rate point per codec) or not at all (training curves).
 
 One module per subject: :mod:`.common` (palette, saving, training curves, reliability diagrams, heatmap
-overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly` and :mod:`.codec`.
+overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly`,
+:mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs) and :mod:`.codec`.
 """
 
 from __future__ import annotations
 
 from trustvis.report.plots.anomaly import plot_anomaly_curves, plot_anomaly_grid
+from trustvis.report.plots.antispoof import plot_pair_examples, plot_per_medium, plot_power_spectra
 from trustvis.report.plots.classify import plot_metric_bars, plot_uncertainty
 from trustvis.report.plots.codec import plot_rd_curves
 from trustvis.report.plots.common import (
@@ -56,6 +58,9 @@ __all__ = [
     "plot_family_metric",
     "plot_maps",
     "plot_metric_bars",
+    "plot_pair_examples",
+    "plot_per_medium",
+    "plot_power_spectra",
     "plot_rd_curves",
     "plot_reliability",
     "plot_robustness",
