@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,10 +76,7 @@ def test_protocol_displays():
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRUSTVIS_HOME", str(home))
-        root = rb.build_recapturebench("tiny", progress=False)
-        yield root, home
+    return rb.build_recapturebench("tiny", progress=False, home_dir=home), home
 
 
 def test_tiny_recapturebench_layout_manifest_and_splits(tiny_bench):
@@ -108,7 +106,7 @@ def test_tiny_recapturebench_layout_manifest_and_splits(tiny_bench):
                         assert fa != fb or a1 <= b0 or b1 <= a0, f"{a} and {b} share pixels of {fa}"
     # the rebuild is reused (same config): same folder, manifest untouched
     mtime = (root / "manifest.json").stat().st_mtime_ns
-    assert rb.build_recapturebench("tiny", progress=False) == root
+    assert rb.build_recapturebench("tiny", progress=False, home_dir=root.parent.parent) == root
     assert (root / "manifest.json").stat().st_mtime_ns == mtime
 
 
@@ -149,8 +147,10 @@ def test_predict_pairs_explicit_depth_and_errors(tiny_run, tmp_path, capsys):
     assert main(["predict", str(run), str(rgb[0]), "--depth", str(depth[0]), "--json"]) == 0
     (rec,) = json.loads(capsys.readouterr().out)["results"]
     assert rec["depth"] == str(depth[0]) and 0 <= rec["score"] <= 1 and isinstance(rec["spoof"], bool)
-    stored = json.loads((run / "model.json").read_text())
-    assert rec["threshold"] != 0.5 or "threshold" in json.dumps(stored)  # the validation threshold is used
+    from trustvis.engine import load_method
+
+    stored = float(load_method(run).threshold)  # the validation EER threshold, stored with the weights
+    assert math.isfinite(stored) and rec["threshold"] == pytest.approx(stored)
     # a missing depth map, an unreadable one: error rows naming the file; the good pair is scored
     lone = tmp_path / "lone_rgb.png"
     lone.write_bytes(rgb[1].read_bytes())

@@ -184,7 +184,9 @@ def _figures(
     radii = None
     for key, idx in (("real", real), ("spoof", spoof)):
         radii, spectra["rgb"][key] = azimuthal_power_spectrum(np.stack([test.rgb[i] for i in idx]))
-        _, spectra["depth"][key] = azimuthal_power_spectrum(np.stack([test.depth[i] for i in idx]))
+        _, spectra["depth"][key] = azimuthal_power_spectrum(
+            np.stack([test.depth[i] for i in idx]), depth=True
+        )
     plots.plot_power_spectra(spectra, radii, fig("fig_spectra.png", "Azimuthally averaged power spectra (log10) of "
                              "the test pairs, real vs spoof (all display types): RGB and ToF depth — the paper's "
                              "frequency analysis"), title="RecaptureBench test split")  # fmt: skip

@@ -30,7 +30,7 @@ def predict_dataset(
     """
     method.eval()
     device = method.device
-    inputs = set(getattr(method, "inputs", ("image",))) | {"image"}  # model inputs are not returned
+    model_inputs = set(getattr(method, "inputs", ("image",))) | {"image"}  # not returned as fields
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     outputs: dict[str, list] = {k: [] for k in keys}
     fields: dict[str, list] = {}
@@ -49,7 +49,7 @@ def predict_dataset(
                 raise KeyError(f"{type(method).__name__}.predict returned {sorted(pred)}; expected key {k!r}")
             outputs[k].append(pred[k].detach().float().cpu().numpy())
         for k, v in batch.items():
-            if k in inputs:
+            if k in model_inputs:
                 continue
             fields.setdefault(k, []).append(v.cpu().numpy() if torch.is_tensor(v) else np.asarray(list(v)))
     result: dict[str, Any] = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in outputs.items()}

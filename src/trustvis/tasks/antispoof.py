@@ -116,6 +116,9 @@ def set_threshold(method: Any, val_set: Any) -> float:
     from trustvis.metrics.antispoof import eer_threshold
 
     out = antispoof_outputs(method, val_set)
+    if len(set(out["label"].tolist())) < 2:
+        raise ValueError("the validation pairs hold one class only; an APCER = BPCER threshold needs real and spoof "
+                         "pairs (pass --threshold to predict, or add val/real and val/spoof folders)")  # fmt: skip
     t = float(eer_threshold(out["label"], out["score"]))
     method.threshold.fill_(t)
     return t
@@ -126,6 +129,8 @@ def antispoof_val_metrics(method: Any, val_set: Any) -> dict[str, float]:
     from trustvis.metrics.antispoof import eer_threshold, pad_metrics
 
     out = antispoof_outputs(method, val_set)
+    if len(set(out["label"].tolist())) < 2:
+        return {}  # one class: no EER point, no AUC
     m = pad_metrics(out["label"], out["score"], eer_threshold(out["label"], out["score"]))
     return {k: float(m[k]) for k in ("auc", "eer", "apcer", "bpcer", "acer", "threshold")}
 
@@ -255,7 +260,10 @@ class AntispoofTask(Task):
         from trustvis.config import to_dict
         from trustvis.engine.checkpoint import save_final
 
-        thr = set_threshold(method, val_set)
+        try:
+            thr = set_threshold(method, val_set)
+        except ValueError as e:
+            return [f"no threshold stored ({e}); predict uses 0.5 unless --threshold is given"]
         save_final(method, out, to_dict(run), steps)
         return [f"threshold (validation EER point, APCER = BPCER): {thr:.4g}"]
 
