@@ -43,6 +43,12 @@ Choices:
   - Scenes are drawn uniformly (not by frame count), so the 30 castel frames do not outweigh the others.
   - Nearly planar real crops (``planar_fraction``) keep "the depth is flat" from deciding alone; the depth-only
     baseline of the bench measures how much it still explains.
+  - The real scenes were recorded 0.25 m (castel) to several metres (Kinect, Middlebury) from the sensor, the
+    screens are photographed from 0.15-0.6 m, and ToF noise grows with the square of the distance: left as it
+    is, the relative noise of a depth map would tell the data source. So each real crop's depth is scaled to
+    a median drawn from ``real_distance`` (the spoofs' camera distances) before the ToF simulation, as if
+    the phone had been that far from the object; the relative shape of the scene is kept, and every method
+    reads relative depth anyway.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class RecaptureConfig:
     planar_tolerance: float = 0.01  # a planar crop: plane-fit residual std / median depth below this
     crop: tuple[float, float] = (0.2, 0.5)  # crop side as a fraction of the frame's shorter side
     min_valid: float = 0.7  # share of valid depth pixels a real crop needs
+    real_distance: tuple[float, float] = (0.15, 0.6)  # a real crop's depth is rescaled to a median in this range
     seed: int = 0
 
     def validate(self) -> None:
@@ -350,6 +357,9 @@ def _build(work: Path, size: str, cfg: RecaptureConfig, frames: list[Any], progr
                 rgb, dep = frame.rgb[y : y + s, x : x + s], frame.depth[y : y + s, x : x + s]
                 if rng.random() < 0.5:  # flips multiply the few scenes; the pair flips together
                     rgb, dep = rgb[:, ::-1], dep[:, ::-1]
+                valid = dep > 0
+                if valid.any():  # as if the phone were as far from the object as from a screen
+                    dep = dep * np.float32(rng.uniform(*cfg.real_distance) / np.median(dep[valid]))
                 cap = display.capture_real(np.ascontiguousarray(rgb), np.ascontiguousarray(dep), rng, cam)
                 sid = f"{split}-r{i:05d}"
                 rel = f"{split}/real/{scene}/{sid}"
