@@ -3,11 +3,13 @@
 trustvis never downloads data. Real photographs and small labelled sets come from files that popular
 packages already carry (see ``specs/data_sources.md``): the scikit-image, scikit-learn and matplotlib
 wheels (always installed with trustvis) and the Debian packages opencv-doc, mate-backgrounds,
-plasma-workspace-wallpapers, libjxl-testdata and dataset-fashion-mnist (optional). Classification sets
-(``purpose="classification"``: Fashion-MNIST, OpenCV ``digits.png``, scikit-learn digits) are read by
-:mod:`trustvis.data.classification`. :data:`SOURCES`
-lists them; :func:`status` reports what is installed and :func:`format_status` renders it with the
-command that installs what is missing (``trustvis data status``).
+plasma-workspace-wallpapers, libjxl-testdata, dataset-fashion-mnist, visp-images-data and mrpt-common
+(optional). Classification sets (``purpose="classification"``: Fashion-MNIST, OpenCV ``digits.png``,
+scikit-learn digits) are read by :mod:`trustvis.data.classification`; RGB + depth frames
+(``purpose="rgbd"``: Middlebury Motorcycle, OpenCV Aloe, ViSP castel, the Kinect frame of mrpt-common) by
+:mod:`trustvis.data.rgbd`. :data:`SOURCES` lists them; :func:`status` reports what is installed and
+:func:`format_status` renders it with the command that installs what is missing (``trustvis data
+status``).
 
 Only real *colour photographs* count as photos: synthetic renders, drawings, paintings, screenshots,
 text/blur test charts, grayscale images and near-duplicates (stereo or registration pairs such as
@@ -53,7 +55,7 @@ class Source:
         description: One line on what it holds.
         licence: Licence of the data.
         install_hint: Command that installs it.
-        purpose: ``"photos"`` or ``"classification"``.
+        purpose: ``"photos"``, ``"classification"`` or ``"rgbd"``.
         base: Folder holding the files: absolute (under ``/usr/share``) for apt packages, relative to
             the imported module's folder for pip packages.
         members: Item name -> path relative to ``base``. A path may be a glob; with
@@ -306,6 +308,60 @@ SOURCES: list[Source] = [
         purpose="classification",
         members={"digits": "digits.csv.gz"},
         n_items=1_797,
+    ),
+    # RGB-D (purpose="rgbd"): read by trustvis.data.rgbd; one frame per n_items, counted only when complete.
+    Source(
+        name="middlebury",
+        kind="pip",
+        package="scikit-image",
+        module="skimage",
+        base="data",
+        description="RGB-D: Middlebury 2014 Motorcycle left image + ground-truth disparity (metric depth)",
+        licence="Middlebury (research use, attribution)",
+        install_hint="pip install scikit-image",
+        purpose="rgbd",
+        members={"motorcycle_left": "motorcycle_left.png", "motorcycle_disp": "motorcycle_disp.npz"},
+        n_items=1,
+    ),
+    Source(
+        name="aloe",
+        kind="apt",
+        package="opencv-doc",
+        base="/usr/share/doc/opencv-doc/examples/data",
+        description="RGB-D: Middlebury 2006 Aloe left image + ground-truth disparity (depth up to scale)",
+        licence="Middlebury (research use, attribution)",
+        install_hint="sudo apt-get install opencv-doc",
+        purpose="rgbd",
+        members={"aloeL": "aloeL.jpg", "aloeGT": "aloeGT.png"},
+        n_items=1,
+    ),
+    Source(
+        name="castel",
+        kind="apt",
+        package="visp-images-data",
+        base="/usr/share/visp-images-data/ViSP-images/mbt-depth/castel",
+        description="RGB-D: ViSP castel, 30 gray 640x480 frames + Intel SR300 depth",
+        licence="GPL-2",
+        install_hint="sudo apt-get install visp-images-data",
+        purpose="rgbd",
+        members={
+            "depth_M_color": "depth_M_color.txt",
+            **{f"image_{i:04d}": f"castel/image_{i:04d}.pgm" for i in range(30)},
+            **{f"depth_{i:04d}": f"castel/depth_image_{i:04d}.bin" for i in range(30)},
+        },
+        n_items=30,
+    ),
+    Source(
+        name="kinect",
+        kind="apt",
+        package="mrpt-common",
+        base="/usr/share/mrpt/datasets",
+        description="RGB-D: one Kinect colour + depth frame (MRPT tests_rgbd.rawlog)",
+        licence="BSD-3-Clause",
+        install_hint="sudo apt-get install mrpt-common",
+        purpose="rgbd",
+        members={"tests_rgbd": "tests_rgbd.rawlog"},
+        n_items=1,
     ),
 ]
 
