@@ -198,7 +198,7 @@ def _figures(
         chosen: dict[str, int] = {}
         for j in order:
             k = int(o["index"][j])
-            key = "real" if pairs.labels[k] == 0 else pairs.media[k]
+            key = f"real · {pairs.media[k]}" if pairs.labels[k] == 0 else pairs.media[k]
             if key not in chosen:
                 chosen[key] = j
         for key, j in list(chosen.items())[:12]:
@@ -206,7 +206,7 @@ def _figures(
             rows.append({"rgb": pairs.rgb[k], "depth": pairs.depth[k],
                          "caption": f"{key} · p(spoof) {float(o['score'][j]):.2f}"})  # fmt: skip
         plots.plot_pair_examples(rows, fig("fig_examples.png", f"Test pairs of the {protocols[0]} protocol: one "
-                                 "real and one spoof per display type, with mToFNet's p(spoof) (seed 0)"),
+                                 "real pair per scene and one spoof per display type, with mToFNet's p(spoof) (seed 0)"),
                                  title="RecaptureBench test pairs")  # fmt: skip
     return figures
 
@@ -252,13 +252,17 @@ def results_markdown(res: dict[str, Any]) -> str:
             spread = max(_sd(a), _sd(b))
             diff = b["mean"] - a["mean"]
             if not (math.isfinite(diff) and math.isfinite(spread)):
-                verdict = "cannot be compared over seeds (one seed)"
+                verdict = f"mToFNet {pm(a)} vs {name} {pm(b)} mean ACER (one seed: no spread to judge by)"
             elif abs(diff) <= 2 * spread:
-                verdict = "is within the spread of seeds of"
+                verdict = (
+                    f"mToFNet ties {name} on mean ACER ({pm(a)} vs {pm(b)}: within twice the seeds' std)"
+                )
             else:
-                verdict = "beats" if diff > 0 else "does not beat"
-            lines.append(f"- {protocol} displays: mToFNet {verdict} {name} on mean ACER "
-                         f"({pm(a)} vs {pm(b)}).")  # fmt: skip
+                word = "beats" if diff > 0 else "does not beat"
+                verdict = (
+                    f"mToFNet {word} {name} on mean ACER ({pm(a)} vs {pm(b)}, beyond twice the seeds' std)"
+                )
+            lines.append(f"- {protocol} displays: {verdict}.")
     lines += ["", f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
               + ", ".join(f["file"] for f in res["figures"]) + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
