@@ -4,6 +4,7 @@
 #   make test   set up, then run the test suite (a few minutes)
 #   make bench-detect   the quick detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
+#   make bench-antispoof   mToFNet and four baselines on RecaptureBench, unseen and seen displays (--quick; < 30 min)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -11,7 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis demo
@@ -51,6 +52,9 @@ bench-adapt: setup
 
 bench-anomaly: setup
 	$(VENV)/bin/trustvis bench anomaly --quick
+
+bench-antispoof: setup
+	$(VENV)/bin/trustvis bench antispoof --quick
 
 bench-codec: setup
 	$(VENV)/bin/trustvis bench codec --quick

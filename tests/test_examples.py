@@ -174,6 +174,9 @@ SUBSTITUTIONS = {
     "leaves its runs there)",
     "results/demo/runs/d4": "a d4 trained with --preset tiny on ROOT (what `make demo` trains there)",
     "BENCH": "each bench name in turn",
+    "my_pairs/, photo_rgb.jpg, photo_depth.png": "the antispoof task's tiny folder of RGB + depth pairs "
+    "(train/ and val/, each {real,spoof}/<medium>/<id>_rgb.png + <id>_depth.png) and one of its pairs as a "
+    "JPEG photo with its depth PNG",
 }
 
 # example -> what the test appends (the example names no budget of its own)
@@ -193,6 +196,8 @@ ADDED: dict[str, str] = {
     "trustvis train fyd --preset quick --set data.name=textures-misaligned --out runs/fyd-tex": "--steps 2",
     "trustvis train padim --set data.name=mvtec --set data.root=MVTEC_ROOT --set data.category=bottle": "--preset tiny",
     "trustvis train fyd --set data.name=folder --set data.root=my_parts/": "--preset tiny",
+    "trustvis train mtofnet --data my_pairs/ --out runs/mtofnet": "--preset tiny",
+    "trustvis train rgbcnn --set data.protocol=seen --out runs/rgbcnn-seen": "--preset tiny",
 }
 
 _GPU = "needs a CUDA GPU"
@@ -240,6 +245,10 @@ NOT_RUN: dict[str, str] = {
     ),
     "torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29400 -m trustvis train "
     "bihpf --data ROOT --out runs/ddp": "needs 2 machines with 8 GPUs each",
+    "trustvis bench antispoof --quick": "the whole antispoof bench: under 30 min on 2 cores",
+    "trustvis bench antispoof --quick --methods mtofnet,rgbcnn --protocols unseen --seeds 0": (
+        "2 trainings of 600 steps on RecaptureBench quick: minutes"
+    ),
     "trustvis demo": "a bench in miniature (SynthBench demo, two detectors, a report): minutes",
     "trustvis demo --out results/my-demo --steps 500": "the demo with 500 steps per detector: minutes",
 }
@@ -490,6 +499,15 @@ def _set_up_anomaly(ex: Examples) -> None:
         _photo(ex.work / "photos" / f"{i}.png", size=64, seed=i)
 
 
+def _set_up_pairs(ex: Examples) -> None:
+    from trustvis.tasks import get_task
+
+    folder = get_task("antispoof").tiny_folder(ex.work / "my_pairs").parent
+    rgb = next((folder / "val" / "spoof").rglob("*_rgb.png"))
+    Image.open(rgb).save(ex.work / "photo_rgb.jpg", quality=95)
+    shutil.copyfile(rgb.with_name(rgb.name.replace("_rgb", "_depth")), ex.work / "photo_depth.png")
+
+
 def _remove_runs_kmix(ex: Examples) -> None:
     shutil.rmtree(ex.work / "runs" / "kmix")  # as a user would before rerunning with the same --out
 
@@ -577,6 +595,15 @@ SCENARIOS: dict[str, list[Step]] = {
         "trustvis codec encode photo.png photo.tvc --method coolchic --lambda 1e-3 --iterations 6000",
         "trustvis codec encode photo.png photo.tvc --method coolchic --lambda 1e-3 --iterations 6000 --recon rec.png",
     ],
+    "antispoof": [
+        _set_up_pairs,
+        "trustvis data build recapturebench --quick",
+        "trustvis train mtofnet --data my_pairs/ --out runs/mtofnet",
+        "trustvis predict runs/mtofnet photo_rgb.jpg --depth photo_depth.png",
+        "trustvis predict runs/mtofnet my_pairs/val --json",
+        "trustvis eval runs/mtofnet --data my_pairs/val",
+        "trustvis train rgbcnn --set data.protocol=seen --out runs/rgbcnn-seen",
+    ],
     "python-api": [
         _set_up_python_api,
         'python: import trustvis ... print(detector.predict([Image.open("photo.jpg"), "photo.jpg"]))',
@@ -602,10 +629,12 @@ def _run_examples() -> set[str]:
 
 @pytest.fixture
 def examples(tmp_path, monkeypatch, capsys, micro_synthbench) -> Examples:
-    from trustvis.data import synthbench
+    from trustvis.data import recapturebench, synthbench
 
     # 40 training patches per class: one batch of the detectors' default preset (64)
     monkeypatch.setitem(synthbench.SIZES, "quick", dataclasses.replace(micro_synthbench, n_train=40))
+    # RecaptureBench quick is its tiny build (180 pairs of 32 px, seconds)
+    monkeypatch.setitem(recapturebench.SIZES, "quick", recapturebench.SIZES["tiny"])
     home = tmp_path / "home"
     work = tmp_path / "work"
     work.mkdir()

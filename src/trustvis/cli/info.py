@@ -73,15 +73,24 @@ def cmd_data(args: argparse.Namespace) -> int:
                 where = w["path"] if w["installed"] else f"not found — {w['install_hint']}"
                 print(f"  {w['backbone']:<20} {where}")
         return 0
-    if args.name != "synthbench":
-        raise UsageError(f"Unknown data set {args.name!r}; choose from ['synthbench']")
-    from trustvis.data.synthbench import build_synthbench
+    if args.name not in BUILDERS:
+        raise UsageError(f"Unknown data set {args.name!r}; choose from {sorted(BUILDERS)}")
+    import importlib
 
+    title, target = BUILDERS[args.name]
+    module, _, fn = target.partition(":")
     size = "quick" if args.quick else args.size
     t0 = time.perf_counter()
-    path = build_synthbench(size, force=args.force, progress=not args.no_progress)
-    print(f"SynthBench {size} ready at {path} ({time.perf_counter() - t0:.0f} s)")
+    path = getattr(importlib.import_module(module), fn)(size, force=args.force, progress=not args.no_progress)
+    print(f"{title} {size} ready at {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+#: ``trustvis data build NAME``: the benchmark sets built into the cache -> (title, "module:function(size, ...)")
+BUILDERS = {
+    "synthbench": ("SynthBench", "trustvis.data.synthbench:build_synthbench"),
+    "recapturebench": ("RecaptureBench", "trustvis.data.recapturebench:build_recapturebench"),
+}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -103,13 +112,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("data", help="real-data sources and benchmark builders", formatter_class=RAW,
-                       epilog="examples:\n  trustvis data status\n  trustvis data build synthbench --quick")  # fmt: skip
+                       epilog="examples:\n  trustvis data status\n  trustvis data build synthbench --quick\n"
+                       "  trustvis data build recapturebench --quick")  # fmt: skip
     dsub = s.add_subparsers(dest="data_cmd", required=True, metavar="{status,build}")
     st = dsub.add_parser("status", help="which sources are installed and how many images each gives")
     st.add_argument("--json", action="store_true")
     b = dsub.add_parser("build", help="build a benchmark data set into the cache ($TRUSTVIS_HOME)")
-    b.add_argument("name", help="synthbench")
-    b.add_argument("--size", default="quick", choices=["quick", "full"])
+    b.add_argument(
+        "name", help="synthbench (generated-image detection) or recapturebench (RGB + depth recaptures)"
+    )
+    b.add_argument(
+        "--size", default="quick", choices=["tiny", "quick", "full"], help="tiny builds in seconds"
+    )
     b.add_argument("--quick", action="store_true", help="same as --size quick")
     b.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     b.add_argument("--no-progress", action="store_true")
