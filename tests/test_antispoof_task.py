@@ -230,3 +230,22 @@ def test_bench_antispoof_tiny(tiny_bench, tmp_path, capsys):
     for f in res["figures"]:
         assert (out / f["file"]).stat().st_size > 1000
     assert (out / "report.html").is_file() and "ACER" in (out / "results.md").read_text()
+
+
+def test_torchrun_two_processes_train_mtofnet(tmp_path):
+    """``torchrun --nproc_per_node 2 -m trustvis train mtofnet``: DDP on the gloo backend, rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    folder = get_task("antispoof").tiny_folder(tmp_path / "data").parent
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "trustvis",
+           "-q", "train", "mtofnet", "--preset", "tiny", "--data", str(folder), "--out", str(out), "--steps", "3",
+           "--set", "train.progress=false", "--set", "train.batch_size=2", "--set", "train.log_every=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TRUSTVIS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]  # rank 0 alone writes
+    assert (out / "model.json").is_file()

@@ -130,12 +130,12 @@ class MToFNet(AntispoofMethod):
         real = label == 0
         f_mm, f_t = self.features(self.training_rgb(batch["image"], real), depth)
         rec_t = F.l1_loss(self.gen_tof(f_t), depth)
-        zero = depth.new_zeros(())
         if real.any():
             rec_mm = F.l1_loss(self.gen_mm(f_mm[real]), depth[real])
             sim = (f_mm[real] - f_t[real]).pow(2).mean()
-        else:
-            rec_mm, sim = zero, zero
+        else:  # no real pair: both terms are 0, but every parameter still takes part in the step (DDP)
+            rec_mm = 0.0 * self.gen_mm(f_mm).sum()
+            sim = depth.new_zeros(())
         out = self.bce(self.classify(f_mm, f_t), batch)
         out["loss"] = cfg.w_rec * (rec_mm + rec_t) + cfg.lambda_sim * sim + cfg.lambda_cls * out["loss"]
         out.update(loss_rec_mm=rec_mm.detach(), loss_rec_tof=rec_t.detach(), loss_sim=sim.detach())
