@@ -94,7 +94,7 @@ class RecaptureConfig:
     planar_tolerance: float = 0.01  # a planar crop: plane-fit residual std / median depth below this
     crop: tuple[float, float] = (0.2, 0.5)  # crop side as a fraction of the frame's shorter side
     min_valid: float = 0.7  # share of valid depth pixels a real crop needs
-    real_distance: tuple[float, float] = (0.15, 0.6)  # a real crop's depth is rescaled to a median in this range
+    real_distance: tuple[float, float] = (0.15, 0.6)  # real crops' depth rescaled to a median in this range
     seed: int = 0
 
     def validate(self) -> None:
