@@ -205,6 +205,11 @@ class AntispoofMethod(Method):
         cfg = self.config
         return PairTransform(cfg.image_size, cfg.depth_range, train, cfg.hflip)
 
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """Each :class:`ConvEncoder` is a backbone whose head is its embedding layer ``fc`` (``--lora`` adapts its
+        convolutions; a linear probe trains ``fc``); classifiers and generators outside the encoders keep training."""
+        return {name: [f"{name}.fc"] for name, m in self.named_children() if isinstance(m, ConvEncoder)}
+
     def export_image_size(self) -> int | None:
         return self.config.image_size
 
