@@ -1,0 +1,1 @@
+"""Re-identification data: the shared shapes (base.py) and the sources that fill them."""
