@@ -13,7 +13,8 @@ rate-distortion with one rate point per codec) or not at all (training curves).
 
 One module per subject: :mod:`.common` (palette, saving, training curves, reliability diagrams, heatmap
 overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly`,
-:mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs) and :mod:`.codec`.
+:mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs), :mod:`.codec` and :mod:`.reid` (retrieval
+examples, gradient norms per layer group, CMC curves).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from trustvis.report.plots.detect import (
     plot_roc,
     plot_spectra,
 )
+from trustvis.report.plots.reid import plot_cmc, plot_gradient_norms, plot_retrieval_examples
 
 __all__ = [
     "DEGRADATION_ORDER",
@@ -54,8 +56,10 @@ __all__ = [
     "plot_adversarial",
     "plot_anomaly_curves",
     "plot_anomaly_grid",
+    "plot_cmc",
     "plot_cost",
     "plot_family_metric",
+    "plot_gradient_norms",
     "plot_maps",
     "plot_metric_bars",
     "plot_pair_examples",
@@ -63,6 +67,7 @@ __all__ = [
     "plot_power_spectra",
     "plot_rd_curves",
     "plot_reliability",
+    "plot_retrieval_examples",
     "plot_robustness",
     "plot_roc",
     "plot_spectra",
