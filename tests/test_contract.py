@@ -97,6 +97,22 @@ def _tiny_pairs(method, train: bool):
     return PairDataset(pairs, method.make_transform(train))
 
 
+def _tiny_reid(method, train: bool):
+    """4 identities x 3 images (32x16) whose colour encodes the identity; cameras alternate."""
+    from trustvis.data.reid.base import ReidSet
+    from trustvis.tasks.reid import ReidDataset, train_set
+
+    rng = np.random.default_rng(0 if train else 1)
+    pids = np.repeat(np.arange(1, 5), 3)
+    images = [(rng.integers(0, 60, (32, 16, 3)) + 45 * p).astype(np.uint8) for p in pids]
+    items = ReidSet(images, pids, np.arange(12) % 2, [str(i) for i in range(12)])
+    return (
+        train_set(items, method.make_transform(True))
+        if train
+        else ReidDataset(items, method.make_transform(False))
+    )
+
+
 #: task object (trustvis.tasks) -> tiny in-memory data of its methods
 TINY_DATA = {
     "codec": lambda m, train, root: _tiny_images(m, train),
@@ -104,6 +120,7 @@ TINY_DATA = {
     "classify": lambda m, train, root: _tiny_classes(m, train),
     "detect": _tiny_detection,
     "antispoof": lambda m, train, root: _tiny_pairs(m, train),
+    "reid": lambda m, train, root: _tiny_reid(m, train),
 }
 
 

@@ -249,6 +249,10 @@ NOT_RUN: dict[str, str] = {
     "trustvis bench antispoof --quick --methods mtofnet,rgbcnn --protocols unseen --seeds 0": (
         "2 trainings of 600 steps on RecaptureBench quick: minutes"
     ),
+    "trustvis bench reid --quick": "the whole reid bench: 3 methods x 3 seeds x 2 sets of MobileNetV2 training",
+    "trustvis bench reid --quick --datasets photoreid --seeds 0": (
+        "3 trainings of MobileNetV2 on photoreid quick: minutes"
+    ),
     "trustvis demo": "a bench in miniature (SynthBench demo, two detectors, a report): minutes",
     "trustvis demo --out results/my-demo --steps 500": "the demo with 500 steps per detector: minutes",
 }

@@ -227,6 +227,16 @@ def _antispoof_args(p: Any) -> None:
                    help="RecaptureBench size: tiny (seconds), quick, full (default: quick with --quick, else full)")  # fmt: skip
 
 
+def _reid_args(p: Any) -> None:
+    p.add_argument("--methods", type=_names, help="comma-separated re-identification methods (default finetune,"
+                   "fixbase,rollback)")  # fmt: skip
+    p.add_argument("--datasets", type=_names, help="vtest (pedestrian tracks of OpenCV's vtest.avi), photoreid "
+                   "(photos as identities through synthetic cameras) or both (default vtest,photoreid)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="comma-separated training seeds (default 0,1,2)")
+    p.add_argument("--size", choices=("tiny", "quick", "full"), help="photoreid size (default: quick with --quick, "
+                   "else full)")  # fmt: skip
+
+
 BENCHES: dict[str, BenchEntry] = {
     "detect": BenchEntry(
         help="detectors trained on one SynthBench family, tested on every family",
@@ -309,6 +319,20 @@ BENCHES: dict[str, BenchEntry] = {
         examples=(
             "trustvis bench antispoof --quick",
             "trustvis bench antispoof --quick --methods mtofnet,rgbcnn --protocols unseen --seeds 0",
+        ),
+    ),
+    "reid": BenchEntry(
+        help="rolling-back fine-tuning vs plain fine-tuning and fixbase on pedestrian tracks and photo identities",
+        about="rolling-back fine-tuning vs plain fine-tuning and torchreid's fixbase at equal budget, from ImageNet\n"
+        "MobileNetV2, on vtest.avi pedestrian tracks and photo identities: rank-1, mAP, gradients per layer",
+        target="trustvis.bench.reid:run_reid_bench",
+        add_arguments=_reid_args,
+        kwargs=_pick("methods", "datasets", "seeds", "size"),
+        options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
+        quick_time="under 30 min on 2 cores",
+        examples=(
+            "trustvis bench reid --quick",
+            "trustvis bench reid --quick --datasets photoreid --seeds 0",
         ),
     ),
     "codec": BenchEntry(

@@ -410,6 +410,9 @@ class Trainer:
                         for opt, lrs in zip(optimizers.values(), base_lrs):
                             for g, lr in zip(opt.param_groups, lrs):
                                 g["lr"] = lr * f
+                    method.on_step_start(
+                        self.step
+                    )  # a method's own phases (engine/phases.py): rates, restores
                     with torch.autocast(self.device.type, dtype=amp_dtype, enabled=cfg.amp):
                         if method.manual_optimization:
                             out = method.training_step(batch)

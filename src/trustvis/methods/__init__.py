@@ -10,6 +10,7 @@ adapt/lora.py             LoRA (seed method; layers and PEFT files in nn/lora.py
 anomaly/padim.py          PaDiM (baseline)         anomaly/fyd.py      FYD (seed method)
 codec/coolchic.py         COOL-CHIC (baseline)     codec/eqlinr.py     EQLINR (seed method)
 antispoof/mtofnet.py      mToFNet (seed method)    antispoof/baselines.py  rgbcnn, silentface, depthcnn, rgbdcnn
+reid/rollback.py          rolling-back fine-tuning (seed method)   reid/baselines.py  finetune, fixbase
 """
 
 from trustvis.methods.adapt import lora  # noqa: F401
@@ -20,3 +21,5 @@ from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier  # noqa: F401
 from trustvis.methods.codec import coolchic, eqlinr  # noqa: F401
 from trustvis.methods.detect import bihpf, cnndet, d4, fingerprintnet, frepgan, npr  # noqa: F401
+from trustvis.methods.reid import baselines as reid_baselines  # noqa: F401
+from trustvis.methods.reid import rollback  # noqa: F401

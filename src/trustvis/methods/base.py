@@ -153,6 +153,11 @@ class Method(nn.Module):
         """One step on ``batch``; returns ``{"loss": scalar tensor, **other scalars}``."""
         raise NotImplementedError(f"{type(self).__name__} is not trainable by gradient steps; use fit()")
 
+    def on_step_start(self, step: int) -> None:
+        """Called by the trainer before each optimiser step (``step`` = steps done so far, also right after a
+        resume). Default: nothing. A method with phases (:mod:`trustvis.engine.phases`: per-phase learning
+        rates, groups rolled back to their pretrained weights) applies its schedule here."""
+
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """Default: one Adam(W) over all trainable parameters with the run's lr/betas/weight decay."""
         return {"main": self.run_optimizer(self.parameters(), train)}

@@ -251,6 +251,18 @@ def _antispoof(r: Mapping[str, Any]) -> Headline | None:
                     rows, note, higher=(5,), lower=(2, 3, 4, 6), group=0)  # fmt: skip
 
 
+def _reid(r: Mapping[str, Any]) -> Headline | None:
+    """One row per (set, method): rank-1 and mAP, mean ± std over seeds."""
+    rows = [[ds, name, _pm(as_dict(m).get("rank1"), digits=1), _pm(as_dict(m).get("map"), digits=1)]
+            for ds, by in as_dict(r.get("results")).items() for name, m in as_dict(by).items()]  # fmt: skip
+    if not rows:
+        return None
+    seeds = r.get("seeds") or []
+    note = (f"Test identities never trained on; query vs gallery, Market-1501 rules; in %, ± std over {len(seeds)} "
+            "seed(s); every method trains for the same number of steps.")  # fmt: skip
+    return Headline(["set", "method", "rank-1 (%)", "mAP (%)"], rows, note, higher=(2, 3), group=0)
+
+
 #: bench name -> the function that builds its headline table from ``results.json``
 HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "detect": _detect,
@@ -260,6 +272,7 @@ HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "calibrate": _calibrate,
     "adapt": _adapt,
     "antispoof": _antispoof,
+    "reid": _reid,
 }
 
 

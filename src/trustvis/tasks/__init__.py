@@ -7,12 +7,13 @@ calibration.py  logits files and runs -> post-hoc calibrators (``trustvis calibr
 detect.py       generated-image detection          classify.py  classification (+ augment/adapt/calibrate)
 anomaly.py      anomaly detection and localisation codec.py     neural image compression
 antispoof.py    recaptured-image detection from RGB + depth pairs
+reid.py         person re-identification (embeddings, retrieval metrics)
 
 A new task: one module with a :class:`~trustvis.tasks.base.Task` subclass registered by
 :func:`~trustvis.tasks.base.register_task`, and one import line below.
 """
 
-from trustvis.tasks import anomaly, antispoof, classify, codec, detect  # noqa: F401  (registers the built-in tasks)
+from trustvis.tasks import anomaly, antispoof, classify, codec, detect, reid  # noqa: F401  (registers the built-in tasks)
 from trustvis.tasks.base import (
     Prediction,
     PredictOptions,

@@ -79,6 +79,10 @@ _NAME_SLOTS: dict[str, int] = {
     "uncalibrated": 6, "ts": 0, "cts": 1, "ets": 2, "pts": 3, "vs": 4,
     # adaptation conditions
     "linear": 0, "full": 6, "lora-r4": 2, "lora-r8": 1, "lora-r16": 3,
+    # anti-spoofing
+    "mtofnet": 1, "rgbcnn": 0, "silentface": 5, "depthcnn": 4, "rgbdcnn": 3,
+    # re-identification
+    "finetune": 0, "fixbase": 2, "rollback": 1,
 }  # fmt: skip
 
 
