@@ -336,6 +336,18 @@ SOURCES: list[Source] = [
         n_items=1,
     ),
     Source(
+        name="vtest",
+        kind="apt",
+        package="opencv-doc",
+        base="/usr/share/doc/opencv-doc/examples/data",
+        description="re-ID: vtest.avi, 795 frames of pedestrians (768x576); tracks built by trustvis.data.reid.vtest",
+        licence="as opencv-doc (see its Debian copyright file)",
+        install_hint="sudo apt-get install opencv-doc",
+        purpose="reid",
+        members={"vtest": "vtest.avi"},
+        n_items=1,
+    ),
+    Source(
         name="castel",
         kind="apt",
         package="visp-images-data",
