@@ -77,3 +77,81 @@ def library_versions() -> dict[str, str]:
 
     return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
             "Pillow": PIL.__version__}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------
+# manifests of built sets (SynthBench, RecaptureBench, PhotoReID, the vtest.avi tracks)
+
+
+def read_manifest(root: str | Path, what: str) -> dict:
+    """``manifest.json`` of the build folder ``root`` (or the file itself); ``what`` names the set in errors.
+
+    Raises:
+        FileNotFoundError: no manifest there.
+        ValueError: the manifest is not valid JSON.
+    """
+    import json
+
+    p = Path(root)
+    if p.is_dir():
+        p = p / "manifest.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Corrupt {what} manifest {p}: {e}") from e
+
+
+def verify_manifest(
+    root: str | Path, version: str, what: str, check_hashes: bool = False, progress: bool = False
+) -> list[str]:
+    """Problems of a build folder against its manifest, one line each (empty when complete): the version, and
+    every listed file present (``check_hashes``: and with its sha256; ``progress``: a bar while hashing)."""
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    try:
+        man = read_manifest(root, what)
+    except (OSError, ValueError) as e:
+        return [f"manifest: {e}"]
+    problems = (
+        [] if man.get("version") == version else [f"manifest version {man.get('version')!r} != {version!r}"]
+    )
+    files = man.get("files") or {}
+    if not files:
+        problems.append("manifest lists no files")
+    bar = tqdm(files.items(), desc=f"verify {what}", disable=not (check_hashes and progress), leave=False)
+    for rel, digest in bar:
+        f = root / rel
+        if not f.is_file():
+            problems.append(f"missing file {rel}")
+        elif check_hashes and sha256_file(f) != digest:
+            problems.append(f"hash mismatch {rel}")
+    return problems
+
+
+def reusable_build(target: Path, version: str, what: str, expect: dict, verify=None) -> bool:
+    """Can the build in ``target`` be used as it is: a manifest of ``version`` whose entries equal ``expect``
+    (``{"config": ..., "photos": ...}``; a key mapped to None is not compared), and no problem found by
+    ``verify(target)`` (default :func:`verify_manifest`)? Logs why a build is not reused."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    if not (target / "manifest.json").is_file():
+        return False
+    try:
+        man = read_manifest(target, what)
+    except (OSError, ValueError) as e:
+        log.warning("Rebuilding %s: %s", target, e)
+        return False
+    if man.get("version") != version:
+        log.info("Rebuilding %s: built by version %r", target, man.get("version"))
+        return False
+    for key, want in expect.items():
+        if want is not None and man.get(key) != want:
+            log.info("Rebuilding %s: its %s differs from this one's", target, key)
+            return False
+    problems = verify(target) if verify is not None else verify_manifest(target, version, what)
+    if problems:
+        log.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
+        return False
+    return True

@@ -65,7 +65,15 @@ from typing import Any
 import numpy as np
 
 from trustvis.atomic import atomic_dir, atomic_write_json
-from trustvis.data.cache import build_lock, hash_tree, home, library_versions
+from trustvis.data.cache import (
+    build_lock,
+    hash_tree,
+    home,
+    library_versions,
+    read_manifest,
+    reusable_build,
+    verify_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,53 +252,18 @@ def _config_json(cfg: RecaptureConfig) -> dict:
 
 
 def load_manifest(root: str | Path) -> dict:
-    p = Path(root) / "manifest.json"
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"Corrupt RecaptureBench manifest {p}: {e}") from e
+    """``manifest.json`` of a RecaptureBench build folder."""
+    return read_manifest(root, "RecaptureBench")
 
 
 def verify_recapturebench(root: str | Path, check_hashes: bool = False) -> list[str]:
     """Problems of a build folder against its manifest, one line each (empty when complete)."""
-    from trustvis.data.cache import sha256_file
-
-    root = Path(root)
-    try:
-        man = load_manifest(root)
-    except (OSError, ValueError) as e:
-        return [f"manifest: {e}"]
-    problems = []
-    if man.get("version") != VERSION:
-        problems.append(f"manifest version {man.get('version')!r} != {VERSION!r}")
-    for rel, digest in man.get("files", {}).items():
-        f = root / rel
-        if not f.is_file():
-            problems.append(f"missing file {rel}")
-        elif check_hashes and sha256_file(f) != digest:
-            problems.append(f"hash mismatch {rel}")
-    return problems
+    return verify_manifest(root, VERSION, "RecaptureBench", check_hashes)
 
 
-def _reusable(target: Path, cfg: RecaptureConfig, sources: list[str]) -> bool:
-    if not (target / "manifest.json").is_file():
-        return False
-    try:
-        man = load_manifest(target)
-    except (OSError, ValueError) as e:
-        log.warning("Rebuilding %s: %s", target, e)
-        return False
-    if man.get("version") != VERSION or man.get("config") != _config_json(cfg):
-        log.info("Rebuilding %s: built with another version or config", target)
-        return False
-    if man.get("frames") is not None and [f["name"] for f in man["frames"]] != sources:
-        log.info("Rebuilding %s: the installed RGB-D sources changed", target)
-        return False
-    problems = verify_recapturebench(target)
-    if problems:
-        log.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
-        return False
-    return True
+def _frames_json(frames: list[Any]) -> list[dict[str, Any]]:
+    return [{"name": f.name, "scene": f.scene, "sensor": f.sensor, "source": f.source, "size": list(f.rgb.shape[:2])}
+            for f in frames]  # fmt: skip
 
 
 def build_recapturebench(
@@ -312,11 +285,11 @@ def build_recapturebench(
     cfg = dataclasses.replace(SIZES[size] if config is None else config)
     cfg.validate()
     frames = real_rgbd_frames()
-    names = [f.name for f in frames]
-    if not force and _reusable(target, cfg, names):
+    expect = {"config": _config_json(cfg), "frames": _frames_json(frames)}  # the installed sources too
+    if not force and reusable_build(target, VERSION, "RecaptureBench", expect):
         return target
     with build_lock(target):
-        if not force and _reusable(target, cfg, names):
+        if not force and reusable_build(target, VERSION, "RecaptureBench", expect):
             return target
         with atomic_dir(target) as work:
             _build(work, size, cfg, frames, progress)

@@ -84,7 +84,15 @@ import torch
 from tqdm.auto import tqdm
 
 from trustvis.atomic import atomic_write_json, move_dir
-from trustvis.data.cache import build_lock, hash_tree, home, library_versions, sha256_file
+from trustvis.data.cache import (
+    build_lock,
+    hash_tree,
+    home,
+    library_versions,
+    read_manifest,
+    reusable_build,
+    verify_manifest,
+)
 from trustvis.data.generators import (
     VAE,
     DCGANDiscriminator,
@@ -308,13 +316,7 @@ def load_manifest(path: str | Path) -> dict:
         FileNotFoundError: no manifest there.
         ValueError: the manifest is not valid JSON.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / "manifest.json"
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"Corrupt SynthBench manifest {p}: {e}") from e
+    return read_manifest(path, "SynthBench")
 
 
 def verify_synthbench(path: str | Path, check_hashes: bool = False) -> list[str]:
@@ -328,22 +330,10 @@ def verify_synthbench(path: str | Path, check_hashes: bool = False) -> list[str]
         Problems found, one line each; empty when the build is complete.
     """
     root = Path(path)
-    try:
-        man = load_manifest(root)
-    except (FileNotFoundError, ValueError) as e:
-        return [f"manifest: {e}"]
-    problems: list[str] = []
-    if man.get("version") != VERSION:
-        problems.append(f"manifest version {man.get('version')!r} != {VERSION!r}")
-    files: dict[str, str] = man.get("files", {})
-    if not files:
-        problems.append("manifest lists no files")
-    for rel, digest in tqdm(files.items(), desc="verify synthbench", disable=not check_hashes, leave=False):
-        f = root / rel
-        if not f.is_file():
-            problems.append(f"missing file {rel}")
-        elif check_hashes and sha256_file(f) != digest:
-            problems.append(f"hash mismatch {rel}")
+    problems = verify_manifest(root, VERSION, "SynthBench", check_hashes, progress=True)
+    if problems and problems[0].startswith("manifest:"):
+        return problems
+    man = load_manifest(root)
     for split, fams in man.get("counts", {}).items():
         for fam, per_class in fams.items():
             for cls, n in per_class.items():
@@ -351,7 +341,7 @@ def verify_synthbench(path: str | Path, check_hashes: bool = False) -> list[str]
                 found = sum(1 for _ in d.glob("*.png")) if d.is_dir() else 0
                 if found != n:
                     problems.append(f"{split}/{fam}/{cls}: {found} PNGs, manifest says {n}")
-    listed = set(files) | {"manifest.json"}
+    listed = set(man.get("files", {})) | {"manifest.json"}
     extra = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
@@ -368,21 +358,9 @@ def _config_json(cfg: SynthBenchConfig) -> dict:
 
 
 def _reusable(target: Path, cfg: SynthBenchConfig) -> bool:
-    if not (target / "manifest.json").is_file():
-        return False
-    try:
-        man = load_manifest(target)
-    except ValueError as e:
-        logger.warning("Rebuilding %s: %s", target, e)
-        return False
-    if man.get("version") != VERSION or man.get("config") != _config_json(cfg):
-        logger.info("Rebuilding %s: built with a different version or config", target)
-        return False
-    problems = verify_synthbench(target)
-    if problems:
-        logger.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
-        return False
-    return True
+    return reusable_build(
+        target, VERSION, "SynthBench", {"config": _config_json(cfg)}, verify=verify_synthbench
+    )
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

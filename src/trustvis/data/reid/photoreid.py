@@ -60,7 +60,15 @@ import numpy as np
 from PIL import Image
 
 from trustvis.atomic import atomic_dir, atomic_write_json
-from trustvis.data.cache import build_lock, hash_tree, home, library_versions, sha256_file
+from trustvis.data.cache import (
+    build_lock,
+    hash_tree,
+    home,
+    library_versions,
+    read_manifest,
+    reusable_build,
+    verify_manifest,
+)
 from trustvis.data.io import ImageReadError, encode_png, load_image
 from trustvis.data.reid.base import ReidSet, ReidSplits
 
@@ -429,61 +437,18 @@ def _build(work: Path, size: str, cfg: PhotoReidConfig, pools: dict[str, list[An
 
 
 def load_manifest(root: str | Path) -> dict:
-    """``manifest.json`` of a build folder.
-
-    Raises:
-        FileNotFoundError: No manifest there.
-        ValueError: The manifest is not valid JSON.
-    """
-    p = Path(root) / "manifest.json"
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"Corrupt PhotoReID manifest {p}: {e}") from e
+    """``manifest.json`` of a PhotoReID build folder."""
+    return read_manifest(root, "PhotoReID")
 
 
 def verify_photo_reid(root: str | Path, check_hashes: bool = False) -> list[str]:
     """Problems of a build folder against its manifest, one line each (empty when complete); with
     ``check_hashes`` every file is re-hashed, else only its presence is checked."""
-    root = Path(root)
-    try:
-        man = load_manifest(root)
-    except (OSError, ValueError) as e:
-        return [f"manifest: {e}"]
-    problems = (
-        [] if man.get("version") == VERSION else [f"manifest version {man.get('version')!r} != {VERSION!r}"]
-    )
-    files = man.get("files") or {}
-    if not files:
-        problems.append("manifest lists no files")
-    for rel, digest in files.items():
-        f = root / rel
-        if not f.is_file():
-            problems.append(f"missing file {rel}")
-        elif check_hashes and sha256_file(f) != digest:
-            problems.append(f"hash mismatch {rel}")
-    return problems
+    return verify_manifest(root, VERSION, "PhotoReID", check_hashes)
 
 
 def _reusable(target: Path, cfg: PhotoReidConfig, photo_ids: dict[str, list[str]]) -> bool:
-    if not (target / "manifest.json").is_file():
-        return False
-    try:
-        man = load_manifest(target)
-    except (OSError, ValueError) as e:
-        log.warning("Rebuilding %s: %s", target, e)
-        return False
-    if man.get("version") != VERSION or man.get("config") != _config_json(cfg):
-        log.info("Rebuilding %s: built with another version or config", target)
-        return False
-    if man.get("photos") != photo_ids:
-        log.info("Rebuilding %s: the installed photo sources changed", target)
-        return False
-    problems = verify_photo_reid(target)
-    if problems:
-        log.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
-        return False
-    return True
+    return reusable_build(target, VERSION, "PhotoReID", {"config": _config_json(cfg), "photos": photo_ids})
 
 
 def load_photo_reid(

@@ -72,7 +72,16 @@ from typing import Any
 import numpy as np
 
 from trustvis.atomic import atomic_dir, atomic_write_json
-from trustvis.data.cache import build_lock, hash_tree, home, library_versions, sha256_file
+from trustvis.data.cache import (
+    build_lock,
+    hash_tree,
+    home,
+    library_versions,
+    read_manifest,
+    reusable_build,
+    sha256_file,
+    verify_manifest,
+)
 from trustvis.data.reid.base import ReidSet, ReidSplits
 from trustvis.data.sources import apt_root
 
@@ -431,53 +440,27 @@ def crop_person(frame_rgb: np.ndarray, box: list[float], cfg: VtestConfig) -> np
 
 
 def load_manifest(root: str | Path) -> dict:
-    p = Path(root) / "manifest.json"
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"Corrupt vtest re-ID manifest {p}: {e}") from e
+    """``manifest.json`` of a vtest build folder."""
+    return read_manifest(root, "vtest re-ID")
 
 
 def verify_vtest_reid(root: str | Path, check_hashes: bool = False) -> list[str]:
     """Problems of a build folder against its manifest, one line each (empty when complete)."""
-    root = Path(root)
-    try:
-        man = load_manifest(root)
-    except (OSError, ValueError) as e:
-        return [f"manifest: {e}"]
-    problems = []
-    if man.get("version") != VERSION:
-        problems.append(f"manifest version {man.get('version')!r} != {VERSION!r}")
-    for rel, digest in man.get("files", {}).items():
-        f = root / rel
-        if not f.is_file():
-            problems.append(f"missing file {rel}")
-        elif check_hashes and sha256_file(f) != digest:
-            problems.append(f"hash mismatch {rel}")
-    return problems
+    return verify_manifest(root, VERSION, "vtest re-ID", check_hashes)
 
 
 def _reusable(target: Path, cfg: VtestConfig, video_sha: str | None) -> bool:
     """The build in ``target`` has this version and config, all its files, and (when ``video_sha`` is given)
     was built from that video."""
-    if not (target / "manifest.json").is_file():
-        return False
-    try:
-        man = load_manifest(target)
-    except (OSError, ValueError) as e:
-        log.warning("Rebuilding %s: %s", target, e)
-        return False
-    if man.get("version") != VERSION or man.get("config") != _config_json(cfg):
-        log.info("Rebuilding %s: built with another version or config", target)
-        return False
-    if video_sha is not None and man.get("video", {}).get("sha256") != video_sha:
-        log.info("Rebuilding %s: the video changed", target)
-        return False
-    problems = verify_vtest_reid(target)
-    if problems:
-        log.warning("Rebuilding %s: %d problem(s), first: %s", target, len(problems), problems[0])
-        return False
-    return True
+    if video_sha is not None and (target / "manifest.json").is_file():
+        try:
+            built_from = load_manifest(target).get("video", {}).get("sha256")
+        except (OSError, ValueError):
+            built_from = None
+        if built_from != video_sha:
+            log.info("Rebuilding %s: the video changed", target)
+            return False
+    return reusable_build(target, VERSION, "vtest re-ID", {"config": _config_json(cfg)})
 
 
 def _old_detections(target: Path, cfg: VtestConfig, video_sha: str) -> list[dict] | None:
