@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
 
 def real_batch(method, folder: Path, n: int = 5) -> torch.Tensor:
     """``n`` images of the task's tiny folder, SIZE x SIZE, through the method's eval transform: (n,3,S,S)."""
-    files = sorted(p for p in folder.rglob("*.png") if "mask" not in p.parts)
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".png", ".jpg") and "mask" not in p.parts)
     files = files[:: max(1, len(files) // n)][:n]  # spread over the classes / labels
     tf = method.make_transform(False)
     imgs = []
@@ -92,7 +92,10 @@ def real_batch(method, folder: Path, n: int = 5) -> torch.Tensor:
         if img.size != (SIZE, SIZE):
             img = img.resize((SIZE, SIZE), Image.LANCZOS)
         imgs.append(tf(np.asarray(img)))
-    return torch.stack(imgs)
+    x = torch.stack(imgs)
+    if x.shape[-2:] != (SIZE, SIZE):  # a transform that resizes to its own (height, width): a re-ID network
+        x = torch.nn.functional.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return x
 
 
 def _close(got, want, what: str) -> None:

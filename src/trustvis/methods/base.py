@@ -58,6 +58,7 @@ EXPORT_OUTPUTS: dict[str, tuple[str, ...]] = {
     "augment": ("logits", "probs"),
     "adapt": ("logits", "probs"),
     "active": ("logits", "probs"),
+    "reid": ("embedding",),
 }
 
 #: why the methods of a task with no image -> score graph are not exported
@@ -235,9 +236,9 @@ class Method(nn.Module):
             raise NotExportable(f"{self.method_name or type(self).__name__} cannot be exported: {reason}")
         return PredictGraph(self, self.export_outputs())
 
-    def export_image_size(self) -> int | None:
-        """The square side the network must be given (its eval transform crops, or its statistics were fitted,
-        at that size), or None when it reads any size."""
+    def export_image_size(self) -> int | tuple[int, int] | None:
+        """The square side (or (height, width)) the network must be given (its eval transform crops or resizes,
+        or its statistics were fitted, at that size), or None when it reads any size."""
         for key in ("image_size", "crop_size"):
             v = getattr(self.config, key, 0)
             if isinstance(v, int) and not isinstance(v, bool) and v > 0:

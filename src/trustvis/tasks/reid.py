@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from trustvis.config import ConfigError
 from trustvis.tasks.base import Prediction, PredictOptions, Task, register_task
 
@@ -61,6 +59,8 @@ class ReidDataset:
     index in ``classes`` (training) or the pid itself (query / gallery)."""
 
     def __init__(self, items: Any, transform: Any, classes: list[int] | None = None) -> None:
+        import numpy as np
+
         self.items, self.transform = items, transform
         self.lookup = {p: i for i, p in enumerate(classes)} if classes is not None else None
         self.labels = (np.array([self.lookup[int(p)] for p in items.pids], dtype=np.int64)
@@ -124,6 +124,8 @@ class ReidTask(Task):
 
     def predict_records(self, method: Any, out: dict[str, Any], items: list[tuple[int, Path, Any]],
                         opts: PredictOptions) -> list[dict[str, Any] | str]:  # fmt: skip
+        import numpy as np
+
         emb = out["embedding"].float().cpu().numpy()
         recs: list[dict[str, Any] | str] = []
         for (_, path, _), e in zip(items, emb):
@@ -138,6 +140,8 @@ class ReidTask(Task):
         )
         if not pred.records:
             return
+        import numpy as np
+
         e = np.array([r["embedding"] for r in pred.records], dtype=np.float32)
         sim = e @ e.T
         np.fill_diagonal(sim, -np.inf)

@@ -224,6 +224,15 @@ class ReidMethod(Method):
                 s[1] += p.grad.numel()
         return {f"grad_{g}": torch.tensor(v[0] / max(v[1], 1.0)) for g, v in sums.items()}
 
+    def export_image_size(self) -> tuple[int, int]:
+        """(height, width) of the exported graph's input: the size the eval transform resizes to."""
+        return (self.config.height, self.config.width)
+
+    def backbone_heads(self) -> dict[str, list[str]]:
+        """The backbone network, whose "heads" (trained in full under ``--lora``, the linear probe's part) are
+        the bottleneck and the ID classifier."""
+        return {"model.backbone.net": ["model.bottleneck", "model.classifier"]}
+
     # --- data, training, prediction ---------------------------------------------------------------
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         cfg = self.config
