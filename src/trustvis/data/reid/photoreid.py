@@ -154,6 +154,8 @@ class PhotoReidConfig:
         cameras_per_id: Cameras that see one identity (0: all ``n_cameras``); a seeded subset per identity.
         images_per_id: Images of one identity, spread evenly over its cameras.
         ids_per_photo: At most this many identities (vertical strips) per photo.
+        view_scale: Each view frames a random part of its strip, this share of the strip's height (drawn per
+            image): different views of an identity then show different parts of it, as poses and framing do.
         train_splits: Corpus splits whose photos give the training identities (test identities: ``test``).
         seed: Master seed (photo order, strips, cameras, crops).
         split_seed: Seed of the corpus split (:func:`trustvis.data.photos.split_photos`); keep it.
@@ -166,6 +168,7 @@ class PhotoReidConfig:
     cameras_per_id: int = 0
     images_per_id: int = 8
     ids_per_photo: int = 3
+    view_scale: tuple[float, float] = (1.0, 1.0)  # each view shows this share (random) of its strip's height
     train_splits: list[str] = field(default_factory=lambda: ["train", "val"])
     seed: int = 0
     split_seed: int = 0
@@ -208,8 +211,16 @@ class PhotoReidConfig:
 
 SIZES: dict[str, PhotoReidConfig] = {
     "tiny": PhotoReidConfig(height=64, n_train_ids=6, n_test_ids=4, n_cameras=3, images_per_id=6),
-    "quick": PhotoReidConfig(),
-    "full": PhotoReidConfig(n_train_ids=0, n_test_ids=0, n_cameras=6, cameras_per_id=4, images_per_id=12),
+    # quick: every identity the corpus gives (on a machine with all photo packages: 123 train / 47 test), each
+    # seen by 3 of 6 cameras, views framing 35-65 % of the strip. The framing was chosen so that plain
+    # fine-tuning does not saturate: with whole-strip views (the tiny size's) it reached rank-1 100 % and mAP
+    # 95.7 % after 400 steps (one measurement, 60 / 40 identities); with these, 54.6 % / 43.1 % after 300 steps.
+    "quick": PhotoReidConfig(
+        n_train_ids=0, n_test_ids=0, n_cameras=6, cameras_per_id=3, images_per_id=9, view_scale=(0.35, 0.65)
+    ),  # fmt: skip
+    "full": PhotoReidConfig(
+        n_train_ids=0, n_test_ids=0, n_cameras=6, cameras_per_id=4, images_per_id=12, view_scale=(0.35, 0.65)
+    ),  # fmt: skip
 }
 
 
@@ -244,11 +255,12 @@ def _strips(width: int, height: int, most: int) -> list[tuple[int, int]]:
 
 
 def _quad(strip: tuple[int, int], photo_hw: tuple[int, int], cam: PhotoReidCamera,
-          rng: np.random.Generator) -> list[float]:  # fmt: skip
-    """The source quadrilateral (UL, LL, LR, UR corners, as Pillow's QUAD wants) of one view of a strip."""
+          rng: np.random.Generator, view_scale: tuple[float, float] = (1.0, 1.0)) -> list[float]:  # fmt: skip
+    """The source quadrilateral (UL, LL, LR, UR corners, as Pillow's QUAD wants) of one view of a strip;
+    ``view_scale`` shrinks the view to a random part of the strip (a pose / framing change)."""
     ph, pw = photo_hw
     x0, x1 = strip
-    ch = min(rng.uniform(*cam.scale) * ph, 2.0 * (x1 - x0))
+    ch = min(rng.uniform(*cam.scale) * ph, 2.0 * (x1 - x0)) * rng.uniform(*view_scale)
     a, b = ch / 4, ch / 2  # half width, half height
     yaw = cam.yaw + rng.normal(0, 0.03)
     roll = math.radians(cam.roll + rng.normal(0, 1.0))
@@ -273,12 +285,12 @@ def _colour(img: np.ndarray, cam: PhotoReidCamera, rng: np.random.Generator) -> 
 
 
 def render_view(photo: np.ndarray, strip: tuple[int, int], cam: PhotoReidCamera, height: int,
-                rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+                rng: np.random.Generator, view_scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:  # fmt: skip
     """One image ``uint8 (height, height // 2, 3)`` of the identity ``photo[:, x0:x1]`` through ``cam``."""
     from trustvis.data.transforms import gaussian_blur, gaussian_noise, jpeg, resize_roundtrip
 
     h, w = height, height // 2
-    quad = _quad(strip, photo.shape[:2], cam, rng)
+    quad = _quad(strip, photo.shape[:2], cam, rng, view_scale)
     view = Image.fromarray(photo).transform(
         (2 * w, 2 * h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR
     )
@@ -409,7 +421,7 @@ def _build(work: Path, size: str, cfg: PhotoReidConfig, pools: dict[str, list[An
                 first: set[int] = set()
                 for j in range(cfg.images_per_id):
                     c = seen[j % len(seen)]
-                    img = render_view(cache[photo.id], strip, cams[c], cfg.height, rng)
+                    img = render_view(cache[photo.id], strip, cams[c], cfg.height, rng, tuple(cfg.view_scale))
                     out = "train" if side == "train" else ("gallery" if c in first else "query")
                     first.add(c)
                     f = work / out / f"{pid:04d}" / f"c{c + 1}_{j:03d}.png"
