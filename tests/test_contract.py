@@ -118,6 +118,7 @@ TINY_DATA = {
     "codec": lambda m, train, root: _tiny_images(m, train),
     "anomaly": lambda m, train, root: _tiny_anomaly(m, train),
     "classify": lambda m, train, root: _tiny_classes(m, train),
+    "active": lambda m, train, root: _tiny_classes(m, train),
     "detect": _tiny_detection,
     "antispoof": lambda m, train, root: _tiny_pairs(m, train),
     "reid": lambda m, train, root: _tiny_reid(m, train),

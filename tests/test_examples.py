@@ -174,6 +174,8 @@ SUBSTITUTIONS = {
     "leaves its runs there)",
     "results/demo/runs/d4": "a d4 trained with --preset tiny on ROOT (what `make demo` trains there)",
     "BENCH": "each bench name in turn",
+    "MARKET_ROOT, person1.jpg, crops/": "a tiny Market-1501 tree (trustvis.data.reid.market.tiny_market) and "
+    "two of its images / a folder of them",
     "my_pairs/, photo_rgb.jpg, photo_depth.png": "the antispoof task's tiny folder of RGB + depth pairs "
     "(train/ and val/, each {real,spoof}/<medium>/<id>_rgb.png + <id>_depth.png) and one of its pairs as a "
     "JPEG photo with its depth PNG",
@@ -198,6 +200,8 @@ ADDED: dict[str, str] = {
     "trustvis train fyd --set data.name=folder --set data.root=my_parts/": "--preset tiny",
     "trustvis train mtofnet --data my_pairs/ --out runs/mtofnet": "--preset tiny",
     "trustvis train rgbcnn --set data.protocol=seen --out runs/rgbcnn-seen": "--preset tiny",
+    "trustvis train rollback --preset quick --out runs/rollback": "--steps 2 --set data.size=tiny",
+    "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market": "--steps 2",
 }
 
 _GPU = "needs a CUDA GPU"
@@ -252,6 +256,10 @@ NOT_RUN: dict[str, str] = {
     "trustvis bench reid --quick": "the whole reid bench: 3 methods x 3 seeds x 2 sets of MobileNetV2 training",
     "trustvis bench reid --quick --datasets photoreid --seeds 0": (
         "3 trainings of MobileNetV2 on photoreid quick: minutes"
+    ),
+    "trustvis train finetune --preset quick --set data.name=vtest --out runs/ft-vtest": (
+        "builds the vtest.avi tracks first (HOG detector over 795 frames: about 4 min); "
+        "tests/test_reid_vtest.py checks the build on a short clip"
     ),
     "trustvis demo": "a bench in miniature (SynthBench demo, two detectors, a report): minutes",
     "trustvis demo --out results/my-demo --steps 500": "the demo with 500 steps per detector: minutes",
@@ -512,6 +520,17 @@ def _set_up_pairs(ex: Examples) -> None:
     shutil.copyfile(rgb.with_name(rgb.name.replace("_rgb", "_depth")), ex.work / "photo_depth.png")
 
 
+def _set_up_market(ex: Examples) -> None:
+    from trustvis.data.reid.market import tiny_market
+
+    root = tiny_market(ex.work / "MARKET_ROOT")
+    imgs = sorted((root / "query").glob("*.jpg"))
+    shutil.copyfile(imgs[0], ex.work / "person1.jpg")
+    (ex.work / "crops").mkdir()
+    for f in imgs[1:4]:
+        shutil.copyfile(f, ex.work / "crops" / f.name)
+
+
 def _remove_runs_kmix(ex: Examples) -> None:
     shutil.rmtree(ex.work / "runs" / "kmix")  # as a user would before rerunning with the same --out
 
@@ -607,6 +626,13 @@ SCENARIOS: dict[str, list[Step]] = {
         "trustvis predict runs/mtofnet my_pairs/val --json",
         "trustvis eval runs/mtofnet --data my_pairs/val",
         "trustvis train rgbcnn --set data.protocol=seen --out runs/rgbcnn-seen",
+    ],
+    "reid": [
+        _set_up_market,
+        "trustvis train rollback --preset quick --out runs/rollback",
+        "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market",
+        "trustvis eval runs/rollback-market --data MARKET_ROOT",
+        "trustvis predict runs/rollback person1.jpg crops/ --json",
     ],
     "python-api": [
         _set_up_python_api,

@@ -237,6 +237,17 @@ def _reid_args(p: Any) -> None:
                    "else full)")  # fmt: skip
 
 
+def _active_args(p: Any) -> None:
+    p.add_argument("--methods", type=_names, help="comma-separated query strategies (default random,entropy,margin,"
+                   "coreset,bald,vabal)")  # fmt: skip
+    p.add_argument("--datasets", dest="pools", type=_names, metavar="POOLS", help="comma-separated pools: "
+                   "balanced, dominant (class 0 whole, the others at 10 %%), longtail (default balanced,dominant)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="comma-separated seeds: each draws the initial labels and "
+                   "trains every strategy (default 0,1,2)")  # fmt: skip
+    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "opencv-digits", "sklearn-digits"),
+                   help="the classification data set (default fashion-mnist)")  # fmt: skip
+
+
 BENCHES: dict[str, BenchEntry] = {
     "detect": BenchEntry(
         help="detectors trained on one SynthBench family, tested on every family",
@@ -333,6 +344,21 @@ BENCHES: dict[str, BenchEntry] = {
         examples=(
             "trustvis bench reid --quick",
             "trustvis bench reid --quick --datasets photoreid --seeds 0",
+        ),
+    ),
+    "active": BenchEntry(
+        help="VaB-AL vs random, entropy, margin, core-set and BALD on balanced and dominant-class pools",
+        about="active learning: VaB-AL against random, entropy, margin, core-set and BALD on Fashion-MNIST pools,\n"
+        "balanced and dominant-k (class 0 whole, the others at 10 %), same initial labels and budgets: test\n"
+        "accuracy, balanced accuracy and macro-F1 per round, area under the learning curve, queries per class",
+        target="trustvis.bench.active:run_active_bench",
+        add_arguments=_active_args,
+        kwargs=_pick("methods", "pools", "seeds", "dataset"),
+        options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
+        quick_time="under 30 min on 2 cores",
+        examples=(
+            "trustvis bench active --quick",
+            "trustvis bench active --quick --methods entropy,vabal --datasets dominant --seeds 0",
         ),
     ),
     "codec": BenchEntry(

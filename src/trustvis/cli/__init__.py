@@ -10,12 +10,13 @@ trustvis train METHOD [--preset P] [--set k=v ...] [--out DIR] [--resume]
 trustvis eval RUN_DIR --data ROOT           metrics of a run on a folder in its task's layout
 trustvis predict RUN_DIR PATH...            score / classify images or folders
 trustvis calibrate --logits F.npz | --run D fit TS/CTS/ETS/PTS with the CE and the SCTL loss
+trustvis active query|label|status RUN     active learning with a person as the oracle
 trustvis bench TASK ...                     benchmark protocols (`make demo` runs detect --quick)
 trustvis codec encode|decode|info           the neural codecs on single images
 trustvis export RUN --format onnx|torchscript   the run's network as one file (+ FILE.json)
 trustvis report DIR                         self-contained HTML page for a run or bench folder
 
-One module per group of commands (info, run, calibrate, codec, bench), each with ``add_parsers`` and its
+One module per group of commands (info, run, calibrate, active, codec, bench), each with ``add_parsers`` and its
 ``cmd_*`` functions; they parse, call the task layer (:mod:`trustvis.tasks`) or a bench, and print.
 Building the parser imports neither torch nor a method module (``--help``, ``list`` and ``info`` stay fast).
 """
@@ -27,7 +28,7 @@ import logging
 import sys
 
 from trustvis import __version__
-from trustvis.cli import bench, calibrate, codec, export, info, run
+from trustvis.cli import active, bench, calibrate, codec, export, info, run
 from trustvis.cli.common import UsageError
 
 __all__ = ["UsageError", "build_parser", "entry", "main"]
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parsers(sub)  # list, info, data, report
     run.add_parsers(sub)  # train, eval, predict
     calibrate.add_parsers(sub)
+    active.add_parsers(sub)
     bench.add_parsers(sub)
     bench.add_demo_parser(sub)
     codec.add_parsers(sub)

@@ -11,8 +11,11 @@ anomaly/padim.py          PaDiM (baseline)         anomaly/fyd.py      FYD (seed
 codec/coolchic.py         COOL-CHIC (baseline)     codec/eqlinr.py     EQLINR (seed method)
 antispoof/mtofnet.py      mToFNet (seed method)    antispoof/baselines.py  rgbcnn, silentface, depthcnn, rgbdcnn
 reid/rollback.py          rolling-back fine-tuning (seed method)   reid/baselines.py  finetune, fixbase
+active/vabal.py           VaB-AL (seed method)     active/baselines.py  random, entropy, margin, bald, coreset
 """
 
+from trustvis.methods.active import baselines as active_baselines  # noqa: F401
+from trustvis.methods.active import vabal  # noqa: F401
 from trustvis.methods.adapt import lora  # noqa: F401
 from trustvis.methods.anomaly import fyd, padim  # noqa: F401
 from trustvis.methods.antispoof import baselines, mtofnet  # noqa: F401

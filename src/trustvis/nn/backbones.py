@@ -631,7 +631,7 @@ class FeatureBackbone(nn.Module):
 def build_backbone(
     name: str,
     weights: str | None = None,
-    out_indices: Sequence[int] | None = None,
+    out_indices: Sequence[int] | str | None = None,
     image_size: int = 224,
 ) -> FeatureBackbone:
     """Feature extractor ``name`` returning the maps at ``out_indices`` (see the module docstring).
@@ -639,7 +639,8 @@ def build_backbone(
     Args:
         name: One of :data:`BACKBONES`.
         weights: ``None``/``""``/``"none"``, ``"imagenet"`` or a file path, as for :func:`build_classifier`.
-        out_indices: Taps to return (default: the last one); only the network up to the deepest tap runs.
+        out_indices: Taps to return (default: the last one; ``"all"``: every tap); only the network up to the
+            deepest tap runs.
         image_size: Input side for the ViTs.
 
     Raises:
@@ -647,6 +648,8 @@ def build_backbone(
     """
     net = _make_net(name, 1, image_size)
     n_taps = len(_taps(name, net)[0])
+    if out_indices == "all":
+        out_indices = range(n_taps)
     indices = [n_taps - 1] if out_indices is None else [int(i) for i in out_indices]
     bad = [i for i in indices if not 0 <= i < n_taps]
     if bad or not indices:

@@ -263,6 +263,23 @@ def _reid(r: Mapping[str, Any]) -> Headline | None:
     return Headline(["set", "method", "rank-1 (%)", "mAP (%)"], rows, note, higher=(2, 3), group=0)
 
 
+def _active(r: Mapping[str, Any]) -> Headline | None:
+    """One row per (pool, strategy): final accuracy, balanced accuracy, macro-F1 and AULC, mean ± std over seeds."""
+    rows = []
+    for pool, by in as_dict(r.get("results")).items():
+        for name, m in as_dict(by).items():
+            final, aulc = as_dict(as_dict(m).get("final")), as_dict(as_dict(m).get("aulc"))
+            rows.append([pool, name, *(_pm(final.get(k), digits=1) for k in ("acc", "balanced_acc", "macro_f1")),
+                         _pm(aulc.get("balanced_acc"), digits=1)])  # fmt: skip
+    if not rows:
+        return None
+    seeds = r.get("seeds") or []
+    note = (f"Balanced test split; in %, ± std over {len(seeds)} seed(s); final = after the last round; AULC = area "
+            "under the balanced-accuracy learning curve. Same initial labels, budgets and classifier for every strategy.")  # fmt: skip
+    return Headline(["pool", "strategy", "final acc (%)", "final balanced acc (%)", "final macro-F1 (%)",
+                     "AULC balanced acc (%)"], rows, note, higher=(2, 3, 4, 5), group=0)  # fmt: skip
+
+
 #: bench name -> the function that builds its headline table from ``results.json``
 HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "detect": _detect,
@@ -273,6 +290,7 @@ HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "adapt": _adapt,
     "antispoof": _antispoof,
     "reid": _reid,
+    "active": _active,
 }
 
 

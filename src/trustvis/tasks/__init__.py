@@ -8,12 +8,13 @@ detect.py       generated-image detection          classify.py  classification (
 anomaly.py      anomaly detection and localisation codec.py     neural image compression
 antispoof.py    recaptured-image detection from RGB + depth pairs
 reid.py         person re-identification (embeddings, retrieval metrics)
+active.py       active learning: the loop of training, querying and labelling (simulated or a person)
 
 A new task: one module with a :class:`~trustvis.tasks.base.Task` subclass registered by
 :func:`~trustvis.tasks.base.register_task`, and one import line below.
 """
 
-from trustvis.tasks import anomaly, antispoof, classify, codec, detect, reid  # noqa: F401  (registers the built-in tasks)
+from trustvis.tasks import active, anomaly, antispoof, classify, codec, detect, reid  # noqa: F401  (registers the built-in tasks)
 from trustvis.tasks.base import (
     Prediction,
     PredictOptions,

@@ -119,6 +119,15 @@ class Task:
         """(train set, val set or None) of ``run``, with ``method``'s transforms."""
         raise TaskError(f"task {self.name!r} has no training data sets; {self.instead('train')}")
 
+    def train(self, run: Any, out: Path, resume: bool = False) -> Any:
+        """Train ``run`` into the run folder ``out`` (``trustvis train``); returns a
+        :class:`~trustvis.tasks.train.TrainResult`. Default: one trainer fit on :meth:`datasets`, validated by
+        :meth:`val_metrics`, finished by :meth:`after_fit`. A task whose training is a loop of its own (active
+        learning: rounds of fitting and querying) overrides it."""
+        from trustvis.tasks.train import fit_and_finish
+
+        return fit_and_finish(self, run, out, resume)
+
     def check_method(self, spec: Any, command: str) -> None:
         """Refuse a method this task cannot run under ``command`` (train, predict, eval)."""
 

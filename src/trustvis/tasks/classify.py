@@ -164,7 +164,7 @@ class ClassifyTask(Task):
     """Image classification (and what trains or calibrates a classifier)."""
 
     name = "classify"
-    method_tasks = ("classify", "augment", "adapt", "active", "calibrate")
+    method_tasks = ("classify", "augment", "adapt", "calibrate")
     data_config = ClassifyData
     predict_fit = "resize"
     eval_layout = "ROOT/<class>/* (one folder per class, named like the training classes)"

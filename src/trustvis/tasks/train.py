@@ -1,9 +1,11 @@
 """One training run of a method of any trainable task (``trustvis train``; the benches train through
 :func:`trustvis.bench.common.train_or_reuse`, which shares the task's datasets and validation).
 
-run config ──► task.check_method ──► seed ──► build_method (init_from, linear probe, LoRA)
+run config ──► task.check_method ──► task.train (default, fit_and_finish:)
+    seed ──► build_method (init_from, linear probe, LoRA)
     ──► task.datasets(run, method) ──► Trainer.fit (validation: task.val_metrics, logged as val_*)
     ──► rank 0: task.after_fit (threshold, class names)  ──► LoRA adapter export (PEFT layout)
+(the active task's train is its own loop of such fits: :mod:`trustvis.tasks.active`)
 """
 
 from __future__ import annotations
@@ -72,8 +74,13 @@ def fit_run(
 
 
 def train_run(run: Any, out: Path, resume: bool = False) -> TrainResult:
-    """Train ``run`` into the run folder ``out`` (``resume``: continue from its last checkpoint)."""
-    task = check_trainable(run.method)
+    """Train ``run`` into the run folder ``out`` (``resume``: continue from its last checkpoint) the way its
+    task trains (:meth:`~trustvis.tasks.base.Task.train`)."""
+    return check_trainable(run.method).train(run, out, resume)
+
+
+def fit_and_finish(task: Any, run: Any, out: Path, resume: bool = False) -> TrainResult:
+    """The default training of a task: one fit of its datasets, then its after-fit step and the LoRA export."""
     result, val_set = fit_run(run, out, task.datasets, lambda m, v: task.val_metrics(m, v, run), resume)
     method, summary = result.method, result.summary
     if result.is_main:

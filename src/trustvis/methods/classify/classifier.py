@@ -82,9 +82,13 @@ class Classifier(Method):
             raise ValueError(f"num_classes must be >= 2, got {config.num_classes}")
         if not 0.0 <= config.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
-        self.model = build_classifier(
-            config.backbone, config.num_classes, config.weights or None, input_size=config.input_size
-        )
+        self.model = self.build_network()
+
+    def build_network(self) -> torch.nn.Module:
+        """The network: images (B,3,H,W) in [0,1] -> logits (B,C). Default: ``build_classifier`` of the config's
+        backbone; a subclass that needs more of the network (the active learners' stage features) overrides it."""
+        cfg = self.config
+        return build_classifier(cfg.backbone, cfg.num_classes, cfg.weights or None, input_size=cfg.input_size)
 
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
         cfg = self.config
