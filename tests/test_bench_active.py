@@ -11,7 +11,7 @@ from trustvis.cli import main
 def test_bench_active_tiny(tmp_path):
     out = tmp_path / "bench"
     argv = ["-q", "bench", "active", "--dataset", "sklearn-digits", "--preset", "tiny", "--methods",
-            "random,entropy,vabal", "--seeds", "0,1", "--out", str(out), "--set", "train.progress=false",
+            "entropy,vabal", "--seeds", "0,1", "--out", str(out), "--set", "train.progress=false",
             "--set", "data.rounds=2"]  # fmt: skip
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
@@ -19,7 +19,7 @@ def test_bench_active_tiny(tmp_path):
     dom = res["pools"]["dominant"]
     assert dom["per_class"][0] == max(dom["per_class"]) and dom["size"] < res["pools"]["balanced"]["size"]
     for pool, by in res["results"].items():
-        assert set(by) == {"random", "entropy", "vabal"}
+        assert set(by) == {"entropy", "vabal"}
         for r in by.values():
             assert r["labels"] == [20, 30, 40]  # same budgets for every strategy
             assert sum(r["queried_per_class"]) == 2 * 2 * 10  # 2 seeds x 2 rounds x 10

@@ -176,6 +176,8 @@ SUBSTITUTIONS = {
     "BENCH": "each bench name in turn",
     "MARKET_ROOT, person1.jpg, crops/": "a tiny Market-1501 tree (trustvis.data.reid.market.tiny_market) and "
     "two of its images / a folder of them",
+    "labelled/, unlabelled/": "3 classes x 6 images of 16 px (<class>/*.png, the classify task's tiny folder) "
+    "and 12 unlabelled images of the same kinds",
     "my_pairs/, photo_rgb.jpg, photo_depth.png": "the antispoof task's tiny folder of RGB + depth pairs "
     "(train/ and val/, each {real,spoof}/<medium>/<id>_rgb.png + <id>_depth.png) and one of its pairs as a "
     "JPEG photo with its depth PNG",
@@ -201,7 +203,11 @@ ADDED: dict[str, str] = {
     "trustvis train mtofnet --data my_pairs/ --out runs/mtofnet": "--preset tiny",
     "trustvis train rgbcnn --set data.protocol=seen --out runs/rgbcnn-seen": "--preset tiny",
     "trustvis train rollback --preset quick --out runs/rollback": "--steps 2 --set data.size=tiny",
-    "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market": "--steps 2",
+    "trustvis train vabal --preset quick --set data.pool=dominant --out runs/vabal": "--steps 2 --set "
+    "data.name=sklearn-digits --set data.rounds=1",
+    "trustvis train entropy --data labelled/ --set data.oracle=user --out runs/al": "--preset tiny",
+    "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market": "--steps 2 --set "
+    "train.batch_size=8",
 }
 
 _GPU = "needs a CUDA GPU"
@@ -260,6 +266,11 @@ NOT_RUN: dict[str, str] = {
     "trustvis train finetune --preset quick --set data.name=vtest --out runs/ft-vtest": (
         "builds the vtest.avi tracks first (HOG detector over 795 frames: about 4 min); "
         "tests/test_reid_vtest.py checks the build on a short clip"
+    ),
+    "trustvis bench active --quick": "36 loops of 6 trainings on Fashion-MNIST: about 15 min; "
+    "tests/test_bench_active.py runs the protocol in miniature",
+    "trustvis bench active --quick --methods entropy,vabal --datasets dominant --seeds 0": (
+        "2 loops of 6 trainings on Fashion-MNIST: about a minute"
     ),
     "trustvis demo": "a bench in miniature (SynthBench demo, two detectors, a report): minutes",
     "trustvis demo --out results/my-demo --steps 500": "the demo with 500 steps per detector: minutes",
@@ -531,6 +542,29 @@ def _set_up_market(ex: Examples) -> None:
         shutil.copyfile(f, ex.work / "crops" / f.name)
 
 
+def _set_up_active(ex: Examples) -> None:
+    from trustvis.tasks import get_task
+
+    get_task("classify").tiny_folder(ex.work / "labelled")
+    for i, f in enumerate(sorted((ex.work / "labelled").rglob("*.png"))[:12]):
+        (ex.work / "unlabelled").mkdir(exist_ok=True)
+        shutil.copyfile(f, ex.work / "unlabelled" / f"{i}.png")
+
+
+def _label_round_1(ex: Examples) -> None:
+    """A person fills the label column of the first query CSV (here: with the predicted class)."""
+    import csv
+
+    path = ex.work / "runs" / "al" / "queries" / "round-01.csv"
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    for r in rows:
+        r["label"] = r["predicted"]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def _remove_runs_kmix(ex: Examples) -> None:
     shutil.rmtree(ex.work / "runs" / "kmix")  # as a user would before rerunning with the same --out
 
@@ -633,6 +667,16 @@ SCENARIOS: dict[str, list[Step]] = {
         "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market",
         "trustvis eval runs/rollback-market --data MARKET_ROOT",
         "trustvis predict runs/rollback person1.jpg crops/ --json",
+    ],
+    "active": [
+        _set_up_active,
+        "trustvis train vabal --preset quick --set data.pool=dominant --out runs/vabal",
+        "trustvis active status runs/vabal",
+        "trustvis train entropy --data labelled/ --set data.oracle=user --out runs/al",
+        "trustvis active query runs/al --pool unlabelled/ --k 50",
+        _label_round_1,
+        "trustvis active label runs/al runs/al/queries/round-01.csv",
+        "trustvis active status runs/al",
     ],
     "python-api": [
         _set_up_python_api,
