@@ -239,6 +239,14 @@ def test_interrupted_loop_resumes_with_the_same_selections(tmp_path, monkeypatch
     whole = json.loads((tmp_path / "whole" / "active.json").read_text())
     assert [len(r.get("queried", [])) for r in whole["rounds"]] == [10, 10, 0]
     assert len(A.labelled_indices(whole)) == 40 == len(set(A.labelled_indices(whole)))
+    first = whole["rounds"][0]
+    assert len(first["scores"]) == 10 and first["scores"] == sorted(first["scores"], reverse=True)
+    saved = np.load(tmp_path / "whole" / "rounds" / "r00" / A.SCORES_FILE)
+    assert len(saved["positions"]) == whole["pool_size"] - 20 and not set(saved["positions"]) & set(
+        whole["initial"]
+    )
+    by_pos = dict(zip(saved["positions"].tolist(), saved["scores"].tolist()))
+    assert [by_pos[i] for i in first["queried"]] == first["scores"]
 
     real_query, calls = A.query, []
 

@@ -12,8 +12,9 @@ loop     ``data.initial`` random labels (seeded by ``train.seed``: the same for 
 oracle   ``simulated``: the pool's own labels. ``user``: round 0 trains on the data set's train split and the
          loop waits for a person: ``trustvis active query RUN --pool DIR --k 50`` writes a CSV of the images
          to label, ``trustvis active label RUN labels.csv`` adds them and trains the next round.
-state    ``RUN/active.json`` after every round (labelled pool indices, each round's queries, test metrics, the
-         class histogram of the queries, the strategy's fitted terms); an interrupted loop continues with
+state    ``RUN/active.json`` after every round (labelled pool indices, each round's queries and their scores, test
+         metrics, the class histogram of the queries, the strategy's fitted terms; every unlabelled image's score
+         in ``RUN/rounds/rNN/scores.npz``); an interrupted loop continues with
          ``--resume`` from the last finished round (a round's own training resumes from its checkpoints).
 output   ``RUN/rounds/rNN/`` one classifier run per round; ``RUN/model.*`` the last round's classifier (so
          ``trustvis predict`` / ``eval`` work on RUN as on a classifier run), ``RUN/curves.png``.
@@ -43,6 +44,7 @@ from trustvis.tasks.classify import CLASSES_FILE, LT_SEED, ClassifyTask, cap_per
 log = logging.getLogger(__name__)
 
 STATE_FILE = "active.json"
+SCORES_FILE = "scores.npz"  # per round: every unlabelled image's score
 STATE_FORMAT = 1
 POOLS = ("balanced", "dominant", "longtail")
 ORACLES = ("simulated", "user")
@@ -224,8 +226,11 @@ def query(method: Any, pool: Any, unlabelled: list[int], labelled: Any, k: int, 
     if len(set(picks.tolist())) != len(picks) or len(picks) != k:
         raise RuntimeError(f"{method.method_name} selected {len(picks)} positions ({len(set(picks.tolist()))} "
                            f"distinct) instead of {k}")  # fmt: skip
+    scores = getattr(method, "last_scores", None)
     return {
         "queried": [int(unlabelled[i]) for i in picks],
+        "scores": [] if scores is None else [float(scores[i]) for i in picks],
+        "pool_scores": scores,
         "fit": fit,
         "terms": dict(getattr(method, "last_terms", {}) or {}),
         "query_seconds": time.perf_counter() - t0,
@@ -296,6 +301,9 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
                 q = query(
                     method, pool, unlabelled, labelled, k, round_seed(run.train.seed, r), run.train.progress
                 )
+                pool_scores = q.pop("pool_scores")
+                if pool_scores is not None:  # every unlabelled image's score, beside the round's classifier
+                    save_scores(round_dir(out, r) / SCORES_FILE, unlabelled, pool_scores)
                 rec.update(q)
                 rec["queried_per_class"] = class_counts(pool.labels[q["queried"]], pool.num_classes)
             else:
@@ -322,6 +330,19 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
         "eval": {k: v for k, v in last.get("test", {}).items() if isinstance(v, float)},
     }
     return TrainResult(method, summary, True, lines)
+
+
+def save_scores(path: Path, positions: list[int], scores: Any) -> None:
+    """``positions`` (pool indices) and their ``scores`` as an ``.npz`` (no pickle)."""
+    import io
+
+    import numpy as np
+
+    from trustvis.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, positions=np.asarray(positions, np.int64), scores=np.asarray(scores, np.float64))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def round_line(rec: dict[str, Any], classes: list[str]) -> str:
@@ -410,7 +431,7 @@ def _user_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
 
 def user_query(run_dir: Path, pool_dir: Path, k: int, csv_path: Path | None = None) -> dict[str, Any]:
     """Score the images under ``pool_dir`` not labelled yet and write the ``k`` to label as a CSV
-    (``path,score_rank,predicted,label`` with ``label`` empty); returns ``{"csv", "queried", "skipped"}``."""
+    (``path,rank,score,predicted,label`` with ``label`` empty); returns ``{"csv", "queried", "skipped"}``."""
     import numpy as np
 
     from trustvis.atomic import atomic_write_text
@@ -442,8 +463,9 @@ def user_query(run_dir: Path, pool_dir: Path, k: int, csv_path: Path | None = No
         method, pool, list(range(len(pool))), labelled, k, round_seed(run.train.seed, len(state["rounds"]))
     )
     feats_pred = method.features(_dataset(pool.subset(q["queried"]), method, False)).logits.argmax(1)
-    rows = [{"path": str(paths[i]), "rank": n + 1, "predicted": base.classes[int(p)], "label": ""}
-            for n, (i, p) in enumerate(zip(q["queried"], feats_pred))]  # fmt: skip
+    scores = q["scores"] or [float("nan")] * len(q["queried"])
+    rows = [{"path": str(paths[i]), "rank": n + 1, "score": round(s, 6), "predicted": base.classes[int(p)], "label": ""}
+            for n, (i, p, s) in enumerate(zip(q["queried"], feats_pred, scores))]  # fmt: skip
     csv_path = Path(csv_path) if csv_path else run_dir / "queries" / f"round-{len(state['rounds']):02d}.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(csv_path, records_csv(rows)[0])

@@ -220,9 +220,11 @@ class ActiveLearner(Classifier):
         raise NotImplementedError
 
     def select(self, query: Query, k: int) -> np.ndarray:
-        """``k`` distinct positions in ``query.pool``: the top ``k`` scores (ties go to the lower position)."""
+        """``k`` distinct positions in ``query.pool``: the top ``k`` scores (ties go to the lower position). The
+        scores stay in ``self.last_scores`` (the loop records them)."""
         k = check_k(k, len(query.pool))
-        return top_k(self.score(query), k)
+        self.last_scores = np.asarray(self.score(query), dtype=np.float64)
+        return top_k(self.last_scores, k)
 
 
 def check_k(k: int, n: int) -> int:

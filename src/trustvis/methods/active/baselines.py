@@ -160,4 +160,5 @@ class CoresetQuery(ActiveLearner):
         return min_distances(query.pool.embedding, query.labelled.embedding)
 
     def select(self, query: Query, k: int) -> np.ndarray:
+        self.last_scores = self.score(query)
         return kcenter_greedy(query.pool.embedding, query.labelled.embedding, k)
