@@ -5,6 +5,7 @@
 #   make bench-detect   the quick detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 #   make bench-antispoof   mToFNet and four baselines on RecaptureBench, unseen and seen displays (--quick; < 30 min)
+#   make bench-reid / bench-active   rolling-back fine-tuning; VaB-AL and five query strategies (--quick; < 30 min)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -12,7 +13,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis demo
@@ -55,6 +56,12 @@ bench-anomaly: setup
 
 bench-antispoof: setup
 	$(VENV)/bin/trustvis bench antispoof --quick
+
+bench-reid: setup
+	$(VENV)/bin/trustvis bench reid --quick
+
+bench-active: setup
+	$(VENV)/bin/trustvis bench active --quick
 
 bench-codec: setup
 	$(VENV)/bin/trustvis bench codec --quick
