@@ -181,7 +181,9 @@ def _train_round(run: Any, out: Path, r: int, train_set: Any, progress_desc: str
 
     rdir = round_dir(out, r)
     if (rdir / "model.json").is_file():
-        return load_method(rdir, device=run.train.device if run.train.device != "auto" else "cpu")
+        from trustvis.engine.distributed import resolve_device
+
+        return load_method(rdir, device=str(resolve_device(run.train.device)))
     rr = copy.deepcopy(run)
     rr.train.seed = round_seed(run.train.seed, r)
     if run.data.warm_start and r > 0:
@@ -243,12 +245,18 @@ def query(method: Any, pool: Any, unlabelled: list[int], labelled: Any, k: int, 
 
 def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
     """Run (or continue) the active-learning loop of ``run`` in ``out``; returns a TrainResult."""
+    import os
+
     from trustvis.atomic import atomic_write_text
     from trustvis.config import dump_yaml, to_dict
     from trustvis.engine.checkpoint import save_final
     from trustvis.metrics.active import class_counts
     from trustvis.tasks.train import TrainResult
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TaskError(
+            "an active-learning loop runs in one process (its rounds are small); start it without torchrun"
+        )
     out = Path(out)
     data: ActiveData = run.data
     state = read_state(out)
