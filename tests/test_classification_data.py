@@ -316,7 +316,7 @@ def test_load_split_digits_deterministic():
         load_split("cifar10", "train")
     with pytest.raises(ValueError, match="'val'"):
         load_split("sklearn-digits", "holdout")
-    assert DATASETS == ("fashion-mnist", "opencv-digits", "sklearn-digits", "folder")
+    assert DATASETS == ("fashion-mnist", "opencv-digits", "sklearn-digits", "tuxpaint-stamps", "folder")
 
 
 def test_load_split_opencv_digits(tmp_path):

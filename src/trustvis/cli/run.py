@@ -28,7 +28,7 @@ data: each task has its own `data.*` fields (`trustvis info METHOD` lists a meth
 `--set data.name=folder --set data.root=ROOT`):
   detectors     data.name=synthbench (default; SynthBench train/val of data.train_family, built on first use)
                 | folder: ROOT/{train,val}/<generator>/[<class>/]{0_real,1_fake}/* or a GenImage root
-  classifiers   data.name=fashion-mnist (default) | opencv-digits | sklearn-digits | folder (ROOT/<class>/*
+  classifiers   data.name=fashion-mnist (default) | opencv-digits | sklearn-digits | tuxpaint-stamps | folder (ROOT/<class>/*
   (classifier,  or ROOT/{train,[val],test}/<class>/*); data.imbalance=100 makes train/val long-tailed
   kmix, mixup,  trustvis train kmix --preset quick --set model.K=3 --out runs/kmix
   cutmix, lora) trustvis train classifier --set data.name=opencv-digits --steps 500

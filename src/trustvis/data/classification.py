@@ -14,6 +14,7 @@ What is implemented:
       fashion-mnist   train file --stratified (1-val_fraction, val_fraction)--> train, val;  t10k -> test
       opencv-digits,
       sklearn-digits,
+      tuxpaint-stamps,
       folder (flat)   all images --stratified 60/20/20--> train, val, test
       folder with     train/ [val/] test/ used as they are (val carved from train when absent);
       train/, test/   a folder of IDX files (train-*/t10k-*) is read the same way
@@ -90,7 +91,7 @@ FASHION_MNIST_CLASSES: tuple[str, ...] = (
 )
 
 #: Data set names understood by :func:`load_split`.
-DATASETS: tuple[str, ...] = ("fashion-mnist", "opencv-digits", "sklearn-digits", "folder")
+DATASETS: tuple[str, ...] = ("fashion-mnist", "opencv-digits", "sklearn-digits", "tuxpaint-stamps", "folder")
 #: Split names understood by :func:`load_split`.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -595,7 +596,9 @@ def load_split(
         name: One of :data:`DATASETS`.
         split: ``"train"``, ``"val"`` or ``"test"``.
         root: Data location: for ``"fashion-mnist"`` a folder of IDX files (default: the apt package),
-            for ``"opencv-digits"`` the ``digits.png`` file (default: the apt package), unused for
+            for ``"opencv-digits"`` the ``digits.png`` file (default: the apt package), for
+            ``"tuxpaint-stamps"`` a stamps folder (default: the apt package ``tuxpaint-stamps-default``; its 10
+            largest categories at 64x64, :mod:`trustvis.data.stamps`), unused for
             ``"sklearn-digits"``, required for ``"folder"`` (a class-per-folder tree, a tree with
             ``train/ [val/] test/`` subfolders, or a folder of ``train-*``/``t10k-*`` IDX files).
         split_seed: Seed of the train/val/test assignment (keep the default so that the test set is
@@ -623,6 +626,10 @@ def load_split(
         out = _three_way(opencv_digits(root_str or None), split, split_seed)
     elif name == "sklearn-digits":
         out = _three_way(sklearn_digits(), split, split_seed)
+    elif name == "tuxpaint-stamps":
+        from trustvis.data.stamps import tuxpaint_stamps
+
+        out = _three_way(tuxpaint_stamps(root_str or None), split, split_seed)  # 64x64 RGB, 10 categories
     else:
         out = _load_folder_split(root_str, split, split_seed, val_fraction, size)
     out.name = f"{name}/{split}"

@@ -309,6 +309,17 @@ SOURCES: list[Source] = [
         members={"digits": "digits.csv.gz"},
         n_items=1_797,
     ),
+    Source(
+        name="tuxpaint-stamps",
+        kind="apt",
+        package="tuxpaint-stamps-default",
+        base="/usr/share/tuxpaint/stamps",
+        description="Tux Paint stamps: about 800 colour PNG cut-outs and clip-art in 16 categories (small-data ViTs)",
+        licence="GPL-2",
+        install_hint="sudo apt-get install tuxpaint-stamps-default",
+        purpose="classification",
+        members={"stamp": "**/*.png"},
+    ),
     # RGB-D (purpose="rgbd"): read by trustvis.data.rgbd; one frame per n_items, counted only when complete.
     Source(
         name="middlebury",

@@ -1,7 +1,7 @@
 """Task ``active``: active learning — rounds of training a classifier, asking which images to label, labelling.
 
-data     fashion-mnist | opencv-digits | sklearn-digits | folder (as the classify task). The *pool* is the
-         train split (``data.max_per_class`` caps it per class first), balanced, dominant-k
+data     fashion-mnist | opencv-digits | sklearn-digits | tuxpaint-stamps | folder (as the classify task). The
+         *pool* is the train split (``data.max_per_class`` caps it per class first), balanced, dominant-k
          (``data.pool=dominant``: class ``data.dominant`` whole, the others at 10 %, VaB-AL's protocol) or
          long-tailed (``data.pool=longtail``, max/min ratio ``data.imbalance``); the test split stays balanced.
 loop     ``data.initial`` random labels (seeded by ``train.seed``: the same for every strategy), then per
@@ -54,7 +54,7 @@ ORACLES = ("simulated", "user")
 class ActiveData:
     """The pool, the test set and the loop's budget (``run.data`` of an active-learning run)."""
 
-    name: str = "fashion-mnist"  # fashion-mnist | opencv-digits | sklearn-digits | folder
+    name: str = "fashion-mnist"  # fashion-mnist | opencv-digits | sklearn-digits | tuxpaint-stamps | folder
     root: str = ""  # folder root when name == folder (or an IDX folder / digits.png for the named sets)
     pool: str = "balanced"  # balanced | dominant | longtail
     dominant: int = 0  # pool=dominant: the class kept whole (the others at 10 %)

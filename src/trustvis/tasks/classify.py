@@ -38,7 +38,7 @@ CLASSES_FILE = "classes.json"
 class ClassifyData:
     """Where a classifier's training and validation images come from."""
 
-    name: str = "fashion-mnist"  # fashion-mnist | opencv-digits | sklearn-digits | folder
+    name: str = "fashion-mnist"  # fashion-mnist | opencv-digits | sklearn-digits | tuxpaint-stamps | folder
     root: str = ""  # folder root when name == folder (or an IDX folder / digits.png for the named sets)
     max_images: int = 0  # cap per class (train and val); 0 = all
     imbalance: float = 1.0  # long-tailed train/val with max/min class ratio (1 = as is)
