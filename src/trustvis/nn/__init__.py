@@ -1,1 +1,2 @@
-"""Shared neural-network building blocks: backbones, frequency transforms, filters."""
+"""Shared neural-network building blocks: backbones, frequency transforms, filters, LoRA layers, a small ViT
+that shows its attention (vit.py)."""
