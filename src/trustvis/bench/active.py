@@ -27,10 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from trustvis import registry
-from trustvis.bench.common import payload_header, run_line, write_results
+from trustvis.bench.common import (
+    check_methods,
+    mean_std,
+    payload_header,
+    pm,
+    run_line,
+    seed_run,
+    seed_verdict,
+    write_results,
+)
 from trustvis.bench.options import BenchOptions
-from trustvis.config import make_run_config, to_dict
+from trustvis.config import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +65,7 @@ def run_active_bench(
     methods = list(methods or METHODS)
     pools = list(pools or POOLS)
     seeds = list(seeds if seeds is not None else SEEDS)
-    for name in methods:
-        if registry.get(name).task != "active":
-            raise ValueError(f"{name!r} is not a query strategy; choose from "
-                             f"{[s.name for s in registry.list_methods('active')]}")  # fmt: skip
+    check_methods(methods, "active", "a query strategy")
     for p in pools:
         if p not in VALID_POOLS:
             raise ValueError(f"unknown pool {p!r}; choose from {list(VALID_POOLS)}")
@@ -73,11 +78,7 @@ def run_active_bench(
         for name in methods:
             per_seed = []
             for seed in seeds:
-                train = {"seed": seed, "device": opts.device, "progress": opts.progress}
-                if opts.steps:
-                    train["steps"] = opts.steps
-                run = make_run_config(name, preset, overrides=opts.overrides, train=train,
-                                      data={"name": dataset, "pool": pool})  # fmt: skip
+                run = seed_run(name, preset, opts, seed, {"name": dataset, "pool": pool})
                 task.prepare(run, set())
                 run_dir = out / "runs" / pool / name / f"seed{seed}"
                 log.info("%s pool / %s / seed %d", pool, name, seed)
@@ -151,10 +152,6 @@ def _seed_record(state: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
-def _stat(v: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")}
-
-
 def _over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "labels": per_seed[0]["labels"],
@@ -169,8 +166,8 @@ def _over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for k in MEASURES
         },  # fmt: skip
-        "aulc": {k: _stat([s["aulc"][k] for s in per_seed]) for k in MEASURES},
-        "final": {k: _stat([s["final"][k] for s in per_seed]) for k in MEASURES},
+        "aulc": {k: mean_std([s["aulc"][k] for s in per_seed]) for k in MEASURES},
+        "final": {k: mean_std([s["final"][k] for s in per_seed]) for k in MEASURES},
         "queried_per_class": np.sum([s["queried_per_class"] for s in per_seed], 0).tolist(),
         "train_seconds": float(np.mean([s["train_seconds"] for s in per_seed])),
         "query_seconds": float(np.mean([s["query_seconds"] for s in per_seed])),
@@ -194,21 +191,6 @@ def _figures(out: Path, results: dict[str, Any], pools: dict[str, Any]) -> list[
         plot_query_classes({m: r["queried_per_class"] for m, r in by.items()}, info["classes"],
                            out / figs[-1]["file"], reference=info["per_class"], title=f"queries per class, {pool} pool")  # fmt: skip
     return figs
-
-
-def _pm(s: dict[str, float]) -> str:
-    return f"{100 * s['mean']:.1f}" + (f" ± {100 * s['std']:.1f}" if math.isfinite(s["std"]) else "")
-
-
-def _verdict(a: dict[str, float], b: dict[str, float], name: str, other: str, what: str) -> str:
-    spread = max(a["std"], b["std"])
-    diff = a["mean"] - b["mean"]
-    if not math.isfinite(spread):
-        return f"{name} {_pm(a)} vs {other} {_pm(b)} {what} (one seed: no spread to judge by)"
-    if abs(diff) <= 2 * spread:
-        return f"{name} ties {other} on {what} ({_pm(a)} vs {_pm(b)}: within twice the seeds' std)"
-    word = "beats" if diff > 0 else "loses to"
-    return f"{name} {word} {other} on {what} ({_pm(a)} vs {_pm(b)}, beyond twice the seeds' std)"
 
 
 def results_markdown(res: dict[str, Any]) -> str:
@@ -242,8 +224,8 @@ def results_markdown(res: dict[str, Any]) -> str:
                 if dom is not None
                 else f"{100 * q.max() / max(q.sum(), 1):.0f}"
             )
-            rows.append([name, _pm(r["final"]["acc"]), _pm(r["final"]["balanced_acc"]), _pm(r["final"]["macro_f1"]),
-                         _pm(r["aulc"]["acc"]), _pm(r["aulc"]["balanced_acc"]), share,
+            rows.append([name, pm(r["final"]["acc"]), pm(r["final"]["balanced_acc"]), pm(r["final"]["macro_f1"]),
+                         pm(r["aulc"]["acc"]), pm(r["aulc"]["balanced_acc"]), share,
                          f"{r['train_seconds'] + r['query_seconds']:.0f}"])  # fmt: skip
         share_head = (
             "dominant class share of queries %" if dom is not None else "largest class share of queries %"
@@ -253,8 +235,8 @@ def results_markdown(res: dict[str, Any]) -> str:
         if "vabal" in by:
             for other in ("entropy", "coreset", "random"):
                 if other in by:
-                    lines.append("- " + _verdict(by["vabal"]["aulc"]["balanced_acc"], by[other]["aulc"]["balanced_acc"],
-                                                 "vabal", other, "AULC of balanced accuracy") + ".")  # fmt: skip
+                    lines.append("- " + seed_verdict(by["vabal"]["aulc"]["balanced_acc"], by[other]["aulc"]["balanced_acc"],
+                                                     "vabal", other, "AULC of balanced accuracy") + ".")  # fmt: skip
         lines.append("")
     lines += [f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
               + ", ".join(f["file"] for f in res["figures"]) + "."]  # fmt: skip

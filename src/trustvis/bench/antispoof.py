@@ -22,17 +22,24 @@ Protocol::
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trustvis import registry
-from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.common import (
+    check_methods,
+    mean_std,
+    payload_header,
+    pm,
+    run_line,
+    seed_run,
+    seed_verdict,
+    train_or_reuse,
+    write_results,
+)
 from trustvis.bench.options import BenchOptions
-from trustvis.config import make_run_config
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +69,7 @@ def run_antispoof_bench(
     methods = list(methods or METHODS)
     protocols = list(protocols or PROTOCOLS)
     seeds = list(seeds if seeds is not None else SEEDS)
-    for name in methods:
-        if registry.get(name).task != "antispoof":
-            valid = [s.name for s in registry.list_methods("antispoof")]
-            raise ValueError(f"{name!r} is not an anti-spoofing method; choose from {valid}")
+    check_methods(methods, "antispoof", "an anti-spoofing method")
     for p in protocols:
         if p not in PROTOCOLS:
             raise ValueError(f"Unknown protocol {p!r}; choose from {list(PROTOCOLS)}")
@@ -82,11 +86,9 @@ def run_antispoof_bench(
         for name in methods:
             per_seed = []
             for seed in seeds:
-                train = {"seed": seed, "device": opts.device, "progress": opts.progress}
-                if opts.steps:
-                    train["steps"] = opts.steps
-                run = make_run_config(name, preset, overrides=opts.overrides, train=train,
-                                      data={"name": "recapturebench", "size": size, "protocol": protocol})  # fmt: skip
+                run = seed_run(
+                    name, preset, opts, seed, {"name": "recapturebench", "size": size, "protocol": protocol}
+                )
                 run_dir = out / "runs" / protocol / name / f"seed{seed}"
                 log.info("%s displays / %s / seed %d", protocol, name, seed)
                 method, info = train_or_reuse(run, run_dir, antispoof_datasets)
@@ -120,20 +122,9 @@ def run_antispoof_bench(
     return write_results(out, payload, results_markdown)
 
 
-def _stat(values: list[float]) -> dict[str, float]:
-    v = [x for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
-    if not v:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {
-        "mean": float(np.mean(v)),
-        "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
-        "n": len(v),
-    }
-
-
 def _over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std over seeds of the display-averaged measures; per-display means; the per-seed records."""
-    mean = {k: _stat([s["mean"][k] if k in s["mean"] else s.get(k) for s in per_seed]) for k in MEASURES}
+    mean = {k: mean_std([s["mean"][k] if k in s["mean"] else s.get(k) for s in per_seed]) for k in MEASURES}
     media = per_seed[0]["per_medium"].keys()
     per_medium = {
         d: {
@@ -222,12 +213,6 @@ def results_markdown(res: dict[str, Any]) -> str:
              "APCER, ACER, AUC and EER are means over the test display types; worst APCER = the largest APCER of "
              "one display type (ISO/IEC 30107-3's system APCER). Lower is better but for AUC.", ""]  # fmt: skip
 
-    def pm(s: dict[str, Any]) -> str:
-        m, sd = s.get("mean", float("nan")), s.get("std", float("nan"))
-        if not math.isfinite(m):
-            return "–"
-        return f"{100 * m:.1f}" + (f" ± {100 * sd:.1f}" if math.isfinite(sd) else "")
-
     header = ["displays", "method", "ACER", "APCER", "BPCER", "AUC", "EER", "worst APCER", "train s"]
     rows = []
     for protocol, by in res["results"].items():
@@ -248,26 +233,8 @@ def results_markdown(res: dict[str, Any]) -> str:
         for name, r in by.items():
             if name == "mtofnet":
                 continue
-            b = r["mean"]["acer"]
-            spread = max(_sd(a), _sd(b))
-            diff = b["mean"] - a["mean"]
-            if not (math.isfinite(diff) and math.isfinite(spread)):
-                verdict = f"mToFNet {pm(a)} vs {name} {pm(b)} mean ACER (one seed: no spread to judge by)"
-            elif abs(diff) <= 2 * spread:
-                verdict = (
-                    f"mToFNet ties {name} on mean ACER ({pm(a)} vs {pm(b)}: within twice the seeds' std)"
-                )
-            else:
-                word = "beats" if diff > 0 else "does not beat"
-                verdict = (
-                    f"mToFNet {word} {name} on mean ACER ({pm(a)} vs {pm(b)}, beyond twice the seeds' std)"
-                )
+            verdict = seed_verdict(a, r["mean"]["acer"], "mToFNet", name, "mean ACER", lower_is_better=True)
             lines.append(f"- {protocol} displays: {verdict}.")
     lines += ["", f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
               + ", ".join(f["file"] for f in res["figures"]) + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def _sd(s: dict[str, Any]) -> float:
-    v = s.get("std", float("nan"))
-    return float(v) if math.isfinite(v) else float("nan")

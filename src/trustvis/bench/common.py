@@ -128,3 +128,71 @@ def train_or_reuse(
     }
     atomic_write_json(out / "train_summary.json", info)
     return method, info
+
+
+# ----------------------------------------------------------------------------------------------------
+# what the benches that compare methods over seeds share
+
+
+def check_methods(methods: list[str], task: str, what: str) -> None:
+    """Every name in ``methods`` is a registered method of ``task`` (``what`` names one in the error)."""
+    from trustvis import registry
+
+    for name in methods:
+        if registry.get(name).task != task:
+            raise ValueError(
+                f"{name!r} is not {what}; choose from {[s.name for s in registry.list_methods(task)]}"
+            )
+
+
+def seed_run(name: str, preset: str, opts: Any, seed: int, data: dict[str, Any]) -> RunConfig:
+    """The run config of method ``name`` for one seed of a bench: the bench's ``preset`` and ``data``, the run
+    settings of ``opts`` (device, progress bars, ``--steps``) and the user's ``--set`` overrides last."""
+    from trustvis.config import make_run_config
+
+    train: dict[str, Any] = {"seed": seed, "device": opts.device, "progress": opts.progress}
+    if opts.steps:
+        train["steps"] = opts.steps
+    return make_run_config(name, preset, overrides=opts.overrides, train=train, data=data)
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """``{"mean", "std" (ddof 1; NaN for one value), "n"}`` of the finite ``values`` (NaNs if none)."""
+    import math
+
+    import numpy as np
+
+    v = [float(x) for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
+    if not v:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {
+        "mean": float(np.mean(v)),
+        "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
+        "n": len(v),
+    }
+
+
+def pm(stat: dict[str, float], scale: float = 100.0, digits: int = 1) -> str:
+    """``"mean ± std"`` of a :func:`mean_std` record, scaled (percent by default); ``–`` when there is no mean."""
+    import math
+
+    m, sd = stat.get("mean", float("nan")), stat.get("std", float("nan"))
+    if not math.isfinite(m):
+        return "–"
+    return f"{scale * m:.{digits}f}" + (f" ± {scale * sd:.{digits}f}" if math.isfinite(sd) else "")
+
+
+def seed_verdict(a: dict[str, float], b: dict[str, float], name: str, other: str, what: str,
+                 lower_is_better: bool = False) -> str:  # fmt: skip
+    """Does ``name`` (stat ``a``) beat ``other`` (stat ``b``) on ``what``? A difference counts only beyond twice
+    the larger std over seeds; one seed gives no spread to judge by."""
+    import math
+
+    spread = max(a.get("std", float("nan")), b.get("std", float("nan")))
+    diff = (b["mean"] - a["mean"]) if lower_is_better else (a["mean"] - b["mean"])
+    if not (math.isfinite(diff) and math.isfinite(spread)):
+        return f"{name} {pm(a)} vs {other} {pm(b)} {what} (one seed: no spread to judge by)"
+    if abs(diff) <= 2 * spread:
+        return f"{name} ties {other} on {what} ({pm(a)} vs {pm(b)}: within twice the seeds' std)"
+    word = "beats" if diff > 0 else "does not beat"
+    return f"{name} {word} {other} on {what} ({pm(a)} vs {pm(b)}, beyond twice the seeds' std)"

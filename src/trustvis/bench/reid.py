@@ -28,10 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from trustvis import registry
-from trustvis.bench.common import payload_header, run_line, train_or_reuse, write_results
+from trustvis.bench.common import (
+    check_methods,
+    mean_std,
+    payload_header,
+    pm,
+    run_line,
+    seed_run,
+    seed_verdict,
+    train_or_reuse,
+    write_results,
+)
 from trustvis.bench.options import BenchOptions
-from trustvis.config import make_run_config
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +66,7 @@ def run_reid_bench(
     methods = list(methods or METHODS)
     datasets = list(datasets or DATASETS)
     seeds = list(seeds if seeds is not None else SEEDS)
-    for name in methods:
-        if registry.get(name).task != "reid":
-            raise ValueError(f"{name!r} is not a re-identification method; choose from "
-                             f"{[s.name for s in registry.list_methods('reid')]}")  # fmt: skip
+    check_methods(methods, "reid", "a re-identification method")
     preset = opts.preset or ("quick" if opts.quick else "default")
     size = size or opts.mode
     out = opts.output("reid")
@@ -77,10 +82,7 @@ def run_reid_bench(
         for name in methods:
             per_seed = []
             for seed in seeds:
-                train = {"seed": seed, "device": opts.device, "progress": opts.progress}
-                if opts.steps:
-                    train["steps"] = opts.steps
-                run = make_run_config(name, preset, overrides=opts.overrides, train=train, data=data)
+                run = seed_run(name, preset, opts, seed, data)
                 task.prepare(run, set())
                 run_dir = out / "runs" / ds / name / f"seed{seed}"
                 log.info("%s / %s / seed %d", ds, name, seed)
@@ -140,12 +142,8 @@ def _gradient_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def _over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    def stat(k: str) -> dict[str, float]:
-        v = [s[k] for s in per_seed]
-        return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")}
-
     return {
-        **{k: stat(k) for k in MEASURES},
+        **{k: mean_std([s[k] for s in per_seed]) for k in MEASURES},
         "cmc": [float(x) for x in np.mean([s["cmc"] for s in per_seed], axis=0)],
         "train_seconds": float(np.mean([s["train_seconds"] for s in per_seed])),
         "train_steps": per_seed[0]["train_steps"],
@@ -195,9 +193,6 @@ def results_markdown(res: dict[str, Any]) -> str:
              f"{run_line(res)}  ", f"Rank-k and mAP in %, Market-1501 rules, mean ± std over {len(seeds)} seed(s) "
              f"({seeds}); every method trains for the same number of steps.", ""]  # fmt: skip
 
-    def pm(s: dict[str, float]) -> str:
-        return f"{100 * s['mean']:.1f}" + (f" ± {100 * s['std']:.1f}" if math.isfinite(s["std"]) else "")
-
     rows = []
     for ds, by in res["results"].items():
         for name, r in by.items():
@@ -224,16 +219,7 @@ def results_markdown(res: dict[str, Any]) -> str:
         for name, r in by.items():
             if name == "rollback":
                 continue
-            b = r["map"]
-            spread = max(a["std"], b["std"])
-            diff = a["mean"] - b["mean"]
-            if not math.isfinite(spread):
-                verdict = f"rollback {pm(a)} vs {name} {pm(b)} mAP (one seed: no spread to judge by)"
-            elif abs(diff) <= 2 * spread:
-                verdict = f"rollback ties {name} on mAP ({pm(a)} vs {pm(b)}: within twice the seeds' std)"
-            else:
-                word = "beats" if diff > 0 else "does not beat"
-                verdict = f"rollback {word} {name} on mAP ({pm(a)} vs {pm(b)}, beyond twice the seeds' std)"
+            verdict = seed_verdict(a, r["map"], "rollback", name, "mAP")
             lines.append(f"- {ds}: {verdict}.")
     lines += ["", f"Total bench time: {res['bench_seconds']:.0f} s. Figures: "
               + ", ".join(f["file"] for f in res["figures"]) + "."]  # fmt: skip
