@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -158,10 +160,6 @@ def seed_run(name: str, preset: str, opts: Any, seed: int, data: dict[str, Any])
 
 def mean_std(values: list[float]) -> dict[str, float]:
     """``{"mean", "std" (ddof 1; NaN for one value), "n"}`` of the finite ``values`` (NaNs if none)."""
-    import math
-
-    import numpy as np
-
     v = [float(x) for x in values if isinstance(x, (int, float)) and math.isfinite(x)]
     if not v:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
@@ -174,8 +172,6 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 def pm(stat: dict[str, float], scale: float = 100.0, digits: int = 1) -> str:
     """``"mean ± std"`` of a :func:`mean_std` record, scaled (percent by default); ``–`` when there is no mean."""
-    import math
-
     m, sd = stat.get("mean", float("nan")), stat.get("std", float("nan"))
     if not math.isfinite(m):
         return "–"
@@ -186,8 +182,6 @@ def seed_verdict(a: dict[str, float], b: dict[str, float], name: str, other: str
                  lower_is_better: bool = False) -> str:  # fmt: skip
     """Does ``name`` (stat ``a``) beat ``other`` (stat ``b``) on ``what``? A difference counts only beyond twice
     the larger std over seeds; one seed gives no spread to judge by."""
-    import math
-
     spread = max(a.get("std", float("nan")), b.get("std", float("nan")))
     diff = (b["mean"] - a["mean"]) if lower_is_better else (a["mean"] - b["mean"])
     if not (math.isfinite(diff) and math.isfinite(spread)):

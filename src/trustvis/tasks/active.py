@@ -99,9 +99,9 @@ class ActiveData:
 
 def load_pool(data: ActiveData) -> Any:
     """The unlabelled pool (an ImageSet with its true labels, read only by the simulated oracle)."""
-    from trustvis.data.classification import dominant_indices, load_split, long_tailed_indices
+    from trustvis.data.classification import dominant_indices, long_tailed_indices
 
-    images = cap_per_class(load_split(data.name, "train", root=data.root), data.max_per_class)
+    images = train_split(data)
     if data.pool == "dominant":
         if data.dominant >= images.num_classes:
             raise ConfigError(
@@ -112,6 +112,13 @@ def load_pool(data: ActiveData) -> Any:
         images = images.subset(long_tailed_indices(images.labels, data.imbalance, seed=LT_SEED))
     images.name = f"{data.name}/pool-{data.pool}"
     return images
+
+
+def train_split(data: ActiveData) -> Any:
+    """The train split of the data set, capped per class: the pool before its variant, or a user loop's start."""
+    from trustvis.data.classification import load_split
+
+    return cap_per_class(load_split(data.name, "train", root=data.root), data.max_per_class)
 
 
 def load_test(data: ActiveData) -> Any:
@@ -215,7 +222,8 @@ def evaluate_round(method: Any, test: Any, seed: int = 0) -> dict[str, Any]:
 def query(method: Any, pool: Any, unlabelled: list[int], labelled: Any, k: int, seed: int,
           progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """Ask ``method`` for ``k`` of the ``unlabelled`` positions of ``pool`` knowing the ``labelled`` ImageSet;
-    returns ``{"queried": pool positions, "fit": scalars of fit_query, "terms": the strategy's fitted terms}``."""
+    returns ``{"queried": pool positions, "predicted": their classes, "scores": theirs, "pool_scores": every
+    unlabelled image's, "fit": scalars of fit_query, "terms": the strategy's fitted terms}``."""
     from trustvis.methods.active.base import Query
 
     t0 = time.perf_counter()
@@ -231,6 +239,7 @@ def query(method: Any, pool: Any, unlabelled: list[int], labelled: Any, k: int, 
     scores = getattr(method, "last_scores", None)
     return {
         "queried": [int(unlabelled[i]) for i in picks],
+        "predicted": [int(pf.logits[i].argmax()) for i in picks],  # the classifier's class of each query
         "scores": [] if scores is None else [float(scores[i]) for i in picks],
         "pool_scores": scores,
         "fit": fit,
@@ -264,10 +273,9 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
         raise TaskError(f"{out} holds an unfinished active-learning loop ({len(state['rounds'])} round(s) done); "
                         "pass --resume to continue it, or choose another --out")  # fmt: skip
     t_start = time.perf_counter()
-    if data.oracle == "user":
-        pool, n_rounds = None, 0
-        test = _user_test(data)
-        base = _user_base(data)
+    if data.oracle == "user":  # one round per call: round 0 on the train split, then one per labelled CSV
+        pool, test, base = None, _user_test(data), train_split(data)
+        n_rounds = len(state["rounds"]) if state is not None else 0
     else:
         pool, test = load_pool(data), load_test(data)
         n_rounds = data.rounds
@@ -299,6 +307,8 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
         t_train = time.perf_counter() - t0
         rec: dict[str, Any] = {"round": r, "labels": len(labelled), "train_seconds": t_train}
         rec["labelled_per_class"] = class_counts(labelled.labels, labelled.num_classes)
+        if pool is None and r > 0:
+            rec["added"] = len(labelled) - state["rounds"][-1]["labels"]
         if test is not None and len(test):
             rec["test"] = evaluate_round(method, test)
         if pool is not None and r < n_rounds:
@@ -318,7 +328,7 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
                 n_rounds = r  # the pool is used up
         state["rounds"].append(rec)
         write_state(out, state)
-        lines.append(round_line(rec, state["classes"]))
+        lines.append(round_line(rec))
         log.info(lines[-1])
         r += 1
     if method is None:  # every round was done already (a resumed, finished loop)
@@ -328,7 +338,7 @@ def run_loop(run: Any, out: Path, resume: bool = False) -> Any:
     last = state["rounds"][-1]
     finish_run(method, run, out, state)
     save_final(method, out, to_dict(run), int(run.train.steps))
-    if data.oracle == "user":
+    if data.oracle == "user" and len(state["rounds"]) == 1:
         lines.append(
             f"round 0 trained on {last['labels']} labels; next: trustvis active query {out} --pool DIR --k 50"
         )
@@ -353,7 +363,7 @@ def save_scores(path: Path, positions: list[int], scores: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def round_line(rec: dict[str, Any], classes: list[str]) -> str:
+def round_line(rec: dict[str, Any]) -> str:
     """One line per round: labels, test metrics and what was queried."""
     s = f"round {rec['round']}: {rec['labels']} labels"
     t = rec.get("test")
@@ -379,13 +389,6 @@ def finish_run(method: Any, run: Any, out: Path, state: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # the user oracle
-
-
-def _user_base(data: ActiveData) -> Any:
-    """The labelled images a user's loop starts from: the train split of the data set."""
-    from trustvis.data.classification import load_split
-
-    return cap_per_class(load_split(data.name, "train", root=data.root), data.max_per_class)
 
 
 def _user_test(data: ActiveData) -> Any | None:
@@ -450,7 +453,7 @@ def user_query(run_dir: Path, pool_dir: Path, k: int, csv_path: Path | None = No
     run_dir = Path(run_dir)
     method, state = _user_run(run_dir)
     run = method.run_config
-    base = _user_base(run.data)
+    base = train_split(run.data)
     done = {str(Path(e["path"]).resolve()) for e in state["user_labels"]}
     files = [f for f in iter_image_files(pool_dir) if str(f.resolve()) not in done]
     imgs, paths, skipped = [], [], []
@@ -470,10 +473,9 @@ def user_query(run_dir: Path, pool_dir: Path, k: int, csv_path: Path | None = No
     q = query(
         method, pool, list(range(len(pool))), labelled, k, round_seed(run.train.seed, len(state["rounds"]))
     )
-    feats_pred = method.features(_dataset(pool.subset(q["queried"]), method, False)).logits.argmax(1)
     scores = q["scores"] or [float("nan")] * len(q["queried"])
-    rows = [{"path": str(paths[i]), "rank": n + 1, "score": round(s, 6), "predicted": base.classes[int(p)], "label": ""}
-            for n, (i, p, s) in enumerate(zip(q["queried"], feats_pred, scores))]  # fmt: skip
+    rows = [{"path": str(paths[i]), "rank": n + 1, "score": round(s, 6), "predicted": base.classes[p], "label": ""}
+            for n, (i, p, s) in enumerate(zip(q["queried"], q["predicted"], scores))]  # fmt: skip
     csv_path = Path(csv_path) if csv_path else run_dir / "queries" / f"round-{len(state['rounds']):02d}.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(csv_path, records_csv(rows)[0])
@@ -530,35 +532,11 @@ def user_label(run_dir: Path, csv_path: Path) -> Any:
     state["user_labels"] = list(known.values())
     state.pop("pending", None)
     write_state(run_dir, state)
-    return run_loop_user_round(run, run_dir, state, len(rows), empty)
-
-
-def run_loop_user_round(run: Any, out: Path, state: dict[str, Any], added: int, empty: int) -> Any:
-    """Train round ``len(state['rounds'])`` of a user loop on its base and user labels."""
-    from trustvis.config import to_dict
-    from trustvis.engine.checkpoint import save_final
-    from trustvis.metrics.active import class_counts
-    from trustvis.tasks.train import TrainResult
-
-    t0 = time.perf_counter()
-    r = len(state["rounds"])
-    labelled = user_train_set(_user_base(run.data), state)
-    method = _train_round(run, out, r, labelled, run.method)
-    rec: dict[str, Any] = {"round": r, "labels": len(labelled), "added": added,
-                           "labelled_per_class": class_counts(labelled.labels, labelled.num_classes),
-                           "train_seconds": time.perf_counter() - t0}  # fmt: skip
-    test = _user_test(run.data)
-    if test is not None and len(test):
-        rec["test"] = evaluate_round(method, test)
-    state["rounds"].append(rec)
-    write_state(out, state)
-    finish_run(method, run, out, state)
-    save_final(method, out, to_dict(run), int(run.train.steps))
-    lines = [f"added {added} label(s)" + (f" ({empty} row(s) still without a label)" if empty else ""),
-             round_line(rec, state["classes"])]  # fmt: skip
-    summary = {"steps": int(run.train.steps), "train_seconds": time.perf_counter() - t0,
-               "eval": {k: v for k, v in rec.get("test", {}).items() if isinstance(v, float)}}  # fmt: skip
-    return TrainResult(method, summary, True, lines)
+    res = run_loop(run, run_dir, resume=True)  # trains exactly the next round
+    res.lines.insert(
+        0, f"added {len(rows)} label(s)" + (f" ({empty} row(s) still without a label)" if empty else "")
+    )
+    return res
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -576,7 +554,7 @@ class ActiveTask(ClassifyTask):
     def prepare(self, run: Any, explicit: set[str]) -> None:
         if "model.num_classes" not in explicit:
             data = run.data
-            images = _user_base(data) if data.oracle == "user" else load_pool(data)
+            images = train_split(data) if data.oracle == "user" else load_pool(data)
             run.model.num_classes = images.num_classes
 
     def check_method(self, spec: Any, command: str) -> None:

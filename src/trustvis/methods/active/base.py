@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trustvis.config import TrainConfig
-from trustvis.methods.classify.classifier import Classifier, ClassifierConfig
+from trustvis.methods.classify.classifier import CLASSIFIER_TRAIN, Classifier, ClassifierConfig
 from trustvis.nn.backbones import build_backbone
 
 
@@ -55,14 +55,17 @@ ACTIVE_DATA = {
               "budget": 100, "rounds": 5},
     "tiny": {"name": "sklearn-digits", "initial": 20, "budget": 10, "rounds": 1},
 }  # fmt: skip
-#: training budget of one round (each round trains from scratch by default)
+#: training budget of one round (each round trains from scratch by default): the classification recipe's, with
+#: fewer steps per round
 ACTIVE_TRAIN = {
-    "default": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 1000, "schedule": "cosine",
-                "warmup_steps": 50},
-    "quick": {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 64, "steps": 250, "schedule": "cosine",
-              "warmup_steps": 25},
-    "tiny": {"lr": 1e-3, "batch_size": 4, "steps": 2},
-}  # fmt: skip
+    k: {
+        **v,
+        **{"default": {"steps": 1000, "warmup_steps": 50}, "quick": {"steps": 250, "warmup_steps": 25}}.get(
+            k, {}
+        ),
+    }
+    for k, v in CLASSIFIER_TRAIN.items()
+}
 
 
 def active_presets(model: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -91,9 +94,9 @@ class Features:
     @property
     def probs(self) -> np.ndarray:
         """(N,C) softmax of the logits (float64)."""
-        z = self.logits.astype(np.float64)
-        z = np.exp(z - z.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
+        from trustvis.metrics.calibration import softmax
+
+        return softmax(self.logits)
 
     def subset(self, index: Any) -> Features:
         """The rows ``index`` of every array."""

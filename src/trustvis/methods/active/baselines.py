@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from trustvis.methods.active.base import ActiveConfig, ActiveLearner, Query, active_presets, check_k
+from trustvis.metrics.calibration import softmax
 from trustvis.registry import Paper, register
 
 _SURVEY = Paper("Active Learning Literature Survey", "Settles, University of Wisconsin-Madison TR 1648, 2009",
@@ -54,12 +55,6 @@ def bald_scores(mc_probs: np.ndarray) -> np.ndarray:
         raise ValueError(f"BALD needs (T,N,C) dropout samples with T >= 1, got shape {p.shape}")
     mi = entropy_scores(p.mean(0)) - np.mean([entropy_scores(s) for s in p], axis=0)
     return np.maximum(mi, 0.0)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    z = np.exp(z - z.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
 
 
 def min_distances(points: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -145,7 +140,7 @@ class BaldQuery(ActiveLearner):
         if query.pool.mc_logits is None:
             raise ValueError("bald needs the pool's dropout samples (Features.mc_logits); compute the "
                              "features with this method's features()")  # fmt: skip
-        return bald_scores(_softmax(query.pool.mc_logits))
+        return bald_scores(softmax(query.pool.mc_logits))
 
 
 @register("coreset", task="active", config=ActiveConfig, presets=active_presets(),
