@@ -6,6 +6,7 @@
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 #   make bench-antispoof   mToFNet and four baselines on RecaptureBench, unseen and seen displays (--quick; < 30 min)
 #   make bench-reid / bench-active   rolling-back fine-tuning; VaB-AL and five query strategies (--quick; < 30 min)
+#   make bench-vit   AAL vs plain ViT and DeiT distillation on small data (--quick; < 30 min)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -13,7 +14,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-vit bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis demo
@@ -62,6 +63,9 @@ bench-reid: setup
 
 bench-active: setup
 	$(VENV)/bin/trustvis bench active --quick
+
+bench-vit: setup
+	$(VENV)/bin/trustvis bench vit --quick
 
 bench-codec: setup
 	$(VENV)/bin/trustvis bench codec --quick

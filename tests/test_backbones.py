@@ -375,3 +375,21 @@ def test_pretrained_features_beat_random_ones_in_a_linear_probe():
         clf = LogisticRegression(max_iter=2000).fit((f_tr - mu) / sd, y_tr)
         acc[weights] = clf.score((f_te - mu) / sd, y_te)
     assert acc["imagenet"] >= acc[None] + 0.10, acc  # measured 0.73 vs 0.38
+
+
+def test_normalized_feature_maps_are_the_backbone_taps():
+    """A classifier's own feature maps (the frozen CNN of AAL) equal FeatureBackbone's over the same network."""
+    from trustvis.nn.backbones import FeatureBackbone, build_classifier
+
+    torch.manual_seed(0)
+    clf = build_classifier("resnet8", 10, input_size=16).eval()
+    x = torch.rand(2, 3, 20, 20)
+    maps = clf.feature_maps(x, [2, 1])
+    ref = FeatureBackbone("resnet8", clf.net, [2, 1])(
+        torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear")
+    )
+    assert [tuple(m.shape) for m in maps] == [(2, 32, 8, 8), (2, 16, 16, 16)]
+    for a, b in zip(maps, ref):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="taps"):
+        clf.feature_maps(x, [5])

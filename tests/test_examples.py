@@ -208,6 +208,14 @@ ADDED: dict[str, str] = {
     "trustvis train entropy --data labelled/ --set data.oracle=user --out runs/al": "--preset tiny",
     "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market": "--steps 2 --set "
     "train.batch_size=8",
+    "trustvis train vit --preset quick --out runs/vit": "--steps 2",
+    "trustvis train aal --preset quick --out runs/aal": "--steps 2",
+    "trustvis train aal --preset quick --set model.links_from=runs/aal --out runs/aal-adv": "--steps 2",
+    "trustvis train classifier --preset quick --set model.backbone=mobilenet_v2 --set model.weights=imagenet --set "
+    "model.input_size=32 --set data.max_images=100 --out runs/teacher": "--steps 2",
+    "trustvis train deit --preset quick --set model.teacher=runs/teacher --set model.distill=soft --out runs/deit": (
+        "--steps 2"
+    ),
 }
 
 _GPU = "needs a CUDA GPU"
@@ -272,6 +280,10 @@ NOT_RUN: dict[str, str] = {
     "trustvis bench active --quick --methods entropy,vabal --datasets dominant --seeds 0": (
         "2 loops of 6 trainings on Fashion-MNIST: about a minute"
     ),
+    "trustvis bench vit --quick": "72 trainings (6 methods x 4 settings x 3 seeds): about 25 min; "
+    "tests/test_bench_vit.py runs the protocol in miniature",
+    "trustvis bench vit --quick --methods vit,aal --datasets fmnist-1k --seeds 0": "2 ViT trainings of 300 steps: "
+    "about a minute",
     "trustvis demo": "a bench in miniature (SynthBench demo, two detectors, a report): minutes",
     "trustvis demo --out results/my-demo --steps 500": "the demo with 500 steps per detector: minutes",
 }
@@ -677,6 +689,14 @@ SCENARIOS: dict[str, list[Step]] = {
         _label_round_1,
         "trustvis active label runs/al runs/al/queries/round-01.csv",
         "trustvis active status runs/al",
+    ],
+    "vit": [
+        "trustvis train vit --preset quick --out runs/vit",
+        "trustvis train aal --preset quick --out runs/aal",
+        "trustvis train aal --preset quick --set model.links_from=runs/aal --out runs/aal-adv",
+        "trustvis train classifier --preset quick --set model.backbone=mobilenet_v2 --set model.weights=imagenet "
+        "--set model.input_size=32 --set data.max_images=100 --out runs/teacher",
+        "trustvis train deit --preset quick --set model.teacher=runs/teacher --set model.distill=soft --out runs/deit",
     ],
     "python-api": [
         _set_up_python_api,

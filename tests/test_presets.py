@@ -63,9 +63,12 @@ def test_without_imagenet_weights_every_preset_still_builds_or_names_a_working_f
     name, preset, monkeypatch
 ):
     monkeypatch.setattr(backbones, "_imagenet_file", lambda _name: None)  # nothing found offline
-    wants_imagenet = getattr(registry.get(name).make_config(preset), "weights", "") == "imagenet"
+    cfg = registry.get(name).make_config(preset)
+    imagenet = [
+        k for k in ("weights", "teacher_weights") if getattr(cfg, k, "") == "imagenet"
+    ]  # a CNN or a teacher
     got = _builds_or_names_a_working_flag(name, preset)
-    assert got == ("model.weights=none" if wants_imagenet else "built"), (name, preset, got)
+    assert got == (f"model.{imagenet[0]}=none" if imagenet else "built"), (name, preset, got)
 
 
 @pytest.mark.parametrize("value", ["none", "None", "", "''"])

@@ -147,15 +147,17 @@ def check_methods(methods: list[str], task: str, what: str) -> None:
             )
 
 
-def seed_run(name: str, preset: str, opts: Any, seed: int, data: dict[str, Any]) -> RunConfig:
-    """The run config of method ``name`` for one seed of a bench: the bench's ``preset`` and ``data``, the run
-    settings of ``opts`` (device, progress bars, ``--steps``) and the user's ``--set`` overrides last."""
+def seed_run(name: str, preset: str, opts: Any, seed: int, data: dict[str, Any], model: dict[str, Any] | None = None,
+             train: dict[str, Any] | None = None) -> RunConfig:  # fmt: skip
+    """The run config of method ``name`` for one seed of a bench: the bench's ``preset``, ``data`` and its own
+    ``model``/``train`` values, the run settings of ``opts`` (device, progress bars, ``--steps``) and the user's
+    ``--set`` overrides last."""
     from trustvis.config import make_run_config
 
-    train: dict[str, Any] = {"seed": seed, "device": opts.device, "progress": opts.progress}
+    train = {**(train or {}), "seed": seed, "device": opts.device, "progress": opts.progress}
     if opts.steps:
         train["steps"] = opts.steps
-    return make_run_config(name, preset, overrides=opts.overrides, train=train, data=data)
+    return make_run_config(name, preset, overrides=opts.overrides, model=model, train=train, data=data)
 
 
 def mean_std(values: list[float]) -> dict[str, float]:

@@ -248,6 +248,15 @@ def _active_args(p: Any) -> None:
                    help="the classification data set (default fashion-mnist)")  # fmt: skip
 
 
+def _vit_args(p: Any) -> None:
+    p.add_argument("--methods", dest="conditions", type=_names, metavar="CONDITIONS",
+                   help="comma-separated conditions: cnn, vit, deit-hard, deit-soft, aal, aal-adv (default all; "
+                   "deit-* add cnn, their teacher, and aal-adv adds aal, its first run)")  # fmt: skip
+    p.add_argument("--datasets", dest="settings", type=_names, metavar="SETTINGS",
+                   help="comma-separated settings: fmnist-1k, fmnist-5k, digits, stamps (default all)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="comma-separated training seeds (default 0,1,2)")
+
+
 BENCHES: dict[str, BenchEntry] = {
     "detect": BenchEntry(
         help="detectors trained on one SynthBench family, tested on every family",
@@ -359,6 +368,22 @@ BENCHES: dict[str, BenchEntry] = {
         examples=(
             "trustvis bench active --quick",
             "trustvis bench active --quick --methods entropy,vabal --datasets dominant --seeds 0",
+        ),
+    ),
+    "vit": BenchEntry(
+        help="ViTs on small data: AAL vs the plain ViT and DeiT-style distillation, CNN teacher as reference",
+        about="Vision Transformers trained from scratch on small data (Fashion-MNIST 1k and 5k, OpenCV digits, Tux\n"
+        "Paint stamps): AAL (attention links to a frozen ImageNet CNN) and its advanced module against the plain\n"
+        "ViT and DeiT hard/soft distillation from the fine-tuned CNN, same budget, 3 seeds: test top-1, steps\n"
+        "to the plain ViT's accuracy, validation curves, the link matrix, attention beside CNN maps",
+        target="trustvis.bench.vit:run_vit_bench",
+        add_arguments=_vit_args,
+        kwargs=_pick("conditions", "settings", "seeds"),
+        options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
+        quick_time="under 30 min on 2 cores",
+        examples=(
+            "trustvis bench vit --quick",
+            "trustvis bench vit --quick --methods vit,aal --datasets fmnist-1k --seeds 0",
         ),
     ),
     "codec": BenchEntry(

@@ -197,6 +197,8 @@ class Normalized(nn.Module):
         std: Per-channel standard deviation (default ImageNet).
         head_name: Dotted path of the classification head inside ``net`` ("" when unknown).
         input_size: Resize inputs (bilinear) to this square side first; 0 = as given.
+        backbone: The :data:`BACKBONES` name of ``net`` (set by :func:`build_classifier`); :meth:`feature_maps`
+            needs it.
     """
 
     def __init__(
@@ -206,11 +208,13 @@ class Normalized(nn.Module):
         std: Sequence[float] = IMAGENET_STD,
         head_name: str = "",
         input_size: int = 0,
+        backbone: str = "",
     ) -> None:
         super().__init__()
         self.net = net
         self.head_name = head_name
         self.input_size = int(input_size)
+        self.backbone = backbone  # the BACKBONES name of ``net`` ("" when unknown): needed by feature_maps
         self.register_buffer(
             "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
         )
@@ -221,6 +225,22 @@ class Normalized(nn.Module):
         if s and x.shape[-2:] != (s, s):  # (B,3,H,W) -> (B,3,s,s)
             x = nn.functional.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
         return self.net((x - self.mean) / self.std)
+
+    def feature_maps(self, x: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
+        """The maps of ``net`` at the feature ``taps`` of :func:`build_backbone` (CNN backbones), after this
+        module's resize and normalisation: (B,3,H,W) in [0,1] -> [(B,C_i,H_i,W_i)], one per tap in order."""
+        if self.backbone not in BACKBONES or self.backbone in _VITS:
+            raise ValueError(f"feature_maps needs a CNN backbone name, got {self.backbone!r}")
+        s = self.input_size
+        if s and x.shape[-2:] != (s, s):
+            x = nn.functional.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        segments = _taps(self.backbone, self.net)[0]
+        bad = [t for t in taps if not 0 <= t < len(segments)]
+        if bad or not taps:
+            raise ValueError(
+                f"taps {list(taps)} invalid for {self.backbone}; choose from {list(range(len(segments)))}"
+            )
+        return _run_taps(self.net, segments, (x - self.mean) / self.std, taps)
 
 
 _SKIP_PRETRAINED = contextvars.ContextVar("skip_pretrained", default=False)
@@ -234,6 +254,12 @@ def no_pretrained() -> Iterator[None]:
         yield
     finally:
         _SKIP_PRETRAINED.reset(token)
+
+
+def pretrained_skipped() -> bool:
+    """True inside :func:`no_pretrained`: a checkpoint is about to overwrite every weight, so a method reads no
+    weight file of its own (a teacher run, the links of a first run) while it is built."""
+    return _SKIP_PRETRAINED.get()
 
 
 # ------------------------------------------------------------------------------------------ networks
@@ -489,7 +515,7 @@ def build_classifier(
         _load_into(net, name, state, image_size, keep_head=False)
         log.info("loaded %s weights from %s", name, weights)
     mean, std = _input_norm(name)
-    return Normalized(net, mean, std, head_name=HEAD_NAMES[name], input_size=input_size)
+    return Normalized(net, mean, std, head_name=HEAD_NAMES[name], input_size=input_size, backbone=name)
 
 
 def imagenet_classifier(name: str = "efficientnet_lite0", image_size: int = 224) -> Normalized:
@@ -564,6 +590,26 @@ def _taps(name: str, net: nn.Module) -> tuple[list[tuple[str, ...]], list[int], 
     return blocks, [net.hidden_dim] * len(blocks), [16] * len(blocks)
 
 
+def _run_taps(
+    net: nn.Module,
+    segments: Sequence[tuple[str, ...]],
+    x: torch.Tensor,
+    out_indices: Sequence[int],
+    after: Mapping[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> list[torch.Tensor]:
+    """Run ``net``'s ``segments`` on ``x`` up to the deepest of ``out_indices``; the outputs at those taps, in
+    their order (``after[i]`` replaces tap ``i``'s output before the next segment)."""
+    taps: dict[int, torch.Tensor] = {}
+    for i, segment in enumerate(segments[: max(out_indices) + 1]):
+        for path in segment:
+            x = net.get_submodule(path)(x)
+        if after and i in after:
+            x = after[i](x)
+        if i in out_indices:
+            taps[i] = x
+    return [taps[i] for i in out_indices]
+
+
 class FeatureBackbone(nn.Module):
     """Feature maps of a backbone at chosen taps (see the module docstring); [0,1] images in.
 
@@ -602,24 +648,16 @@ class FeatureBackbone(nn.Module):
         """The maps at ``out_indices``; ``after[i]`` (e.g. a spatial transformer) replaces the output of
         tap ``i`` before the next stage runs (CNN taps only)."""
         x = (images - self.mean) / self.std
-        last = max(self.out_indices)
         vit = self.name in _VITS
+        if vit and after:
+            raise ValueError("FeatureBackbone: `after` hooks work on CNN taps only")
         if vit:
             b = x.shape[0]
             x = self.net._process_input(x)  # (B, N, D) patch tokens
             x = torch.cat([self.net.class_token.expand(b, -1, -1), x], dim=1)  # (B, 1+N, D)
             x = self.net.encoder.dropout(x + self.net.encoder.pos_embedding)
-        taps: dict[int, torch.Tensor] = {}
-        for i, segment in enumerate(self._segments[: last + 1]):
-            for path in segment:
-                x = self.net.get_submodule(path)(x)
-            if after and i in after:
-                if vit:
-                    raise ValueError("FeatureBackbone: `after` hooks work on CNN taps only")
-                x = after[i](x)
-            if i in self.out_indices:
-                taps[i] = self._token_map(x) if vit else x
-        return [taps[i] for i in self.out_indices]
+        maps = _run_taps(self.net, self._segments, x, self.out_indices, after)
+        return [self._token_map(m) for m in maps] if vit else maps
 
     @staticmethod
     def _token_map(tokens: torch.Tensor) -> torch.Tensor:  # (B, 1+N, D) -> (B, D, sqrt N, sqrt N)

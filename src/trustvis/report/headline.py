@@ -280,6 +280,26 @@ def _active(r: Mapping[str, Any]) -> Headline | None:
                      "AULC balanced acc (%)"], rows, note, higher=(2, 3, 4, 5), group=0)  # fmt: skip
 
 
+def _vit(r: Mapping[str, Any]) -> Headline | None:
+    """One row per (setting, method): test top-1 (mean ± std over seeds) and steps to the plain ViT's accuracy."""
+    rows = []
+    for setting, by in as_dict(r.get("results")).items():
+        for name, m in as_dict(by).items():
+            st = as_dict(as_dict(m).get("steps_to_vit"))
+            mean, n = as_float(st.get("mean")), int(as_float(st.get("reached")) or 0) if st else 0
+            steps = Shown(mean, f"{mean:.0f} ({n}/{st.get('of')})") if n and math.isfinite(mean) else None
+            rows.append([setting, name, _pm(as_dict(m).get("top1"), digits=1), steps])
+    if not rows:
+        return None
+    seeds = r.get("seeds") or []
+    note = (f"Test top-1 in %, ± std over {len(seeds)} seed(s); every ViT trains the same network for the same steps; "
+            "cnn = the ImageNet CNN fine-tuned on the same images (the DeiT teacher). Steps to ViT = first validation "
+            "step reaching the plain ViT's final validation accuracy (seeds that reached it).")  # fmt: skip
+    return Headline(
+        ["setting", "method", "top-1 (%)", "steps to ViT"], rows, note, higher=(2,), lower=(3,), group=0
+    )
+
+
 #: bench name -> the function that builds its headline table from ``results.json``
 HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "detect": _detect,
@@ -291,6 +311,7 @@ HEADLINES: dict[str, Callable[[Mapping[str, Any]], Headline | None]] = {
     "antispoof": _antispoof,
     "reid": _reid,
     "active": _active,
+    "vit": _vit,
 }
 
 

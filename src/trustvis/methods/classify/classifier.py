@@ -69,6 +69,17 @@ def classifier_presets(model: dict[str, dict], train: dict[str, dict] | None = N
     }
 
 
+def classifier_transform(train: bool, crop_pad: int, hflip: bool) -> Callable[[np.ndarray], torch.Tensor]:
+    """uint8 (H,W,3) -> (3,H,W) in [0,1]; in training a random translation by up to ``crop_pad`` pixels (zero
+    fill) and, with ``hflip``, a random horizontal flip: the augmentation of every image classifier here."""
+    steps: list[Callable] = []
+    if train and crop_pad > 0:
+        steps.append(functools.partial(T.random_translate, pad=crop_pad))
+    if train and hflip:
+        steps.append(T.random_hflip)
+    return T.Compose([*steps, T.to_tensor])
+
+
 class Classifier(Method):
     """A classifier trained with cross-entropy; subclasses override :meth:`mix`."""
 
@@ -91,13 +102,7 @@ class Classifier(Method):
         return build_classifier(cfg.backbone, cfg.num_classes, cfg.weights or None, input_size=cfg.input_size)
 
     def make_transform(self, train: bool) -> Callable[[np.ndarray], torch.Tensor]:
-        cfg = self.config
-        steps: list[Callable] = []
-        if train and cfg.crop_pad > 0:
-            steps.append(functools.partial(T.random_translate, pad=cfg.crop_pad))
-        if train and cfg.hflip:
-            steps.append(T.random_hflip)
-        return T.Compose([*steps, T.to_tensor])
+        return classifier_transform(train, self.config.crop_pad, self.config.hflip)
 
     def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training inputs and soft targets (B,C); the plain classifier uses the one-hot labels."""

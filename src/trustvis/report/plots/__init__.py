@@ -13,8 +13,9 @@ rate-distortion with one rate point per codec) or not at all (training curves).
 
 One module per subject: :mod:`.common` (palette, saving, training curves, reliability diagrams, heatmap
 overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly`,
-:mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs), :mod:`.codec` and :mod:`.reid` (retrieval
-examples, gradient norms per layer group, CMC curves).
+:mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs), :mod:`.codec`, :mod:`.reid` (retrieval
+examples, gradient norms per layer group, CMC curves), :mod:`.active` (learning curves, queried classes) and
+:mod:`.vit` (AAL's link matrix, attention beside CNN maps).
 """
 
 from __future__ import annotations

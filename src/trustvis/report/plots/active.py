@@ -33,14 +33,15 @@ def _legend(ax: Any, title: str) -> None:
 
 def plot_learning_curves(
     curves: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, ylabel: str = "test accuracy",
-    title: str = "",
+    title: str = "", xlabel: str = "labelled images", legend: str = "strategy",
 ) -> Path:  # fmt: skip
     """One line per strategy: ``mean`` against ``labels``, with a ``std`` band when given.
 
     Args:
-        curves: ``{strategy: {"labels": [...], "mean": [...], "std": [...] (optional)}}``, values as fractions.
+        curves: ``{strategy: {"labels": [...], "mean": [...], "std": [...] (optional)}}``, values as fractions;
+            ``labels`` are the x values (labelled images; training steps or images for other curves).
         path: output PNG.
-        ylabel, title: axis label and figure title.
+        ylabel, title, xlabel, legend: axis labels, figure title and legend title.
 
     Raises:
         ValueError: no curve, or a curve whose arrays differ in length.
@@ -60,12 +61,12 @@ def plot_learning_curves(
             ax.fill_between(
                 x, 100 * (y - s), 100 * (y + s), color=styles[name]["color"], alpha=0.15, linewidth=0
             )
-    ax.set_xlabel("labelled images")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} (%)")
     ax.grid(True, color="0.9", linewidth=0.6)
     ax.set_axisbelow(True)
-    _legend(ax, "strategy")
-    ax.set_title(title or f"{ylabel} against labels (mean ± std over seeds)", fontsize=11)
+    _legend(ax, legend)
+    ax.set_title(title or f"{ylabel} against {xlabel} (mean ± std over seeds)", fontsize=11)
     return _save(fig, path)
 
 
