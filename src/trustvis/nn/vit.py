@@ -122,9 +122,9 @@ class SmallViT(nn.Module):
         if tuple(images.shape[-2:]) != (s, s):
             images = F.interpolate(images, size=(s, s), mode="bilinear", align_corners=False)
         x = self.patch_embed((images - self.mean) / self.std).flatten(2).transpose(1, 2)  # (B,P·P,D)
-        first = [self.cls_token.expand(len(x), -1, -1)]
+        first = [self.cls_token.expand(x.shape[0], -1, -1)]
         if self.dist_token is not None:
-            first.append(self.dist_token.expand(len(x), -1, -1))
+            first.append(self.dist_token.expand(x.shape[0], -1, -1))
         return torch.cat([*first, x], 1) + self.pos_embed
 
     def forward(self, images: torch.Tensor, attention: bool = False) -> dict[str, torch.Tensor]:
