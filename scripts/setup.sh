@@ -8,7 +8,7 @@
 # Re-running is cheap: installed packages are skipped. Set TRUSTVIS_SKIP_APT=1 to skip step 1.
 set -euo pipefail
 VENV="${1:-.venv}"
-APT_PACKAGES=(opencv-doc mate-backgrounds plasma-workspace-wallpapers libjxl-testdata dataset-fashion-mnist mrpt-common visp-images-data tuxpaint-stamps-default)
+APT_PACKAGES=(opencv-doc mate-backgrounds plasma-workspace-wallpapers libjxl-testdata dataset-fashion-mnist mrpt-common visp-images-data tuxpaint-stamps-default asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav espeak-ng flite)
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -7,7 +7,9 @@ plasma-workspace-wallpapers, libjxl-testdata, dataset-fashion-mnist, visp-images
 (optional). Classification sets (``purpose="classification"``: Fashion-MNIST, OpenCV ``digits.png``,
 scikit-learn digits) are read by :mod:`trustvis.data.classification`; RGB + depth frames
 (``purpose="rgbd"``: Middlebury Motorcycle, OpenCV Aloe, ViSP castel, the Kinect frame of mrpt-common) by
-:mod:`trustvis.data.rgbd`. :data:`SOURCES` lists them; :func:`status` reports what is installed and
+:mod:`trustvis.data.rgbd`; spoken digits (``purpose="speech"``: Tux Paint, the Asterisk prompts; ``"speech
+(synthetic)"``: the espeak-ng and flite programs, whose voices are generated into the cache) by
+:mod:`trustvis.data.speech`. :data:`SOURCES` lists them; :func:`status` reports what is installed and
 :func:`format_status` renders it with the command that installs what is missing (``trustvis data
 status``).
 
@@ -55,7 +57,7 @@ class Source:
         description: One line on what it holds.
         licence: Licence of the data.
         install_hint: Command that installs it.
-        purpose: ``"photos"``, ``"classification"`` or ``"rgbd"``.
+        purpose: ``"photos"``, ``"classification"``, ``"rgbd"``, ``"speech"`` or ``"speech (synthetic)"``.
         base: Folder holding the files: absolute (under ``/usr/share``) for apt packages, relative to
             the imported module's folder for pip packages.
         members: Item name -> path relative to ``base``. A path may be a glob; with
@@ -319,6 +321,67 @@ SOURCES: list[Source] = [
         install_hint="sudo apt-get install tuxpaint-stamps-default",
         purpose="classification",
         members={"stamp": "**/*.png"},
+    ),
+    # speech (purpose "speech" real, "speech (synthetic)" generated): read by trustvis.data.speech
+    Source(
+        name="tuxpaint-digits",
+        kind="apt",
+        package="tuxpaint-stamps-default",
+        base="/usr/share/tuxpaint/stamps/symbols/math",
+        description="Tux Paint: the digits 0-9 spoken in about 22 languages (Ogg Vorbis), one speaker per language",
+        licence="GPL-2",
+        install_hint="sudo apt-get install tuxpaint-stamps-default",
+        purpose="speech",
+        members={
+            "en": "[0-9].ogg",
+            "lang": "[0-9]_[a-z][a-z].ogg",
+            "region": "[0-9]_[a-z][a-z]_[A-Za-z][A-Za-z].ogg",
+        },
+    ),
+    *(
+        Source(
+            name=f"asterisk-{lang}",
+            kind="apt",
+            package=f"asterisk-core-sounds-{lang}-wav",
+            base=f"/usr/share/asterisk/sounds/{voice}/digits",
+            description=f"Asterisk prompts: the digits 0-9 spoken by {voice.rsplit('_', 1)[-1]} ({lang}, 8 kHz WAV)",
+            licence="CC-BY-SA-3.0",
+            install_hint=f"sudo apt-get install asterisk-core-sounds-{lang}-wav",
+            purpose="speech",
+            members=_same(*"0123456789", ext=".wav"),
+            n_items=10,
+        )
+        for lang, voice in (
+            ("en", "en_US_f_Allison"),
+            ("es", "es_MX_f_Allison"),
+            ("fr", "fr_CA_f_June"),
+            ("it", "it_IT_m_Carlo"),
+            ("ru", "ru_RU_f_IvrvoiceRU"),
+        )  # fmt: skip
+    ),
+    Source(
+        name="espeak-ng",
+        kind="apt",
+        package="espeak-ng",
+        base="/usr/bin",
+        description="espeak-ng formant synthesis: 20 English voices x 10 digits, generated into the cache (SYNTHETIC)",
+        licence="GPL-3 (synthetic speech)",
+        install_hint="sudo apt-get install espeak-ng",
+        purpose="speech (synthetic)",
+        members={"espeak-ng": "espeak-ng"},
+        n_items=200,
+    ),
+    Source(
+        name="flite",
+        kind="apt",
+        package="flite",
+        base="/usr/bin",
+        description="CMU Flite: 5 English voices x 10 digits, generated into the cache (SYNTHETIC)",
+        licence="BSD-style (synthetic speech)",
+        install_hint="sudo apt-get install flite",
+        purpose="speech (synthetic)",
+        members={"flite": "flite"},
+        n_items=50,
     ),
     # RGB-D (purpose="rgbd"): read by trustvis.data.rgbd; one frame per n_items, counted only when complete.
     Source(
