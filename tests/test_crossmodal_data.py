@@ -55,3 +55,36 @@ def test_load_digit_speech_on_the_installed_packages():
     assert not {c.speaker for c in train.clips} & {c.speaker for c in data.clips}  # speakers never shared
     with pytest.raises(ValueError, match="opencv-digits"):
         load_digit_speech("test", images="mnist")
+
+
+def test_stamp_pictures_with_their_spoken_names(tmp_path):
+    import soundfile as sf
+    from PIL import Image
+
+    from trustvis.data.crossmodal import stamp_speech
+
+    birds = tmp_path / "animals" / "birds"
+    birds.mkdir(parents=True)
+    for name in ("rosella", "owl", "mute", "sea_urchin"):
+        Image.new("RGBA", (8, 8)).save(birds / f"{name}.png")
+    tone = (0.2 * np.sin(np.arange(4000) / 3)).astype(np.float32)
+    clips = ("rosella_desc_fr.ogg", "rosella_desc_ru.ogg", "rosella.ogg", "rosella_en_GB.ogg", "owl_desc_ca.ogg",
+             "lonely_desc_fr.ogg", "sea_urchin.ogg")  # fmt: skip
+    for clip in clips:
+        sf.write(str(birds / clip), tone, 16000, format="OGG")
+    found = stamp_speech(tmp_path)
+    # a picture without a clip (mute) and clips without a picture (lonely) are left out
+    assert [s.picture.name for s in found] == ["owl.png", "rosella.png", "sea_urchin.png"]
+    assert found[1].category == "animals"
+    assert [lang for lang, _ in found[1].clips] == ["en", "en_GB", "fr", "ru"]
+    assert [lang for lang, _ in found[2].clips] == ["en"]
+    assert stamp_speech(tmp_path / "nowhere") == []
+
+
+def test_the_installed_stamps_have_spoken_names():
+    from trustvis.data.crossmodal import stamp_speech
+
+    found = stamp_speech()
+    if not found:
+        pytest.skip("tuxpaint-stamps-default not installed")
+    assert len(found) > 500 and sum(len(s.clips) for s in found) > 4000
