@@ -257,12 +257,13 @@ def _figures(
 
 
 def _aal_figures(out: Path, kept: dict[str, Any], setting: str) -> list[dict[str, str]]:
-    from trustvis.data.transforms import to_tensor
+    from trustvis.data.classification import ClassificationDataset
     from trustvis.report.plots.vit import plot_attention_maps, plot_link_matrix
 
     aal = kept["aal"]
     groups = [(f"tap {t} ({c})", c) for t, c in zip(aal.config.teacher_taps, aal.map_channels)]
-    mats = {"aal: learned links": aal.link_matrix().numpy()}
+    links = aal.link_matrix()  # (C, N·M)
+    mats = {"aal: learned links": links.numpy()}
     if "aal-adv" in kept:
         mats["aal-adv: kept links (retrained)"] = kept["aal-adv"].link_matrix().numpy()
     figs = [{"file": "fig_links.png", "caption": f"AAL link matrix |w| (CNN map x ViT head), {setting}, seed 0; "
@@ -270,9 +271,9 @@ def _aal_figures(out: Path, kept: dict[str, Any], setting: str) -> list[dict[str
     plot_link_matrix(mats, out / figs[-1]["file"], heads_per_block=aal.config.heads, map_groups=groups)
     images = kept["test"]
     idx = [int(np.flatnonzero(images.labels == c)[0]) for c in range(min(4, images.num_classes))]
-    device = aal.device
-    x = torch.stack([to_tensor(_rgb(images.images[i])) for i in idx]).to(device)  # (4,3,H,W)
-    c = int(aal.link_matrix().sum(1).argmax())  # the CNN map with the strongest links
+    dataset = ClassificationDataset(images, aal.make_transform(False))
+    x = torch.stack([dataset[i]["image"] for i in idx]).to(aal.device)  # (4,3,H,W)
+    c = int(links.sum(1).argmax())  # the CNN map with the strongest links
     aug, cnn = aal.augmented_maps(x)[:, c], aal.cnn_maps(x)[:, c]
     cols, maps = [], []
     for cond in ("vit", "aal"):
@@ -287,10 +288,6 @@ def _aal_figures(out: Path, kept: dict[str, Any], setting: str) -> list[dict[str
                  f"of the plain ViT and of AAL, AAL's linked map A+ and the frozen CNN's map {c} (seed 0)"})  # fmt: skip
     plot_attention_maps(rows, cols, out / figs[-1]["file"])
     return figs
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
 def results_markdown(res: dict[str, Any]) -> str:

@@ -67,9 +67,8 @@ class DigitSpeech:
     speech: np.ndarray  # float32 log-mel (N_s, n_mels, frames)
     speech_labels: np.ndarray  # int64 (N_s,)
     clips: list[Clip]  # the N_s clips (speaker, language, synthetic, ...)
-    pairs: np.ndarray = field(
-        default_factory=lambda: np.zeros((0, 2), np.int64)
-    )  # (P, 2) image idx, clip idx
+    # (P, 2): (image index, clip index) of each pair
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     skipped: list = field(default_factory=list)  # clips that could not be read: (path, reason)
 
     def with_pairs(self, fraction: float, seed: int = 0) -> DigitSpeech:
@@ -118,9 +117,8 @@ class StampSpeech:
 
     picture: Path
     category: str  # the top-level stamps folder (animals, food, ...)
-    clips: tuple[
-        tuple[str, Path], ...
-    ]  # (language, clip), "en" for <name>.ogg; real speech, one speaker per language
+    # (language, clip), "en" for <name>.ogg; real speech, one speaker per language
+    clips: tuple[tuple[str, Path], ...]
 
 
 def stamp_speech(root: str | Path | None = None) -> list[StampSpeech]:
@@ -134,12 +132,10 @@ def stamp_speech(root: str | Path | None = None) -> list[StampSpeech]:
         return []
     clips: dict[Path, list[tuple[str, Path]]] = {}
     for ogg in sorted(folder.rglob("*.ogg")):
+        base, lang = ogg.with_suffix(""), "en"  # "<name>.ogg", also "sea_urchin.ogg": an English name
         m = _DESC.match(ogg.name) or _NAME.match(ogg.name)
-        base, lang = (ogg.with_name(m.group(1)), m.group(2)) if m else (ogg.with_suffix(""), "en")
-        if (
-            m and m.re is _NAME and not base.with_suffix(".png").is_file()
-        ):  # "sea_urchin.ogg": an English name
-            base, lang = ogg.with_suffix(""), "en"
+        if m and (m.re is _DESC or ogg.with_name(f"{m.group(1)}.png").is_file()):
+            base, lang = ogg.with_name(m.group(1)), m.group(2)
         clips.setdefault(base, []).append((lang, ogg))
     out = []
     for base, found in sorted(clips.items()):

@@ -286,8 +286,9 @@ def _vit(r: Mapping[str, Any]) -> Headline | None:
     for setting, by in as_dict(r.get("results")).items():
         for name, m in as_dict(by).items():
             st = as_dict(as_dict(m).get("steps_to_vit"))
-            mean, n = as_float(st.get("mean")), int(as_float(st.get("reached")) or 0) if st else 0
-            steps = Shown(mean, f"{mean:.0f} ({n}/{st.get('of')})") if n and math.isfinite(mean) else None
+            mean, reached = as_float(st.get("mean")), as_float(st.get("reached"))
+            ok = reached > 0 and math.isfinite(mean)  # NaN (missing) compares False
+            steps = Shown(mean, f"{mean:.0f} ({reached:.0f}/{st.get('of')})") if ok else None
             rows.append([setting, name, _pm(as_dict(m).get("top1"), digits=1), steps])
     if not rows:
         return None

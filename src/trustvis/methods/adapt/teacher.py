@@ -30,15 +30,12 @@ log = logging.getLogger(__name__)
 class TeacherViTConfig(ViTConfig):
     """The small ViT, and where its frozen CNN teacher comes from (the fields of ``deit`` and ``aal``)."""
 
-    teacher: str = (
-        ""  # a finished classifier run folder (its fine-tuned CNN); "" = teacher_backbone + weights
-    )
-    teacher_backbone: str = (
-        "mobilenet_v2"  # CNN of trustvis.nn.backbones.BACKBONES (must match a teacher run's)
-    )
-    teacher_weights: str = (
-        "imagenet"  # when teacher is "": imagenet (offline) | none (random: tests) | a file
-    )
+    # a finished classifier run folder (its fine-tuned CNN); "" = teacher_backbone with teacher_weights
+    teacher: str = ""
+    # a CNN of trustvis.nn.backbones.BACKBONES (must match a teacher run's)
+    teacher_backbone: str = "mobilenet_v2"
+    # when teacher is "": imagenet (offline) | none (random: tests) | a weights file
+    teacher_weights: str = "imagenet"
     teacher_input_size: int = 32  # the teacher sees images resized to this side (must match a teacher run's)
 
 
