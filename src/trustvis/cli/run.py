@@ -214,10 +214,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                           depth=[Path(d) for d in args.depth or []])  # fmt: skip
     if opts.threshold is None:
         opts.threshold = task.default_threshold(method, run_dir)
-    files = task.predict_inputs(collect_files(args.paths))
+    files = task.predict_inputs(collect_files(args.paths, task.input_suffixes()))
     if not files:
-        exts = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
-        raise UsageError(f"no image files in {', '.join(args.paths)} (extensions: {exts})")
+        exts = ", ".join(sorted(e[1:] for e in task.input_suffixes() or IMAGE_EXTENSIONS))
+        raise UsageError(f"no input files in {', '.join(args.paths)} (extensions: {exts})")
     pred = task.predict(method, files, opts, run_dir)
     if args.csv:
         atomic_write_text(args.csv, pred.csv_text())

@@ -28,6 +28,15 @@ WIN = 400  # 25 ms at 16 kHz
 HOP = 160  # 10 ms at 16 kHz
 
 
+#: the file suffixes read as audio (what libsndfile decodes)
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus"})
+
+
+def frames_for(seconds: float) -> int:
+    """The log-mel frames of a clip of ``seconds`` (10 ms hop, centred frames: 1 s gives 101)."""
+    return int(round(seconds * SAMPLE_RATE)) // HOP + 1
+
+
 class AudioReadError(ValueError):
     """A clip that cannot be decoded, or holds no sound; the message names the file."""
 

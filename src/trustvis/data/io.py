@@ -331,8 +331,9 @@ def save_png(path: str | Path, array: np.ndarray, compress_level: int = 6) -> Pa
     return atomic_write_bytes(path, encode_png(array, compress_level=compress_level))
 
 
-def iter_image_files(folder: str | Path) -> list[Path]:
-    """All image files under ``folder``, recursively and sorted; hidden files and folders are skipped.
+def iter_image_files(folder: str | Path, extensions: frozenset[str] | None = None) -> list[Path]:
+    """All image files under ``folder`` (files with one of ``extensions``, default :data:`IMAGE_EXTENSIONS`),
+    recursively and sorted; hidden files and folders are skipped.
 
     Symbolic links are followed, but every real folder is walked once (tracked by device and inode), so
     a link loop (``a/b -> ..``, or two links pointing at each other's folders) never hangs and a
@@ -346,6 +347,7 @@ def iter_image_files(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
+    suffixes = IMAGE_EXTENSIONS if extensions is None else extensions
     seen_dirs = {_file_key(root)}
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -361,7 +363,7 @@ def iter_image_files(folder: str | Path) -> list[Path]:
             keep.append(d)
         dirnames[:] = keep
         for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
                 found.append(Path(dirpath) / name)
     out: list[Path] = []
     seen_files: set[tuple[int, int]] = set()

@@ -153,9 +153,13 @@ def spoken_digits(sources: Sequence[str] = SOURCES, languages: Sequence[str] | N
 
 def speaker_split(clips: Sequence[Clip], fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
                   names: Sequence[str] = ("train", "val", "test")) -> dict[str, list[Clip]]:  # fmt: skip
-    """Clips cut into ``names`` by speaker: the speakers, shuffled by ``seed``, go to the split whose share of
-    speakers is furthest below its fraction; real and synthetic speakers are spread separately, so each split
-    holds both kinds when there are enough speakers. No speaker is in two splits.
+    """Clips cut into ``names`` by speaker; no speaker is in two splits.
+
+    The speakers, shuffled by ``seed`` (those speaking several languages first), are dealt one by one: a speaker
+    speaking a language no speaker of the first split (training) speaks yet goes there, so that a held-out voice
+    always speaks a language heard in training; any other goes to the split whose share of speakers is furthest
+    below its fraction. Real and synthetic speakers are dealt separately, so each split holds both kinds when there
+    are enough speakers. (A language spoken by one speaker only is therefore a training language.)
 
     Raises:
         ValueError: fractions that do not match the names or do not sum to 1.
@@ -167,13 +171,19 @@ def speaker_split(clips: Sequence[Clip], fractions: Sequence[float] = (0.6, 0.2,
     rng = np.random.default_rng(seed)
     out: dict[str, list[Clip]] = {n: [] for n in names}
     for synthetic in (False, True):
-        speakers = sorted({c.speaker for c in clips if c.synthetic == synthetic})
+        langs: dict[str, set[str]] = {}
+        for c in clips:
+            if c.synthetic == synthetic:
+                langs.setdefault(c.speaker, set()).add(c.language)
+        speakers = sorted(langs)
         speakers = [speakers[i] for i in rng.permutation(len(speakers))]
-        counts = np.zeros(len(names))
+        speakers.sort(key=lambda s: -len(langs[s]))  # stable: the shuffled order within each count
+        counts, heard = np.zeros(len(names)), set()
         assign = {}
         for k, spk in enumerate(speakers):
-            want = np.asarray(fractions) * (k + 1) - counts
-            i = int(np.argmax(want))
+            i = 0 if not langs[spk] <= heard else int(np.argmax(np.asarray(fractions) * (k + 1) - counts))
+            if i == 0:
+                heard |= langs[spk]
             assign[spk] = names[i]
             counts[i] += 1
         for c in clips:

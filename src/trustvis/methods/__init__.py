@@ -14,6 +14,7 @@ codec/coolchic.py         COOL-CHIC (baseline)     codec/eqlinr.py     EQLINR (s
 antispoof/mtofnet.py      mToFNet (seed method)    antispoof/baselines.py  rgbcnn, silentface, depthcnn, rgbdcnn
 reid/rollback.py          rolling-back fine-tuning (seed method)   reid/baselines.py  finetune, fixbase
 active/vabal.py           VaB-AL (seed method)     active/baselines.py  random, entropy, margin, bald, coreset
+multimodal/xmodal.py      cross-modal VAE (seed method)  multimodal/jmvae.py  JMVAE   multimodal/latentreg.py  latent regressor
 """
 
 from trustvis.methods.active import baselines as active_baselines  # noqa: F401
@@ -26,5 +27,6 @@ from trustvis.methods.calibrate import sctl, temperature  # noqa: F401
 from trustvis.methods.classify import classifier, vit  # noqa: F401
 from trustvis.methods.codec import coolchic, eqlinr  # noqa: F401
 from trustvis.methods.detect import bihpf, cnndet, d4, fingerprintnet, frepgan, npr  # noqa: F401
+from trustvis.methods.multimodal import jmvae, latentreg, xmodal  # noqa: F401
 from trustvis.methods.reid import baselines as reid_baselines  # noqa: F401
 from trustvis.methods.reid import rollback  # noqa: F401

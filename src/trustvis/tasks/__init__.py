@@ -9,12 +9,13 @@ anomaly.py      anomaly detection and localisation codec.py     neural image com
 antispoof.py    recaptured-image detection from RGB + depth pairs
 reid.py         person re-identification (embeddings, retrieval metrics)
 active.py       active learning: the loop of training, querying and labelling (simulated or a person)
+multimodal.py   image <-> speech association (latents per modality, cross-modal generation)
 
 A new task: one module with a :class:`~trustvis.tasks.base.Task` subclass registered by
 :func:`~trustvis.tasks.base.register_task`, and one import line below.
 """
 
-from trustvis.tasks import active, anomaly, antispoof, classify, codec, detect, reid  # noqa: F401  (registers the built-in tasks)
+from trustvis.tasks import active, anomaly, antispoof, classify, codec, detect, multimodal, reid  # noqa: F401  (registers the built-in tasks)
 from trustvis.tasks.base import (
     Prediction,
     PredictOptions,

@@ -146,6 +146,10 @@ class Task:
         """The decision threshold ``predict`` uses when none is given (None: the task has no verdict)."""
         return None
 
+    def input_suffixes(self) -> frozenset[str] | None:
+        """The file suffixes ``predict`` collects from a folder (None: the image extensions)."""
+        return None
+
     def predict_inputs(self, files: Sequence[Path]) -> list[Path]:
         """The files of a ``predict`` call that are inputs of their own (default: all of them; an RGB + depth
         task leaves out the depth maps, which go with their RGB image)."""

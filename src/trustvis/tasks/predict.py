@@ -39,14 +39,15 @@ class ImageArray:
     pixels: Any
 
 
-def collect_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files of ``paths``: files as given, folders searched recursively (each real file once)."""
+def collect_files(paths: Sequence[str | Path], extensions: frozenset[str] | None = None) -> list[Path]:
+    """Input files of ``paths``: files as given, folders searched recursively (each real file once) for files
+    with one of ``extensions`` (default: the image extensions; a task's :meth:`~trustvis.tasks.base.Task.input_suffixes`)."""
     from trustvis.data.io import iter_image_files
 
     files: list[Path] = []
     for p in paths:
         p = Path(p)
-        files.extend(iter_image_files(p) if p.is_dir() else [p])
+        files.extend(iter_image_files(p, extensions) if p.is_dir() else [p])
     return files
 
 
