@@ -7,6 +7,7 @@
 #   make bench-antispoof   mToFNet and four baselines on RecaptureBench, unseen and seen displays (--quick; < 30 min)
 #   make bench-reid / bench-active   rolling-back fine-tuning; VaB-AL and five query strategies (--quick; < 30 min)
 #   make bench-vit   AAL vs plain ViT and DeiT distillation on small data (--quick; < 30 min)
+#   make bench-multimodal   image <-> speech from few pairs: cross-modal VAE vs JMVAE and a latent regressor (--quick)
 # A second run skips set-up work already done (stamp file in the venv).
 
 VENV   ?= .venv
@@ -14,7 +15,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-vit bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-vit bench-multimodal bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis demo
@@ -66,6 +67,9 @@ bench-active: setup
 
 bench-vit: setup
 	$(VENV)/bin/trustvis bench vit --quick
+
+bench-multimodal: setup
+	$(VENV)/bin/trustvis bench multimodal --quick
 
 bench-codec: setup
 	$(VENV)/bin/trustvis bench codec --quick

@@ -113,6 +113,27 @@ def _tiny_reid(method, train: bool):
     )
 
 
+def _tiny_multimodal(method, train: bool):
+    """3 classes: 12 gray 12x12 images (a bar whose row is the class) and 6 log-mel-like clips (n_mels, frames) of
+    the method's config whose mean is the class, 2 speakers; every clip paired."""
+    from trustvis.data.crossmodal import DigitSpeech
+    from trustvis.data.speech import Clip
+    from trustvis.tasks.multimodal import PoolPairDataset
+
+    rng = np.random.default_rng(0 if train else 1)
+    image_labels = np.arange(12) % 3
+    images = rng.integers(0, 40, (12, 12, 12)).astype(np.uint8)
+    for img, c in zip(images, image_labels):
+        img[3 * c + 1 : 3 * c + 3, 2:10] = 230
+    speech_labels = np.arange(6) % 3
+    n_mels, frames = method.config.n_mels, method.config.frames
+    speech = (rng.normal(0, 1, (6, n_mels, frames)) + 2.0 * speech_labels[:, None, None]).astype(np.float32)
+    clips = [Clip(f"spk{k % 2}_{k}.wav", int(c), f"tiny/spk{k % 2}", "en", "tiny", False)
+             for k, c in enumerate(speech_labels)]  # fmt: skip
+    data = DigitSpeech(images, image_labels.astype(np.int64), speech, speech_labels.astype(np.int64), clips)
+    return PoolPairDataset(data.with_pairs(1.0), method.make_transform(train))
+
+
 #: task object (trustvis.tasks) -> tiny in-memory data of its methods
 TINY_DATA = {
     "codec": lambda m, train, root: _tiny_images(m, train),
@@ -122,6 +143,7 @@ TINY_DATA = {
     "detect": _tiny_detection,
     "antispoof": lambda m, train, root: _tiny_pairs(m, train),
     "reid": lambda m, train, root: _tiny_reid(m, train),
+    "multimodal": lambda m, train, root: _tiny_multimodal(m, train),
 }
 
 

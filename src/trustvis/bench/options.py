@@ -257,6 +257,18 @@ def _vit_args(p: Any) -> None:
     p.add_argument("--seeds", type=_csv_of(int), help="comma-separated training seeds (default 0,1,2)")
 
 
+def _multimodal_args(p: Any) -> None:
+    p.add_argument("--methods", type=_names, help="comma-separated image <-> speech methods (default xmodal,latentreg,"
+                   "jmvae)")  # fmt: skip
+    p.add_argument("--fractions", type=_csv_of(float), help="comma-separated paired fractions of the training clips, "
+                   "in (0, 1] (default 0.01,0.05,0.1,1)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="comma-separated training seeds (default 0,1,2)")
+    p.add_argument("--images", default="opencv-digits", choices=("opencv-digits", "sklearn-digits"),
+                   help="the digit images (default opencv-digits, 20x20)")  # fmt: skip
+    p.add_argument("--no-third-modality", dest="third_modality", action="store_false",
+                   help="skip adding the label as a third modality to each seed's VAEs")  # fmt: skip
+
+
 BENCHES: dict[str, BenchEntry] = {
     "detect": BenchEntry(
         help="detectors trained on one SynthBench family, tested on every family",
@@ -384,6 +396,22 @@ BENCHES: dict[str, BenchEntry] = {
         examples=(
             "trustvis bench vit --quick",
             "trustvis bench vit --quick --methods vit,aal --datasets fmnist-1k --seeds 0",
+        ),
+    ),
+    "multimodal": BenchEntry(
+        help="image <-> speech from few pairs: cross-modal VAE associators vs JMVAE and a latent regressor",
+        about="Digit images <-> spoken digits (real Tux Paint and Asterisk voices, synthetic espeak-ng / flite\n"
+        "voices, speaker-disjoint): xmodal (per-modality VAEs + associators), latentreg (the same VAEs + least-\n"
+        "squares maps) and jmvae (JMVAE-kl) at 1/5/10/100 %% pairs, 3 seeds: judged cross-modal accuracy, R@1,\n"
+        "real and synthetic speech apart; a third modality added without retraining the VAEs",
+        target="trustvis.bench.multimodal:run_multimodal_bench",
+        add_arguments=_multimodal_args,
+        kwargs=_pick("methods", "fractions", "seeds", "images", "third_modality"),
+        options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
+        quick_time="about 15 min on 2 cores",
+        examples=(
+            "trustvis bench multimodal --quick",
+            "trustvis bench multimodal --quick --methods xmodal,jmvae --fractions 0.05,1 --seeds 0",
         ),
     ),
     "codec": BenchEntry(

@@ -25,6 +25,7 @@ synthetic speech are always reported apart (``*_real``, ``*_synthetic``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,13 +86,21 @@ class MultimodalData:
 
 
 def load_split(data: MultimodalData, split: str) -> Any:
-    """One split of a data config as a :class:`~trustvis.data.crossmodal.DigitSpeech` (unpaired)."""
+    """One split of a data config as a :class:`~trustvis.data.crossmodal.DigitSpeech` (unpaired). The built-in
+    digits are read once per process and split (a bench trains dozens of runs on them); treat them as read-only."""
     if data.name == "folder":
         return read_folder(Path(data.root).expanduser(), split, data.seconds)
+    return _digits_split(split, data.images, tuple(data.sources), tuple(data.languages), float(data.seconds))
+
+
+@functools.lru_cache(maxsize=6)
+def _digits_split(
+    split: str, images: str, sources: tuple[str, ...], languages: tuple[str, ...], seconds: float
+) -> Any:
     from trustvis.data.crossmodal import load_digit_speech
 
     try:
-        return load_digit_speech(split, data.images, data.sources, list(data.languages) or None, data.seconds)
+        return load_digit_speech(split, images, sources, list(languages) or None, seconds)
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
 

@@ -15,7 +15,7 @@ One module per subject: :mod:`.common` (palette, saving, training curves, reliab
 overlays), :mod:`.detect`, :mod:`.classify` (augment, calibrate, adapt), :mod:`.anomaly`,
 :mod:`.antispoof` (spectra, per-display bars, RGB + depth pairs), :mod:`.codec`, :mod:`.reid` (retrieval
 examples, gradient norms per layer group, CMC curves), :mod:`.active` (learning curves, queried classes) and
-:mod:`.vit` (AAL's link matrix, attention beside CNN maps).
+:mod:`.vit` (AAL's link matrix, attention beside CNN maps) and :mod:`.multimodal` (images generated from speech).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _legend(ax: Any, title: str) -> None:
 
 def plot_learning_curves(
     curves: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, ylabel: str = "test accuracy",
-    title: str = "", xlabel: str = "labelled images", legend: str = "strategy",
+    title: str = "", xlabel: str = "labelled images", legend: str = "strategy", logx: bool = False,
 ) -> Path:  # fmt: skip
     """One line per strategy: ``mean`` against ``labels``, with a ``std`` band when given.
 
@@ -42,6 +42,7 @@ def plot_learning_curves(
             ``labels`` are the x values (labelled images; training steps or images for other curves).
         path: output PNG.
         ylabel, title, xlabel, legend: axis labels, figure title and legend title.
+        logx: a logarithmic x axis (the x values as tick labels).
 
     Raises:
         ValueError: no curve, or a curve whose arrays differ in length.
@@ -61,6 +62,11 @@ def plot_learning_curves(
             ax.fill_between(
                 x, 100 * (y - s), 100 * (y + s), color=styles[name]["color"], alpha=0.15, linewidth=0
             )
+    if logx:
+        ax.set_xscale("log")
+        ticks = sorted({float(v) for c in curves.values() for v in c["labels"]})
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} (%)")
     ax.grid(True, color="0.9", linewidth=0.6)
