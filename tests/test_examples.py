@@ -178,6 +178,7 @@ SUBSTITUTIONS = {
     "two of its images / a folder of them",
     "labelled/, unlabelled/": "3 classes x 6 images of 16 px (<class>/*.png, the classify task's tiny folder) "
     "and 12 unlabelled images of the same kinds",
+    "spoken/, digits/": "the test clips (0.5 s tones, .wav) and images of the multimodal task's tiny folder",
     "my_pairs/, photo_rgb.jpg, photo_depth.png": "the antispoof task's tiny folder of RGB + depth pairs "
     "(train/ and val/, each {real,spoof}/<medium>/<id>_rgb.png + <id>_depth.png) and one of its pairs as a "
     "JPEG photo with its depth PNG",
@@ -209,6 +210,15 @@ ADDED: dict[str, str] = {
     "trustvis train rollback --preset quick --data MARKET_ROOT --out runs/rollback-market": "--steps 2 --set "
     "train.batch_size=8",
     "trustvis train vit --preset quick --out runs/vit": "--steps 2",
+    # the real Tux Paint / Asterisk voices only: the synthetic ones would be generated into the test's empty cache
+    "trustvis train xmodal --preset quick --out runs/xmodal": "--steps 2 --set model.vae_steps=1 --set "
+    "data.sources=tuxpaint,asterisk",
+    "trustvis train xmodal --preset quick --set model.vaes_from=runs/xmodal --set data.fraction=0.01 --out "
+    "runs/xmodal-1pc": "--steps 2 --set data.sources=tuxpaint,asterisk",
+    "trustvis train xmodal --preset quick --set model.vaes_from=runs/xmodal --set model.modalities=image,speech,label "
+    "--out runs/xmodal-label": "--steps 2 --set model.vae_steps=1 --set data.sources=tuxpaint,asterisk",
+    "trustvis train jmvae --preset quick --set data.fraction=0.01 --out runs/jmvae": "--steps 2 --set "
+    "data.sources=tuxpaint,asterisk",
     "trustvis train aal --preset quick --out runs/aal": "--steps 2",
     "trustvis train aal --preset quick --set model.links_from=runs/aal --out runs/aal-adv": "--steps 2",
     "trustvis train classifier --preset quick --set model.backbone=mobilenet_v2 --set model.weights=imagenet --set "
@@ -231,6 +241,10 @@ NOT_RUN: dict[str, str] = {
     ),
     "trustvis bench detect --device cuda --set train.num_workers=8": f"the full detect bench: hours; {_GPU}",
     "trustvis bench augment --quick": "the whole augment bench: under 30 min on 2 cores",
+    "trustvis bench multimodal --quick": "the whole image <-> speech bench: about 15 min on 2 cores",
+    "trustvis bench multimodal --quick --methods xmodal,jmvae --fractions 0.05,1 --seeds 0": (
+        "6 trainings (the VAEs, 2 x 2 methods, the label modality) on the real digit data: minutes"
+    ),
     "trustvis bench augment --quick --methods none,cutmix,dcutmix-K3 --seeds 0 --datasets opencv-digits": (
         "3 trainings of 150 steps plus the robustness sweeps: minutes"
     ),
@@ -361,6 +375,7 @@ WRITES: dict[str, list[str]] = {
         "runs/c/tensorboard",
     ],
     "trustvis predict runs/fyd-tex photos/ --json": ["runs/fyd-tex/maps"],
+    "trustvis predict runs/xmodal-label spoken/ digits/ --maps generated/": ["generated"],
     "trustvis train lora --preset quick --out runs/lora": [
         "runs/lora/adapter/adapter_config.json",
         "runs/lora/adapter/adapter_model.safetensors",
@@ -534,6 +549,17 @@ def _set_up_anomaly(ex: Examples) -> None:
         _photo(ex.work / "photos" / f"{i}.png", size=64, seed=i)
 
 
+def _set_up_multimodal(ex: Examples) -> None:
+    from trustvis.tasks import get_task
+
+    pytest.importorskip("soundfile")
+    if not Path("/usr/share/tuxpaint/stamps/symbols/math").is_dir():
+        pytest.skip("data not installed: tuxpaint-stamps-default (apt; scripts/setup.sh installs it)")
+    folder = get_task("multimodal").tiny_folder(ex.work / "tiny")
+    shutil.copytree(folder / "test" / "speech", ex.work / "spoken")
+    shutil.copytree(folder / "test" / "image", ex.work / "digits")
+
+
 def _set_up_pairs(ex: Examples) -> None:
     from trustvis.tasks import get_task
 
@@ -697,6 +723,16 @@ SCENARIOS: dict[str, list[Step]] = {
         "trustvis train classifier --preset quick --set model.backbone=mobilenet_v2 --set model.weights=imagenet "
         "--set model.input_size=32 --set data.max_images=100 --out runs/teacher",
         "trustvis train deit --preset quick --set model.teacher=runs/teacher --set model.distill=soft --out runs/deit",
+    ],
+    "multimodal": [
+        _set_up_multimodal,
+        "trustvis train xmodal --preset quick --out runs/xmodal",
+        "trustvis train xmodal --preset quick --set model.vaes_from=runs/xmodal --set data.fraction=0.01 --out "
+        "runs/xmodal-1pc",
+        "trustvis train xmodal --preset quick --set model.vaes_from=runs/xmodal --set model.modalities=image,speech,"
+        "label --out runs/xmodal-label",
+        "trustvis train jmvae --preset quick --set data.fraction=0.01 --out runs/jmvae",
+        "trustvis predict runs/xmodal-label spoken/ digits/ --maps generated/",
     ],
     "python-api": [
         _set_up_python_api,

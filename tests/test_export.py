@@ -174,7 +174,11 @@ def test_methods_without_an_image_network_refuse_in_one_line(name, tmp_path, cap
     assert main(["export", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"trustvis: error: {name} cannot be exported: ") and "\n" not in err
-    why = {"codec": "entropy coder", "antispoof": "two inputs (image and depth)"}
+    why = {
+        "codec": "entropy coder",
+        "antispoof": "two inputs (image and depth)",
+        "multimodal": "speech clips or images",
+    }
     assert why.get(registry.get(name).task, "calibrator") in err
     assert not (run / "model.onnx").exists() and not (run / "model.onnx.json").exists()
 

@@ -6,6 +6,7 @@ pair batches, and the command line (train, predict of images and clips with --ma
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,9 @@ def _tiny(n_mels: int = 40, frames: int = 101, *, seed: int = 0, n_images: int =
     image_labels = np.arange(n_images) % 3
     images = np.stack([_bar(int(c), rng) for c in image_labels])
     speech_labels = np.arange(n_clips) % 3
-    speech = (rng.normal(0, 1, (n_clips, n_mels, frames)) + 2.0 * speech_labels[:, None, None]).astype(np.float32)
+    speech = (rng.normal(0, 1, (n_clips, n_mels, frames)) + 2.0 * speech_labels[:, None, None]).astype(
+        np.float32
+    )
     syn = list(synthetic) + [False] * (n_clips - len(synthetic))
     clips = [Clip(f"spk{k % 2}_{k}.wav", int(c), f"tiny/spk{k % 2}", "en", "tiny", syn[k])
              for k, c in enumerate(speech_labels)]  # fmt: skip
@@ -167,7 +170,7 @@ def test_a_new_modality_trains_alone_and_the_loaded_vaes_stay_bit_identical(run_
     b = _method(run)
     assert b.frozen_vaes == ("image", "speech") and b.trained_vaes() == ["label"]
     label_init = _tensors(b, "vaes.label.")
-    ds = _pool(b)  # sets other speech statistics: ignored, A's came with its speech VAE
+    ds = _pool(b, seed=5)  # sets other speech statistics: ignored, A's came with its speech VAE
     Trainer(b, run, tmp_path / "b").fit(ds)
     saved = load_file(str(tmp_path / "b" / "model.safetensors"))
     loaded = [k for k in a if k.startswith(("vaes.image.", "vaes.speech.")) or k.startswith("speech_")]
@@ -181,7 +184,6 @@ def test_a_new_modality_trains_alone_and_the_loaded_vaes_stay_bit_identical(run_
 
     out = b.eval().predict({"image": _batch(ds)["image"]})
     assert out["z_label"].shape == (4, 2) and out["x_label"].shape == (4, b.config.num_classes)
-    torch.testing.assert_close(out["x_label"].sum(1), torch.ones(4)) if False else None
     assert ((out["x_label"] >= 0) & (out["x_label"] <= 1)).all()
     assert {"z_image", "z_speech", "x_image", "x_speech"} <= set(out)
 
@@ -200,6 +202,13 @@ def test_every_vae_loaded_skips_stage_one(run_a):
     m = _method(_run("latentreg", f"model.vaes_from={run_a}", "model.vae_steps=5"))
     assert m.trained_vaes() == [] and m.stage1_steps() == 0 and m.needs_pairs(1)
     assert set(m.configure_optimizers(make_run_config("latentreg", "tiny").train)) == {"assoc"}
+
+
+def test_vaes_from_with_init_from_is_refused(run_a, tmp_path):
+    init = _saved("xmodal", tmp_path / "init")
+    run = _run("xmodal", f"model.vaes_from={run_a}", f"train.init_from={init}")
+    with pytest.raises(ConfigError, match=r"model.vaes_from=.* and train.init_from="):
+        get_task("multimodal").prepare(run, set())
 
 
 def _saved(name: str, out: Path, *overrides: str) -> Path:
@@ -248,7 +257,7 @@ def test_latentreg_loss_is_the_squared_error_of_means():
             lin = assoc.net[-1]
             lin.weight.zero_()
             lin.bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.25, 3.0, -2.0, 1.0, 0.5]))
-    assert float(m.association_loss(batch)) == 0.0  # a KL between these Gaussians would not be 0
+    assert float(m.association_loss(batch).detach()) == 0.0  # a KL between these Gaussians would not be 0
     with torch.no_grad():
         m.associators["image_to_speech"].net[-1].bias[1] += 0.5
     torch.testing.assert_close(m.association_loss(batch), torch.tensor(0.25))
@@ -293,7 +302,7 @@ def test_jmvae_without_pairs_uses_only_the_unimodal_elbos():
     assert torch.isfinite(out["loss"]) and "nelbo_pair" not in out
     torch.testing.assert_close(out["loss"], want)
     m.config.unpaired_weight = 0.0
-    assert float(m.training_step(batch)["loss"]) == 0.0
+    assert float(m.training_step(batch)["loss"].detach()) == 0.0
 
     # with pairs the pair term is there (the comparison above is not blind)
     m.config.unpaired_weight = 1.0
@@ -329,8 +338,8 @@ class _Fake:
     def encode(self, modality, t):
         if modality == "image":
             rows = t[:, 0].mean(2)  # (B, H): the bar's rows are bright
-            return (rows.argmax(1).float() - 1) / 3
-        return t[:, 0].mean(1, keepdim=True).round() / 2 + 0 * t[:, 0, :1]
+            return torch.div(rows.argmax(1) - 1, 3, rounding_mode="floor").float()[:, None]
+        return t[:, 0].mean(1, keepdim=True) / 2  # the first band's mean is 2 x the digit
 
     def translate(self, source, target, t):
         z = self.encode(source, t).reshape(len(t), 1)
@@ -351,14 +360,13 @@ def _fake_split(seed: int, synthetic: tuple[bool, ...] = ()) -> DigitSpeech:
     data = _tiny(8, 11, seed=seed, n_clips=6, synthetic=synthetic)
     data.speech[:] = 2.0 * data.speech_labels[:, None, None]  # noise-free: the fake's latent is exact
     data.speech[:, 1, 0] = [100.0 if c.synthetic else 0.0 for c in data.clips]
-    data.image_labels[:] = np.arange(len(data.images)) % 3
     return data
 
 
 def test_encode_of_the_fake_is_the_digit():
     data = _fake_split(0)
     x = torch.from_numpy(image_inputs(data.images))
-    assert (_Fake().encode("image", x).round() == torch.from_numpy(data.image_labels)).all()
+    assert (_Fake().encode("image", x).reshape(-1) == torch.from_numpy(data.image_labels)).all()
     zs = _Fake().encode("speech", torch.from_numpy(data.speech)).reshape(-1)
     assert (zs == torch.from_numpy(data.speech_labels)).all()
 
@@ -448,13 +456,16 @@ def test_pool_pair_items_cycle_through_both_pools_and_the_pairs():
     data = _tiny(4, 5, n_images=5, n_clips=9).with_pairs(0.5, seed=1)
     to_t = registry.build("xmodal", "tiny").make_transform(False)
     ds = PoolPairDataset(data, to_t)
-    assert len(ds) == 9 and len(data.pairs) == 3 < len(ds)
+    n_pairs = len(data.pairs)
+    assert len(ds) == 9 and 1 < n_pairs < 5
     for k in range(len(ds)):
         item = ds[k]
         assert item["label"] == data.image_labels[k % 5] and item["speech_label"] == data.speech_labels[k % 9]
         assert torch.equal(item["speech"], torch.from_numpy(data.speech[k % 9]))
-        pi, pj = data.pairs[k % 3]
-        assert item["paired"] is True and item["pair_label"] == data.speech_labels[pj] == data.image_labels[pi]
+        pi, pj = data.pairs[k % n_pairs]
+        assert (
+            item["paired"] is True and item["pair_label"] == data.speech_labels[pj] == data.image_labels[pi]
+        )
         assert torch.equal(item["pair_image"], to_t(np.repeat(data.images[pi][..., None], 3, axis=2)))
         assert torch.equal(item["pair_speech"], torch.from_numpy(data.speech[pj]))
     assert len(PoolPairDataset(_tiny(4, 5, n_images=12, n_clips=6), to_t)) == 12
@@ -507,19 +518,38 @@ def test_datasets_set_speech_statistics_and_check_the_frames(folder):
 def cli_run(folder, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("cli") / "run"
     sets = [a for kv in MultimodalTask().tiny_overrides(folder) for a in ("--set", kv)]
-    assert main(["train", "xmodal", "--preset", "tiny", "--out", str(run), *sets, "--set", "train.progress=false"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRUSTVIS_HOME", str(run.parent / "home"))
+        argv = [
+            "train",
+            "xmodal",
+            "--preset",
+            "tiny",
+            "--out",
+            str(run),
+            *sets,
+            "--set",
+            "train.progress=false",
+        ]
+        assert main(argv) == 0
     return run
 
 
-def test_cli_predict_gives_a_record_per_image_and_clip_and_the_generated_maps(cli_run, folder, tmp_path, capsys):
+def test_cli_predict_gives_a_record_per_image_and_clip_and_the_generated_maps(
+    cli_run, folder, tmp_path, capsys
+):
     capsys.readouterr()
     maps = tmp_path / "maps"
     assert main(["predict", str(cli_run), str(folder / "test"), "--maps", str(maps), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["errors"] == []
     recs = {Path(r["path"]).relative_to(folder / "test").as_posix(): r for r in doc["results"]}
-    images = sorted(p.relative_to(folder / "test").as_posix() for p in (folder / "test" / "image").rglob("*.png"))
-    clips = sorted(p.relative_to(folder / "test").as_posix() for p in (folder / "test" / "speech").rglob("*.wav"))
+    images = sorted(
+        p.relative_to(folder / "test").as_posix() for p in (folder / "test" / "image").rglob("*.png")
+    )
+    clips = sorted(
+        p.relative_to(folder / "test").as_posix() for p in (folder / "test" / "speech").rglob("*.wav")
+    )
     assert sorted(recs) == sorted(images + clips) and len(images) == 12 and len(clips) == 6
     for key, r in recs.items():
         mine, other = ("image", "speech") if key in images else ("speech", "image")
@@ -541,5 +571,17 @@ def test_cli_eval_reports_cross_modal_accuracy_and_retrieval(cli_run, folder, ca
                 "judge_image_acc", "judge_speech_acc_real"):  # fmt: skip
         assert 0.0 <= res[key] <= 1.0, key
     assert (res["n_images"], res["n_clips_real"], res["n_clips_synthetic"]) == (12, 6, 0)
-    assert res["judge_image_acc"] == 1.0 and res["judge_speech_acc_real"] == 1.0  # the tiny folder is separable
+    assert (
+        res["judge_image_acc"] == 1.0 and res["judge_speech_acc_real"] == 1.0
+    )  # the tiny folder is separable
     assert (cli_run / "eval.json").is_file()
+
+
+def test_cli_eval_without_a_training_split_reports_retrieval_only(cli_run, folder, tmp_path, capsys):
+    root = tmp_path / "no_train"
+    shutil.copytree(folder / "test", root / "test")
+    capsys.readouterr()
+    assert main(["eval", str(cli_run), "--data", str(root), "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert "r1_speech_to_image" in res and "acc_speech_to_image" not in res
+    assert "accuracy judges need a training split" in res["note"]

@@ -58,7 +58,7 @@ def test_task_contract(name, tmp_path, capsys):
     capsys.readouterr()
 
     # predict: a table, one JSON object per image, a CSV with one row per image
-    files = task.predict_inputs(collect_files([folder]))
+    files = task.predict_inputs(collect_files([folder], task.input_suffixes()))
     table_csv = tmp_path / "pred.csv"
     assert main(["predict", str(run), str(folder), "--csv", str(table_csv)]) == 0
     table = capsys.readouterr().out

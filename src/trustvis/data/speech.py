@@ -15,8 +15,9 @@ Synthetic speech, generated once into the cache (``$TRUSTVIS_HOME/speech/synthet
 - ``espeak-ng`` (formant synthesis; GPL-3): English voices x voice variants (:data:`ESPEAK_VOICES`);
 - ``flite`` (CMU Flite; BSD-like): its built-in English voices (:data:`FLITE_VOICES`).
 
-Splits are by speaker (:func:`speaker_split`): no voice is heard in two splits. Note that the real speakers of
-Tux Paint differ by language, so a speaker-disjoint split of them is also language-disjoint.
+Splits are by speaker (:func:`speaker_split`): no voice is heard in two splits, and a held-out voice speaks a
+language some training voice speaks (the real speakers of Tux Paint differ by language, so a language that only Tux
+Paint speaks is a training language).
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def read_folder(root: Path, split: str, seconds: float = 1.0) -> Any:
     try:
         feats, kept, bad = load_features(clips, seconds)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"{dirs['speech']}: {e}") from None
     return DigitSpeech(np.stack(images), np.asarray(labels, np.int64), feats,
                        np.asarray([c.digit for c in kept], np.int64), kept, skipped=skipped + bad)  # fmt: skip
 
@@ -230,6 +230,10 @@ class Judges:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        for what, labels in (("images", train.image_labels), ("clips", train.speech_labels)):
+            if len(np.unique(labels)) < 2:
+                raise ConfigError(f"the judges' training {what} hold {len(np.unique(labels))} class; they need 2 or "
+                                  "more (the folder's train/ split)")  # fmt: skip
         self.image_size = image_size
         self.image = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
         self.image.fit(self.image_features(image_inputs(train.images)[:, :1]), train.image_labels)
@@ -346,6 +350,9 @@ class MultimodalTask(Task):
         from trustvis.data.audio import N_MELS, frames_for
 
         m = run.model
+        if getattr(m, "vaes_from", "") and run.train.init_from:
+            raise ConfigError(f"model.vaes_from={m.vaes_from} and train.init_from={run.train.init_from}: give one "
+                              "(init_from starts every weight from that run, vaes_from loads and freezes its VAEs)")  # fmt: skip
         for key, value in (("image_size", image_size_of(run.data)), ("n_mels", N_MELS),
                            ("frames", frames_for(run.data.seconds))):  # fmt: skip
             if f"model.{key}" not in explicit and hasattr(m, key):
@@ -466,10 +473,13 @@ class MultimodalTask(Task):
         test = read_folder(root, "test", (method.config.frames - 1) / 100.0)
         judges = None
         if (root / "train").is_dir():
-            judges = Judges(
-                read_folder(root, "train", (method.config.frames - 1) / 100.0), method.config.image_size
-            )
+            train = read_folder(root, "train", (method.config.frames - 1) / 100.0)
+            try:
+                judges = Judges(train, method.config.image_size)
+            except ConfigError as e:
+                raise ConfigError(f"{root / 'train'}: {e}") from None
         res = crossmodal_metrics(method, test, judges, batch_size)
+        res = {k: (None if isinstance(v, float) and v != v else v) for k, v in res.items()}  # JSON has no NaN
         res.update(data=str(root), skipped=[f"{p}: {r}" for p, r in test.skipped])
         if judges is None:
             res["note"] = f"no {root / 'train'}: the accuracy judges need a training split; R@1 only"

@@ -111,6 +111,9 @@ class XModal(CrossModalMethod):
 
     def __init__(self, config: XModalConfig) -> None:
         check_modalities(tuple(config.modalities))
+        if not {"image", "speech"} <= set(config.modalities):
+            raise ConfigError(f"model.modalities={list(config.modalities)}: must include image and speech (label is "
+                              "the optional third)")  # fmt: skip
         if config.vae_steps < 0 or config.assoc_rec < 0 or config.assoc_layers < 0 or config.assoc_hidden < 0:
             raise ConfigError(f"model.vae_steps={config.vae_steps}, assoc_rec={config.assoc_rec}, assoc_layers="
                               f"{config.assoc_layers}, assoc_hidden={config.assoc_hidden} must be >= 0")  # fmt: skip
