@@ -241,7 +241,7 @@ NOT_RUN: dict[str, str] = {
     ),
     "trustvis bench detect --device cuda --set train.num_workers=8": f"the full detect bench: hours; {_GPU}",
     "trustvis bench augment --quick": "the whole augment bench: under 30 min on 2 cores",
-    "trustvis bench multimodal --quick": "the whole image <-> speech bench: about 15 min on 2 cores",
+    "trustvis bench multimodal --quick": "the whole image <-> speech bench: about 16 min on 2 cores",
     "trustvis bench multimodal --quick --methods xmodal,jmvae --fractions 0.05,1 --seeds 0": (
         "6 trainings (the VAEs, 2 x 2 methods, the label modality) on the real digit data: minutes"
     ),

@@ -408,7 +408,7 @@ BENCHES: dict[str, BenchEntry] = {
         add_arguments=_multimodal_args,
         kwargs=_pick("methods", "fractions", "seeds", "images", "third_modality"),
         options=tuple(o for o in ALL_OPTIONS if o != "seed"),  # --seeds instead
-        quick_time="about 15 min on 2 cores",
+        quick_time="about 16 min on 2 cores",
         examples=(
             "trustvis bench multimodal --quick",
             "trustvis bench multimodal --quick --methods xmodal,jmvae --fractions 0.05,1 --seeds 0",

@@ -30,12 +30,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from trustvis.config import ConfigError
 from trustvis.tasks.base import Prediction, PredictOptions, Task, TaskError, register_task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def read_folder(root: Path, split: str, seconds: float = 1.0) -> Any:
     Raises:
         ConfigError: a missing folder, classes that differ between the modalities, no readable file.
     """
+    import numpy as np
     from PIL import Image
 
     from trustvis.data.audio import AUDIO_EXTENSIONS
@@ -172,6 +174,7 @@ class PoolPairDataset:
     pools, and pair k mod P (zeros and ``paired`` False when there is no pair). Length max(N_i, N_s)."""
 
     def __init__(self, data: Any, transform: Any) -> None:
+        import numpy as np
         import torch
 
         self.data, self.transform = data, transform
@@ -181,6 +184,8 @@ class PoolPairDataset:
         return max(len(self.data.images), len(self.data.speech))
 
     def image(self, i: int) -> Any:
+        import numpy as np
+
         img = self.data.images[i]
         return self.transform(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img)
 
@@ -208,6 +213,7 @@ def speech_stats(data: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _batched(fn: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    import numpy as np
     import torch
 
     with torch.no_grad():
@@ -217,6 +223,8 @@ def _batched(fn: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def image_inputs(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W) gray ─► float32 (N, 3, H, W) in [0, 1], the ``image`` a method's batch holds."""
+    import numpy as np
+
     x = images.astype(np.float32) / 255.0
     return np.repeat(x[:, None], 3, axis=1)
 
@@ -226,6 +234,7 @@ class Judges:
     image size) and a spoken-digit classifier on log-mels, logistic regressions fitted on a training split."""
 
     def __init__(self, train: Any, image_size: int, seed: int = 0) -> None:
+        import numpy as np
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -264,6 +273,8 @@ class Judges:
 def nearest_hits(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
                  gallery_labels: np.ndarray) -> np.ndarray:  # fmt: skip
     """bool (N_query,): the L2-nearest gallery item has the query's label."""
+    import numpy as np
+
     if not len(query) or not len(gallery):
         return np.zeros(len(query), dtype=bool)
     d = (query**2).sum(1)[:, None] - 2 * query @ gallery.T + (gallery**2).sum(1)[None]
@@ -271,6 +282,8 @@ def nearest_hits(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarra
 
 
 def _mean(hits: np.ndarray, keep: np.ndarray | None = None) -> float:
+    import numpy as np
+
     hits = hits if keep is None else hits[keep]
     return float(np.mean(hits)) if len(hits) else float("nan")
 
@@ -390,6 +403,7 @@ class MultimodalTask(Task):
         return IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
 
     def predict(self, method: Any, files: Sequence[Any], opts: PredictOptions, run_dir: Path) -> Prediction:
+        import numpy as np
         import torch
 
         from trustvis.data.audio import AUDIO_EXTENSIONS, AudioReadError, clip_features
@@ -451,6 +465,7 @@ class MultimodalTask(Task):
     @staticmethod
     def _write_generated(out: dict[str, Any], modality: str, name: str, folder: Path, k: int) -> Path:
         """PNG of the other modality generated from one input: the image of a clip, the log-mel of an image."""
+        import numpy as np
         from PIL import Image
 
         from trustvis.data.io import save_png
@@ -503,6 +518,7 @@ class MultimodalTask(Task):
 def tiny_multimodal_folder(root: Path, classes: int = 3) -> Path:
     """A tiny image ↔ speech folder: per split, 4 images per class (a bar whose row is the class) and clips of
     2 speakers per class (a tone whose pitch is the class, 0.5 s at 16 kHz); returns ROOT."""
+    import numpy as np
     import soundfile as sf
 
     from trustvis.data.io import save_png
