@@ -329,3 +329,20 @@ def test_eval_on_a_one_class_folder_names_the_folder(run_dir, tmp_path, cli):
     root = tiny_multimodal_folder(tmp_path / "one", classes=1)
     res = cli(["eval", run_dir, "--data", root])
     assert_clear_error(res, str(root))
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--lora", "r=2"], "give LoRA targets explicitly"),
+        (["--set", "train.trainable=heads"], "no classification head"),
+    ],
+)
+def test_lora_and_linear_probe_without_a_backbone_are_one_line_errors(flags, needle, folder, tmp_path, cli):
+    out = tmp_path / "run"
+    sets = [a for kv in get_task("multimodal").tiny_overrides(folder) for a in ("--set", kv)]
+    res = cli(
+        ["train", "xmodal", "--preset", "tiny", "--out", out, *sets, *flags, "--set", "train.progress=false"]
+    )
+    assert_clear_error(res, needle)
+    assert not out.exists()
