@@ -402,7 +402,7 @@ BENCHES: dict[str, BenchEntry] = {
         help="image <-> speech from few pairs: cross-modal VAE associators vs JMVAE and a latent regressor",
         about="Digit images <-> spoken digits (real Tux Paint and Asterisk voices, synthetic espeak-ng / flite\n"
         "voices, speaker-disjoint): xmodal (per-modality VAEs + associators), latentreg (the same VAEs + least-\n"
-        "squares maps) and jmvae (JMVAE-kl) at 1/5/10/100 %% pairs, 3 seeds: judged cross-modal accuracy, R@1,\n"
+        "squares maps) and jmvae (JMVAE-kl) at 1/5/10/100 % pairs, 3 seeds: judged cross-modal accuracy, R@1,\n"
         "real and synthetic speech apart; a third modality added without retraining the VAEs",
         target="trustvis.bench.multimodal:run_multimodal_bench",
         add_arguments=_multimodal_args,
