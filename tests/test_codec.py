@@ -13,13 +13,14 @@ from trustvis.methods.codec.coolchic import OverfitCodec, _upsampling_matrix, de
 from trustvis.methods.codec.entropy import (
     ARM,
     P_MIN,
+    PaddedGrid,
     arm_to_integers,
     bits,
     causal_offsets,
     cdf,
-    context_at,
     gather_context,
     integer_arm,
+    integer_arm_np,
     scale_from_log,
     wavefront_order,
 )
@@ -124,15 +125,61 @@ def test_integer_arm_is_exact_per_wavefront_and_close_to_the_float_arm():
     torch.testing.assert_close(s_c, s_f, rtol=1e-5, atol=1e-5)
     assert torch.allclose(mu_all.float(), mu_f, atol=0.05) and torch.allclose(s_all.float(), s_f, atol=0.05)
     seen = torch.zeros_like(grid, dtype=torch.bool)
-    partial = torch.zeros_like(grid)
-    for ys, xs in wavefront_order(9, 11, 2):
-        ctx = context_at(partial, ys, xs, offsets)  # only already "decoded" positions are non-zero
-        mu, s = integer_arm(ctx, ints, 10)
-        assert torch.equal(mu, mu_all.view(9, 11)[ys, xs]) and torch.equal(s, s_all.view(9, 11)[ys, xs])
-        partial[ys, xs] = grid[ys, xs]
+    padded = PaddedGrid(
+        9, 11, offsets, 2
+    )  # the decoder's buffer: only already "decoded" positions are non-zero
+    np_ints = [p.numpy() for p in ints]
+    for (ys, xs), pos in zip(wavefront_order(9, 11, 2), padded.steps, strict=True):
+        mu, s = integer_arm_np(padded.context(pos), np_ints, 10)
+        assert np.array_equal(mu, mu_all.view(9, 11)[ys, xs].numpy())
+        assert np.array_equal(s, s_all.view(9, 11)[ys, xs].numpy())
+        padded.buffer[pos] = grid[ys, xs].numpy()
         seen[ys, xs] = True
-    assert seen.all()
+    assert seen.all() and torch.equal(padded.grid(), grid)
     assert float(scale_from_log(torch.tensor(100.0))) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_integer_arm_matches_floor_division_on_large_negative_sums():
+    """The numpy ARM floors by an arithmetic shift; the reference below divides with torch's floor rounding (the
+    implementation every earlier file was written with): equal on every sum, negative ones included."""
+    g = torch.Generator().manual_seed(1)
+    params = [torch.randint(-2000, 2000, (12, 12), generator=g), torch.randint(-2000, 2000, (12,), generator=g),
+              torch.randint(-2000, 2000, (12, 12), generator=g), torch.randint(-2000, 2000, (12,), generator=g),
+              torch.randint(-2000, 2000, (2, 12), generator=g), torch.randint(-2000, 2000, (2,), generator=g)]  # fmt: skip
+    ctx = torch.randint(-60, 61, (500, 12), generator=g)
+    a = ctx.long() << 8
+    for i in range(3):
+        a = torch.div(a @ params[2 * i].T + (params[2 * i + 1] << 8), 2**7, rounding_mode="floor")
+        a = a.clamp_min(0) if i < 2 else a
+    assert (a < 0).any()  # the test reaches negative outputs
+    mu, s = integer_arm_np(ctx.numpy(), [p.numpy() for p in params], 7)
+    assert np.array_equal(mu, (a.double() / 256)[:, 0].numpy()) and np.array_equal(
+        s, (a.double() / 256)[:, 1].numpy()
+    )
+
+
+def test_integer_arm_matches_the_reference_where_float64_sums_could_pass_2_53():
+    """The largest latents and weights the format allows, positive weights so that sums add up: the layer's bound
+    passes 2^53 and the ARM runs that layer in int64; the numbers are the reference's. (Trailing zeros of the
+    shifted activations keep such float64 sums exact in practice, so this guards the fallback's result, not the
+    need for it.)"""
+    g = torch.Generator().manual_seed(2)
+    lim = 2**15  # PARAM_SUPPORT
+    params = [torch.randint(-lim, lim, (12, 12), generator=g), torch.randint(-lim, lim, (12,), generator=g),
+              torch.randint(lim // 2, lim, (2, 12), generator=g), torch.randint(-lim, lim, (2,), generator=g)]  # fmt: skip
+    ctx = torch.randint(
+        -(2**16) + 1, 2**16, (300, 12), generator=g
+    )  # MAX_GRID; positive weights: sums add up
+    k = 3
+    hidden = torch.div((ctx << 8) @ params[0].T + (params[1] << 8), 2**k, rounding_mode="floor").clamp_min(0)
+    assert (
+        float(hidden.abs().max()) * float(params[2].abs().sum(1).max()) >= 2.0**53
+    )  # the second layer's bound
+    out = torch.div(hidden @ params[2].T + (params[3] << 8), 2**k, rounding_mode="floor")
+    mu, s = integer_arm_np(ctx.numpy(), [p.numpy() for p in params], k)
+    assert np.array_equal(mu, (out.double() / 256)[:, 0].numpy()) and np.array_equal(
+        s, (out.double() / 256)[:, 1].numpy()
+    )
 
 
 def test_bad_files_give_clear_errors(encoded):

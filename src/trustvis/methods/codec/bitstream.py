@@ -359,19 +359,24 @@ def decode_latents(
     decoder, shapes: list[tuple[int, int]], maxima: tuple[int, ...], arm: list[torch.Tensor], k_arm: int,
     rowcol: int, dist: str, progress=None,
 ) -> list[torch.Tensor]:  # fmt: skip
-    """Decode the latent grids written by :func:`encode_latents`, one wavefront step at a time."""
-    from trustvis.methods.codec.entropy import causal_offsets, context_at, integer_arm, wavefront_order
+    """Decode the latent grids written by :func:`encode_latents`, one wavefront step at a time (numpy in the loop:
+    the grid padded once, the step's contexts gathered by precomputed indices, the integer ARM on all its positions)."""
+    from trustvis.methods.codec.entropy import IntegerARM, PaddedGrid, causal_offsets, scale_from_log
 
     offsets = causal_offsets(rowcol)
+    integer_arm = IntegerARM([p.numpy() for p in arm], k_arm)
     grids = []
     for (h, w), m in zip(shapes, maxima):
-        g = torch.zeros(h, w, dtype=torch.int64)
         if m > 0:
             fam = _family(dist, -m, m)
-            for ys, xs in wavefront_order(h, w, rowcol):
-                mu, scale = _arm_params(integer_arm(context_at(g, ys, xs, offsets), arm, k_arm))
-                g[ys, xs] = torch.from_numpy(np.asarray(decoder.decode(fam, mu, scale), dtype=np.int64))
-        grids.append(g)
+            g = PaddedGrid(h, w, offsets, rowcol)
+            buf = g.buffer
+            for pos in g.steps:
+                mu, s = integer_arm(g.context(pos))
+                buf[pos] = decoder.decode(fam, mu, scale_from_log(s))
+            grids.append(g.grid())
+        else:
+            grids.append(torch.zeros(h, w, dtype=torch.int64))
         if progress is not None:
             progress.update(1)
     return grids

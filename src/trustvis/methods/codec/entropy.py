@@ -11,6 +11,9 @@ Context (COOL-CHIC v1, ``n_ctx_rowcol=2``, C=12): the 5 positions x−2..x+2 of 
 2 positions x−2, x−1 of row y. The scale is ``exp(−½·clamp(s, −10, 13.8155))`` ∈ [1e-3, 150] as in
 COOL-CHIC (spec ``shared/specs/codec.md`` §1.3, §2).
 
+Decoding runs the ARM one wavefront at a time (:class:`PaddedGrid`: the grid padded once, every step's gather
+indices precomputed, the integer ARM in numpy on the step's positions at once).
+
 Why integers: the decoder recomputes (μ, s) from already decoded latents and must get *exactly* the
 encoder's numbers, or the range decoder desynchronises (CompressAI #279, #309). Float matrix products
 give different last bits for different batch shapes and machines; the integer ARM (weights on a
@@ -58,15 +61,38 @@ def _pad(grid: torch.Tensor, r: int) -> torch.Tensor:
     return out
 
 
-def context_at(
-    grid: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, offsets: list[tuple[int, int]]
-) -> torch.Tensor:
-    """Causal context of the positions (ys, xs) of an integer ``grid`` (h,w): -> (N, C), zeros outside."""
-    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    pad = _pad(grid, r)
-    dy = torch.tensor([o[0] for o in offsets])
-    dx = torch.tensor([o[1] for o in offsets])
-    return pad[ys[:, None] + r + dy, xs[:, None] + r + dx]
+class PaddedGrid:
+    """An (h,w) int64 grid decoded in place inside one zero-padded buffer, with the flat gather indices of every
+    wavefront computed once: each step reads its contexts with one fancy index and writes its symbols with another.
+
+    ::
+
+        buffer (h + r) x (w + 2r), zeros above, left and right; position (y,x) at flat (y + r)·W + x + r, W = w + 2r
+        context of flat p: buffer[p + dy·W + dx] for the causal (dy, dx)
+    """
+
+    def __init__(self, h: int, w: int, offsets: list[tuple[int, int]], rowcol: int) -> None:
+        self.h, self.w = h, w
+        self.r = r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+        self.width = w + 2 * r
+        self.buffer = np.zeros((h + r) * self.width, dtype=np.int64)
+        self.offsets = np.asarray([dy * self.width + dx for dy, dx in offsets], dtype=np.int64)
+        ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
+        t = (
+            rowcol + 1
+        ) * ys + xs  # the wavefront of each position (see wavefront_order: the same stable order)
+        order = np.argsort(t, kind="stable")
+        flat = ((ys + r) * self.width + xs + r)[order]
+        self.steps = np.split(flat, np.cumsum(np.bincount(t))[:-1])
+
+    def context(self, pos: np.ndarray) -> np.ndarray:
+        """(N, C) contexts of the flat positions ``pos`` (zeros outside the grid and not yet decoded)."""
+        return self.buffer[pos[:, None] + self.offsets]
+
+    def grid(self) -> torch.Tensor:
+        """The decoded (h, w) grid."""
+        r = self.r
+        return torch.from_numpy(self.buffer.reshape(self.h + r, self.width)[r:, r : r + self.w].copy())
 
 
 def wavefront_order(h: int, w: int, rowcol: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -168,18 +194,55 @@ def arm_to_integers(arm: ARM, k: int) -> list[torch.Tensor]:
 
 
 def integer_arm(ctx: torch.Tensor, params: list[torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ARM in fixed point: integer contexts (N, C) -> (μ, s) as float64 (N,), exactly reproducible.
+    """The ARM in fixed point: integer contexts (N, C) -> (μ, s) as float64 (N,), exactly reproducible
+    (:func:`integer_arm_np` on tensors)."""
+    mu, s = integer_arm_np(ctx.numpy().astype(np.int64, copy=False), [p.numpy() for p in params], k)
+    return torch.from_numpy(mu), torch.from_numpy(s)
 
-    Activations carry :data:`ACT_BITS` fractional bits; a layer computes ``⌊(W·a + b·2^A) / 2^k⌋`` with
-    ``W, b`` the integer weights on the ``2^−k`` lattice.
+
+def integer_arm_np(ctx: np.ndarray, params: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ARM in fixed point on int64 arrays: contexts (N, C) -> (μ, s) as float64 (N,) (:class:`IntegerARM`)."""
+    return IntegerARM(params, k)(ctx)
+
+
+class IntegerARM:
+    """The ARM in fixed point, built once from its integer weights (int64 arrays ``[w0, b0, w1, b1, ...]`` on the
+    ``2^−k`` lattice) and called on int64 contexts (N, C) -> (μ, s) float64 (N,).
+
+    Activations carry :data:`ACT_BITS` fractional bits; a layer computes ``⌊(W·a + b·2^A) / 2^k⌋``. The products
+    run as float64 matrix products (BLAS) when a bound on the layer's sums — max|a| times the largest row sum of |W|,
+    plus max|b·2^A| — stays below 2^53, where every float64 sum of integers is exact whatever its order; otherwise as
+    int64 products. Either way the numbers are the integers' own, the same on every machine.
     """
-    a = ctx.long() << ACT_BITS
-    n_layers = len(params) // 2
-    for i in range(n_layers):
-        w, b = params[2 * i], params[2 * i + 1]
-        acc = a @ w.T + (b << ACT_BITS)
-        a = torch.div(acc, 2**k, rounding_mode="floor")
-        if i < n_layers - 1:
-            a = a.clamp_min(0)
-    out = a.double() / 2**ACT_BITS
-    return out[:, 0], out[:, 1]
+
+    EXACT = 2.0**53
+
+    def __init__(self, params: list[np.ndarray], k: int) -> None:
+        self.k = k
+        self.layers = []
+        for i in range(len(params) // 2):
+            w = np.asarray(params[2 * i], dtype=np.int64)
+            b = np.asarray(params[2 * i + 1], dtype=np.int64) << ACT_BITS
+            bound = (
+                float(np.abs(w).sum(1).max()) if w.size else 0.0,
+                float(np.abs(b).max()) if b.size else 0.0,
+            )
+            self.layers.append(
+                (w, b, np.ascontiguousarray(w.T, dtype=np.float64), b.astype(np.float64), bound)
+            )
+
+    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, s) of the int64 contexts ``ctx`` (N, C)."""
+        af = (np.asarray(ctx, dtype=np.int64) << ACT_BITS).astype(np.float64)
+        scale = 2.0**-self.k
+        last = len(self.layers) - 1
+        for i, (w, b, wt, bf, (wsum, bmax)) in enumerate(self.layers):
+            amax = float(np.abs(af).max()) if af.size else 0.0
+            if amax * wsum + bmax < self.EXACT:
+                af = np.floor((af @ wt + bf) * scale)  # exact: integers below 2^53, a power-of-two scale
+            else:
+                af = ((af.astype(np.int64) @ w.T + b) >> self.k).astype(np.float64)
+            if i < last:
+                np.maximum(af, 0.0, out=af)
+        out = af / 2**ACT_BITS
+        return out[:, 0], out[:, 1]
