@@ -24,7 +24,7 @@ def folder(tmp_path):
 
 def _argv(out, folder) -> list[str]:
     return ["-q", "bench", "codec", "--quick", "--methods", "coolchic,jpeg,avif", "--data-dir", str(folder), "--iterations", "6",
-            "--lambdas", "1e-2,1e-3", "--out", str(out)]  # fmt: skip
+            "--lambdas", "1e-2,1e-3", "--out", str(out), "--no-speed"]  # fmt: skip
 
 
 def test_bench_codec_writes_curves_bd_rates_and_the_rd_figure(tmp_path, folder):
@@ -127,7 +127,7 @@ def test_bench_codec_ablation_adds_the_variants_and_their_table(tmp_path, folder
 
     out = tmp_path / "abl"
     argv = ["-q", "bench", "codec", "--quick", "--methods", "coolchic", "--ablation", "--data-dir", str(folder),
-            "--images", "1", "--iterations", "4", "--lambdas", "1e-2,1e-3", "--out", str(out)]  # fmt: skip
+            "--images", "1", "--iterations", "4", "--lambdas", "1e-2,1e-3", "--out", str(out), "--no-speed"]  # fmt: skip
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["curves"]) == {"coolchic", "eqlinr", "eqlinr-no-lem", "eqlinr-no-sga", "eqlinr-no-tempreg",
@@ -153,3 +153,27 @@ def test_bench_codec_ablation_adds_the_variants_and_their_table(tmp_path, folder
     assert "## Ablation" in md and "| eqlinr-no-sga | SGA phase" in md
     assert (out / "fig_ablation.png").is_file() and (out / "fig_rd.png").is_file()
     assert [f["file"] for f in res["figures"]] == ["fig_rd.png", "fig_ablation.png"]
+
+
+def test_speed_ratios_of_a_neural_codec(tmp_path, folder, monkeypatch):
+    """Decode time against one synthesis pass per size, an encode iteration against a synthesis step, in the bench's
+    results and its Markdown: positive ratios of real timings (their size is the bench's business, not a test's)."""
+    import trustvis.bench.codec as bc
+
+    monkeypatch.setattr(bc, "SPEED_SIZES", ((32, 32), (48, 64)))
+    monkeypatch.setattr(bc, "SPEED_ITERATIONS", 20)
+    monkeypatch.setattr(bc, "SPEED_ENCODE_SIZE", (32, 48))
+    out = tmp_path / "speed"
+    argv = ["-q", "bench", "codec", "--quick", "--methods", "coolchic", "--data-dir", str(folder), "--images", "1",
+            "--iterations", "2", "--lambdas", "1e-2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    sp = json.loads((out / "results.json").read_text())["speed"]["coolchic"]
+    assert [(s["height"], s["width"]) for s in sp["sizes"]] == [(32, 32), (48, 64)]
+    for s in sp["sizes"]:
+        assert s["decode_seconds"] > 0 and s["synthesis_seconds"] > 0
+        assert s["decode_ratio"] == pytest.approx(s["decode_seconds"] / s["synthesis_seconds"])
+    assert sp["encode_iteration_ratio"] == pytest.approx(
+        sp["encode_iteration_seconds"] / sp["synthesis_step_seconds"]
+    )
+    md = (out / "results.md").read_text()
+    assert "## Speed" in md and "| coolchic |" in md.split("## Speed")[1] and "decode 64x48" in md

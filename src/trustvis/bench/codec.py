@@ -10,6 +10,8 @@ Protocol::
       curves: per setting the mean bpp and the mean per-image PSNR / MS-SSIM (CompressAI's convention)
       BD-rate (PCHIP, log rate over the overlapping quality range) of every codec against JPEG and AVIF,
       and of EQLINR against COOL-CHIC, on PSNR and on MS-SSIM in dB (−10·log10(1 − MS-SSIM))
+      speed (--no-speed skips it): decode time / one synthesis pass at 256x256, 512x512, 768x512, and one
+      overfitting iteration / one synthesis forward + backward + Adam step, each neural codec, in this run
       --ablation: also EQLINR with one of its additions set back to COOL-CHIC's choice (``VARIANTS``),
       each variant's BD-rate against EQLINR and COOL-CHIC
     points.jsonl (one line per image and setting; a re-run resumes from it), results.json, results.md,
@@ -108,6 +110,83 @@ def _classic_point(name: str, quality: float, image: np.ndarray) -> dict:
     }
 
 
+#: image sizes (height, width) of the decode-speed measurement: decode time should grow at most with the pixels
+SPEED_SIZES = ((256, 256), (512, 512), (512, 768))
+SPEED_ITERATIONS = 100  # the encode budget of the files the decode timing reads (enough for non-zero latents)
+SPEED_LAMBDA = 2e-4  # a rate at which every latent grid holds symbols
+SPEED_ENCODE_SIZE = (256, 256)  # (height, width) of the encode-iteration timing
+
+
+def _median_seconds(fn: Any, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _speed_image(h: int, w: int) -> np.ndarray:
+    """A real photo (scikit-image's astronaut) resized to h x w."""
+    from PIL import Image
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC))
+
+
+def codec_speed(codec: str, preset: str, seed: int = 0, iterations: int = 30) -> dict[str, Any]:
+    """Speed of a neural codec as ratios to its own networks, measured in one process:
+
+    - decode: seconds to decode a ``.tvc`` file over seconds of one synthesis pass of the same file's networks and
+      latents, for each of :data:`SPEED_SIZES` (and the decode seconds per pixel: linear or better in the pixels);
+    - encode: seconds per overfitting iteration (quantisation proxy, synthesis, rate under the ARM, backward, Adam)
+      over seconds of the synthesis forward + backward + Adam step alone, at :data:`SPEED_ENCODE_SIZE`, ``iterations``
+      steps each.
+    """
+    from dataclasses import replace
+
+    import torch
+    import torch.nn.functional as F
+
+    from trustvis import registry
+    from trustvis.config import make_run_config
+    from trustvis.methods.codec import coolchic
+
+    name, extra, _ = VARIANTS.get(codec, (codec, {}, ""))
+    cfg = make_run_config(name, preset, model={**extra, "lmbda": SPEED_LAMBDA, "iterations": SPEED_ITERATIONS,
+                                                "seed": seed}).model  # fmt: skip
+    method = registry.get(name).cls(cfg)
+    sizes = []
+    for h, w in SPEED_SIZES:
+        data = method.encode(_speed_image(h, w), progress=False).data
+        model, grids = coolchic.decode_latents(data)
+        synth = _median_seconds(lambda m=model, g=grids: coolchic.reconstruct(m, g), 5)
+        dec = _median_seconds(lambda d=data: coolchic.decode(d), 3)
+        sizes.append({"height": h, "width": w, "decode_seconds": dec, "synthesis_seconds": synth,
+                      "decode_ratio": dec / synth, "decode_us_per_pixel": 1e6 * dec / (h * w)})  # fmt: skip
+    eh, ew = SPEED_ENCODE_SIZE
+    x = coolchic.as_image_tensor(_speed_image(eh, ew))[None]
+    torch.manual_seed(seed)
+    model = coolchic.OverfitCodec(eh, ew, cfg.n_grids, tuple(cfg.synthesis), cfg.lem_layers, cfg.arm_rowcol,
+                                  tuple(cfg.arm_hidden))  # fmt: skip
+    fit_cfg = replace(cfg, iterations=iterations, ste_fraction=0.0)  # no hard-loss evaluations
+    t0 = time.perf_counter()
+    coolchic.overfit(model, x, fit_cfg)
+    per_iteration = (time.perf_counter() - t0) / iterations
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def synthesis_step() -> None:
+        loss = F.mse_loss(model.synthesize(list(model.latents)), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    base = _median_seconds(synthesis_step, iterations)
+    return {"sizes": sizes, "encode_iteration_seconds": per_iteration, "synthesis_step_seconds": base,
+            "encode_iteration_ratio": per_iteration / base, "iterations_timed": iterations}  # fmt: skip
+
+
 def run_codec_bench(
     opts: BenchOptions,
     codecs: list[str] | None = None,
@@ -116,12 +195,14 @@ def run_codec_bench(
     lambdas: list[float] | None = None,
     folder: str | None = None,
     ablation: bool = False,
+    speed: bool = True,
 ) -> Path:
     """Run the protocol; returns the output folder. ``opts.seed`` seeds the neural codecs; no training run
     is made, so ``opts.steps``, ``preset``, ``device`` and ``overrides`` are not used. ``folder``: a user's
     Kodak-style folder of images instead of the built-in set; ``images`` limits the number of images (the
     first ones); ``ablation`` adds EQLINR and its leave-one-out ``VARIANTS`` to the codecs (points already
-    in the folder's points.jsonl, e.g. from a plain run, are reused)."""
+    in the folder's points.jsonl, e.g. from a plain run, are reused); ``speed``: also :func:`codec_speed` of each
+    neural codec (about half a minute each)."""
     from tqdm.auto import tqdm
 
     from trustvis.data.kodaklike import load_image_folder, load_kodaklike
@@ -222,6 +303,13 @@ def run_codec_bench(
         if _neural(codec):
             timing[codec]["all_exact"] = bool(all(p.get("exact", False) for p in pts))
     bd = bd_table(curves)
+    speeds = {}
+    for codec in (c for c in codecs if c in NEURAL and speed):
+        log.info(
+            "timing %s: decode against its synthesis pass, an encode iteration against a synthesis step",
+            codec,
+        )
+        speeds[codec] = codec_speed(codec, proto["preset"], seed)
     fig = out / "fig_rd.png"
     from trustvis.report.plots import plot_rd_curves
 
@@ -250,6 +338,7 @@ def run_codec_bench(
         "curves": curves,
         "bd_rate": bd,
         "timing": timing,
+        "speed": speeds,
         "figures": figures,
         "bench_seconds": time.perf_counter() - t_start,
         "points_reused": reused,  # read back from points.jsonl, not timed by this invocation
@@ -328,6 +417,23 @@ def results_markdown(res: dict[str, Any]) -> str:
     if bd:
         lines.append(f"- eqlinr against coolchic (the method it extends): BD-rate {f(bd['psnr'])} % on PSNR, "
                      f"{f(bd['ms_ssim'])} % on MS-SSIM (negative = fewer bits for the same quality).")  # fmt: skip
+    speed = res.get("speed") or {}
+    if speed:
+        lines += ["", "## Speed: decoding and overfitting at the cost of the networks", "",
+                  "Measured in this run, one process: decode = seconds to decode a `.tvc` file / seconds of one "
+                  "synthesis pass of its networks and latents (files of a photo encoded at lambda "
+                  f"{SPEED_LAMBDA:g}, {SPEED_ITERATIONS} iterations); encode iteration = seconds of one overfitting "
+                  "step (proxy, synthesis, ARM rate, backward, Adam) / seconds of the synthesis forward + backward "
+                  f"+ Adam step alone, at {SPEED_ENCODE_SIZE[1]}x{SPEED_ENCODE_SIZE[0]}. Goals of issue 26: decode at most "
+                  "5x, an iteration at most 1.5x.", ""]  # fmt: skip
+        head = ["codec", *(f"decode {s['width']}x{s['height']}" for s in next(iter(speed.values()))["sizes"]),
+                "decode µs/pixel", "encode iteration"]  # fmt: skip
+        rows = []
+        for codec, sp in speed.items():
+            rows.append([codec, *(f"{s['decode_ratio']:.1f}x ({1000 * s['decode_seconds']:.0f} ms)" for s in sp["sizes"]),
+                         " / ".join(f"{s['decode_us_per_pixel']:.2f}" for s in sp["sizes"]),
+                         f"{sp['encode_iteration_ratio']:.2f}x ({1000 * sp['encode_iteration_seconds']:.0f} ms)"])  # fmt: skip
+        lines.append(markdown_table(head, rows))
     variants = [v for v in VARIANTS if v in res["curves"]]
     if variants:
         lines += ["", "## Ablation: EQLINR with one addition set back to COOL-CHIC's choice", "",

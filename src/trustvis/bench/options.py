@@ -215,6 +215,8 @@ def _codec_args(p: Any) -> None:
                    "the built-in set")  # fmt: skip
     p.add_argument("--ablation", action="store_true", help="also EQLINR with one addition removed at a time (LEM, "
                    "SGA, temperature penalty, Gaussian); reuses the folder's points")  # fmt: skip
+    p.add_argument("--no-speed", dest="speed", action="store_false", help="skip the speed ratios (decode against a "
+                   "synthesis pass at 256x256, 512x512, 768x512; an encode iteration against a synthesis step)")  # fmt: skip
 
 
 def _antispoof_args(p: Any) -> None:
@@ -420,7 +422,7 @@ BENCHES: dict[str, BenchEntry] = {
         "real files vs PSNR and MS-SSIM), BD-rates against JPEG and AVIF, encode / decode times",
         target="trustvis.bench.codec:run_codec_bench",
         add_arguments=_codec_args,
-        kwargs=_pick("codecs", "images", "iterations", "lambdas", "folder", "ablation"),
+        kwargs=_pick("codecs", "images", "iterations", "lambdas", "folder", "ablation", "speed"),
         options=("quick", "seed", "out_dir"),  # no training run: no steps, preset, device or --set
         quiet_hides_progress=True,
         quick_time="39 min on 2 cores",

@@ -322,6 +322,12 @@ def decode(data: bytes, progress: bool = False) -> torch.Tensor:
     Raises :class:`~trustvis.methods.codec.bitstream.BitstreamError` for anything that is not a complete,
     intact trustvis codec file.
     """
+    return reconstruct(*decode_latents(data, progress))
+
+
+def decode_latents(data: bytes, progress: bool = False) -> tuple[OverfitCodec, list[torch.Tensor]]:
+    """A ``.tvc`` file's bytes -> (the decoder with the file's networks, the integer latent grids): all of
+    :func:`decode` but the synthesis pass (:func:`reconstruct`)."""
     import constriction
 
     header, words = bs.unpack(data)
@@ -340,7 +346,7 @@ def decode(data: bytes, progress: bool = False) -> torch.Tensor:
         raise
     except Exception as e:  # the range decoder on damaged data
         raise bs.BitstreamError(f"Corrupt .tvc file: decoding failed ({e})") from e
-    return reconstruct(model, grids)
+    return model, grids
 
 
 def _bar(total: int, desc: str, enabled: bool):
