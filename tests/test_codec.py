@@ -13,6 +13,7 @@ from trustvis.methods.codec.coolchic import OverfitCodec, _upsampling_matrix, de
 from trustvis.methods.codec.entropy import (
     ARM,
     P_MIN,
+    IntegerARM,
     PaddedGrid,
     arm_to_integers,
     bits,
@@ -180,6 +181,12 @@ def test_integer_arm_matches_the_reference_where_float64_sums_could_pass_2_53():
     assert np.array_equal(mu, (out.double() / 256)[:, 0].numpy()) and np.array_equal(
         s, (out.double() / 256)[:, 1].numpy()
     )
+    # the decoder's per-grid plan from the header's maximum: the first layer in float64, the second in int64
+    arm = IntegerARM([p.numpy() for p in params], k)
+    plan = arm.plan(2**16 - 1)
+    assert plan == [True, False] and arm.plan(3) == [True, True]
+    mu_p, s_p = arm(ctx.numpy(), plan)
+    assert np.array_equal(mu_p, mu) and np.array_equal(s_p, s)
 
 
 def test_bad_files_give_clear_errors(encoded):

@@ -161,8 +161,8 @@ def codec_speed(codec: str, preset: str, seed: int = 0, iterations: int = 30) ->
     for h, w in SPEED_SIZES:
         data = method.encode(_speed_image(h, w), progress=False).data
         model, grids = coolchic.decode_latents(data)
-        synth = _median_seconds(lambda m=model, g=grids: coolchic.reconstruct(m, g), 5)
-        dec = _median_seconds(lambda d=data: coolchic.decode(d), 3)
+        synth = _median_seconds(lambda m=model, g=grids: coolchic.reconstruct(m, g), 21)
+        dec = _median_seconds(lambda d=data: coolchic.decode(d), 5)
         sizes.append({"height": h, "width": w, "decode_seconds": dec, "synthesis_seconds": synth,
                       "decode_ratio": dec / synth, "decode_us_per_pixel": 1e6 * dec / (h * w)})  # fmt: skip
     eh, ew = SPEED_ENCODE_SIZE

@@ -370,9 +370,9 @@ def decode_latents(
         if m > 0:
             fam = _family(dist, -m, m)
             g = PaddedGrid(h, w, offsets, rowcol)
-            buf = g.buffer
+            buf, plan = g.buffer, integer_arm.plan(m)
             for pos in g.steps:
-                mu, s = integer_arm(g.context(pos))
+                mu, s = integer_arm(g.context(pos), plan)
                 buf[pos] = decoder.decode(fam, mu, scale_from_log(s))
             grids.append(g.grid())
         else:

@@ -231,18 +231,37 @@ class IntegerARM:
                 (w, b, np.ascontiguousarray(w.T, dtype=np.float64), b.astype(np.float64), bound)
             )
 
-    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(μ, s) of the int64 contexts ``ctx`` (N, C)."""
-        af = (np.asarray(ctx, dtype=np.int64) << ACT_BITS).astype(np.float64)
+    def plan(self, max_context: int) -> list[bool]:
+        """For each layer, whether its float64 product is exact for every context of magnitude at most
+        ``max_context`` (a latent grid's maximum, from the file header): the first layer's bound, propagated."""
+        amax, out = float(max_context) * 2**ACT_BITS, []
+        for *_, (wsum, bmax) in self.layers:
+            bound = amax * wsum + bmax
+            out.append(bound < self.EXACT)
+            amax = math.floor(bound / 2**self.k)
+        return out
+
+    def __call__(self, ctx: np.ndarray, plan: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, s) of the int64 contexts ``ctx`` (N, C). ``plan`` (:meth:`plan` of a bound on |ctx|) fixes each layer's
+        path once for a whole grid; without it each call bounds its own sums."""
+        af = np.asarray(ctx, dtype=np.int64).astype(np.float64)
+        af *= 2.0**ACT_BITS
         scale = 2.0**-self.k
         last = len(self.layers) - 1
         for i, (w, b, wt, bf, (wsum, bmax)) in enumerate(self.layers):
-            amax = float(np.abs(af).max()) if af.size else 0.0
-            if amax * wsum + bmax < self.EXACT:
-                af = np.floor((af @ wt + bf) * scale)  # exact: integers below 2^53, a power-of-two scale
+            exact = (
+                plan[i]
+                if plan is not None
+                else (float(np.abs(af).max()) if af.size else 0.0) * wsum + bmax < self.EXACT
+            )
+            if exact:  # integers below 2^53 and a power-of-two scale: every step is exact
+                af = af @ wt
+                af += bf
+                af *= scale
+                np.floor(af, out=af)
             else:
                 af = ((af.astype(np.int64) @ w.T + b) >> self.k).astype(np.float64)
             if i < last:
                 np.maximum(af, 0.0, out=af)
-        out = af / 2**ACT_BITS
-        return out[:, 0], out[:, 1]
+        af *= 2.0**-ACT_BITS
+        return af[:, 0], af[:, 1]
