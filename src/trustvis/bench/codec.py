@@ -160,7 +160,7 @@ def codec_speed(codec: str, preset: str, seed: int = 0, iterations: int = 30) ->
     sizes = []
     for h, w in SPEED_SIZES:
         data = method.encode(_speed_image(h, w), progress=False).data
-        model, grids = coolchic.decode_latents(data)
+        model, grids = coolchic.decode_parts(data)
         synth = _median_seconds(lambda m=model, g=grids: coolchic.reconstruct(m, g), 21)
         dec = _median_seconds(lambda d=data: coolchic.decode(d), 5)
         sizes.append({"height": h, "width": w, "decode_seconds": dec, "synthesis_seconds": synth,

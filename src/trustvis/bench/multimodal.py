@@ -96,6 +96,7 @@ def run_multimodal_bench(
     }
     third: list[dict[str, Any]] = []
     vae_seconds: list[float] = []
+    judge_scores: dict[str, float] = {}
     examples: dict[str, Any] = {}
     mid = fractions[len(fractions) // 2]
     for seed in seeds:
@@ -126,6 +127,9 @@ def run_multimodal_bench(
                     run, out / "runs" / f"seed{seed}" / f"f{f:g}" / name, task.datasets
                 )
                 m = crossmodal_metrics(method, test, judges)
+                judge_scores = {
+                    k: v for k, v in m.items() if k.startswith("judge_")
+                }  # the same for every run
                 pairs = int(round(f * len(train_split.speech)))
                 results[name][str(f)].append({"seed": seed, "pairs": pairs, **{k: m[k] for k in MEASURES},
                                               "train_seconds": float(info.get("train_seconds", float("nan"))),
@@ -152,13 +156,7 @@ def run_multimodal_bench(
             "train_speakers": _speakers(train_split),
             "test_speakers": _speakers(test),
         },  # fmt: skip
-        "judges": {
-            k: v
-            for k, v in crossmodal_metrics(examples[methods[0]], test, judges).items()
-            if k.startswith("judge_")
-        }
-        if examples
-        else {},  # fmt: skip
+        "judges": judge_scores,
         "preset": preset,
         "vae_steps": vae_steps,
         "vae_seconds": float(np.mean(vae_seconds)) if vae_seconds else float("nan"),

@@ -12,7 +12,7 @@ Layout (little-endian), format version 2::
 
 Parameters are integers on a ``2^−k`` lattice (one ``k`` per module: synthesis, LEM, ARM), coded with a
 zero-mean quantised Laplace of the tensor's scale over [−2^15, 2^15). Latents are coded grid by grid in
-:func:`~trustvis.methods.codec.entropy.wavefront_order` with the (μ, scale) of the integer ARM.
+``trustvis.methods.codec.entropy.wavefront_steps`` with the (μ, scale) of the integer ARM.
 constriction is pinned to 0.5.x: its stability policy changes the leading version number whenever coder
 output changes.
 
@@ -336,7 +336,7 @@ def encode_latents(
     (μ, scale) of every position come from the integer ARM on the whole grid at once (exact, so equal to
     what the decoder computes wavefront by wavefront); symbols are written in wavefront order.
     """
-    from trustvis.methods.codec.entropy import causal_offsets, gather_context, integer_arm, wavefront_order
+    from trustvis.methods.codec.entropy import causal_offsets, gather_context, integer_arm, wavefront_steps
 
     offsets = causal_offsets(rowcol)
     maxima = []
@@ -349,7 +349,7 @@ def encode_latents(
             continue
         h, w = g.shape
         mu, scale = _arm_params(integer_arm(gather_context(g, offsets), arm, k_arm))
-        order = torch.cat([ys * w + xs for ys, xs in wavefront_order(h, w, rowcol)]).numpy()
+        order = np.concatenate(wavefront_steps(h, w, rowcol))
         symbols = g.flatten().numpy().astype(np.int32)[order]
         encoder.encode(symbols, _family(dist, -m, m), mu[order], scale[order])
     return maxima

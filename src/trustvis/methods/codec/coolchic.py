@@ -322,10 +322,10 @@ def decode(data: bytes, progress: bool = False) -> torch.Tensor:
     Raises :class:`~trustvis.methods.codec.bitstream.BitstreamError` for anything that is not a complete,
     intact trustvis codec file.
     """
-    return reconstruct(*decode_latents(data, progress))
+    return reconstruct(*decode_parts(data, progress))
 
 
-def decode_latents(data: bytes, progress: bool = False) -> tuple[OverfitCodec, list[torch.Tensor]]:
+def decode_parts(data: bytes, progress: bool = False) -> tuple[OverfitCodec, list[torch.Tensor]]:
     """A ``.tvc`` file's bytes -> (the decoder with the file's networks, the integer latent grids): all of
     :func:`decode` but the synthesis pass (:func:`reconstruct`)."""
     import constriction

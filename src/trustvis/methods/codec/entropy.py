@@ -19,7 +19,7 @@ encoder's numbers, or the range decoder desynchronises (CompressAI #279, #309). 
 give different last bits for different batch shapes and machines; the integer ARM (weights on a
 ``2^−k`` lattice, activations with :data:`ACT_BITS` fractional bits, floor division) is exact everywhere,
 so the encoder can run it on all positions at once and the decoder wavefront by wavefront
-(:func:`wavefront_order`). Only the final ``exp`` of the scale is float64 (numpy): bit-exact on one
+(:func:`wavefront_steps`). Only the final ``exp`` of the scale is float64 (numpy): bit-exact on one
 machine, and the same on every IEEE platform whose libm rounds ``exp`` identically.
 """
 
@@ -77,13 +77,10 @@ class PaddedGrid:
         self.width = w + 2 * r
         self.buffer = np.zeros((h + r) * self.width, dtype=np.int64)
         self.offsets = np.asarray([dy * self.width + dx for dy, dx in offsets], dtype=np.int64)
-        ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
-        t = (
-            rowcol + 1
-        ) * ys + xs  # the wavefront of each position (see wavefront_order: the same stable order)
-        order = np.argsort(t, kind="stable")
-        flat = ((ys + r) * self.width + xs + r)[order]
-        self.steps = np.split(flat, np.cumsum(np.bincount(t))[:-1])
+        steps = wavefront_steps(h, w, rowcol)
+        idx = np.concatenate(steps)
+        flat = (idx // w + r) * self.width + idx % w + r  # the positions moved into the padded buffer
+        self.steps = np.split(flat, np.cumsum([len(s) for s in steps])[:-1])
 
     def context(self, pos: np.ndarray) -> np.ndarray:
         """(N, C) contexts of the flat positions ``pos`` (zeros outside the grid and not yet decoded)."""
@@ -95,23 +92,22 @@ class PaddedGrid:
         return torch.from_numpy(self.buffer.reshape(self.h + r, self.width)[r:, r : r + self.w].copy())
 
 
-def wavefront_order(h: int, w: int, rowcol: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Positions of an (h,w) grid grouped into steps that only depend on earlier steps.
+def wavefront_steps(h: int, w: int, rowcol: int = 2) -> list[np.ndarray]:
+    """Flat positions (y·w + x) of an (h,w) grid grouped into steps that only depend on earlier steps.
 
-    Position (y,x) needs (y−1, x+rowcol), so t = (rowcol+1)·y + x orders it after all its context. The
-    encoder writes the symbols in this order and the decoder decodes one step at a time.
+    Position (y,x) needs (y−1, x+rowcol), so t = (rowcol+1)·y + x orders it after all its context; within a step
+    positions keep raster order. The encoder writes the symbols in this order and the decoder decodes one step at
+    a time.
     """
-    a = rowcol + 1
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    t = (a * ys + xs).flatten()
-    order = torch.argsort(t, stable=True)
-    counts = torch.bincount(t)
-    steps, start = [], 0
-    for c in counts.tolist():
-        idx = order[start : start + c]
-        steps.append((idx // w, idx % w))
-        start += c
-    return steps
+    ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
+    t = (rowcol + 1) * ys + xs
+    order = np.argsort(t, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(t))[:-1])
+
+
+def wavefront_order(h: int, w: int, rowcol: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`wavefront_steps` as (ys, xs) tensors per step."""
+    return [(torch.from_numpy(idx // w), torch.from_numpy(idx % w)) for idx in wavefront_steps(h, w, rowcol)]
 
 
 def scale_from_log(s: torch.Tensor | np.ndarray):
