@@ -137,22 +137,25 @@ def test_cli_refuses_a_damaged_file_naming_it(cli, tmp_path, encoded, field, at)
 
 def test_an_intact_file_still_decodes_to_the_encoders_reconstruction(encoded):
     torch.testing.assert_close(decode(encoded.data), encoded.x_hat, rtol=0, atol=0)
-    assert encoded.data[VERSION_AT] == bs.VERSION == 2
+    assert encoded.data[VERSION_AT] == bs.VERSION == 3
 
 
 def test_version_1_files_still_decode_with_a_warning_and_their_payload_is_still_checked(encoded, caplog):
-    """v1 (CRC of the payload only, same layout): an intact file is not lost; a damaged payload is refused."""
-    crc_pos = _crc_pos(encoded.data)
-    v1 = bytearray(encoded.data)
+    """v1 (CRC of the payload only, otherwise format 2): an intact file is not lost; a damaged payload is refused.
+    The v1 file is a golden format-2 file relabelled (formats 1 and 2 share the payload order)."""
+    v2 = (ROOT / "tests" / "expected" / "tvc" / "coolchic_q3.tvc").read_bytes()
+    assert v2[VERSION_AT] == 2
+    crc_pos = _crc_pos(v2)
+    v1 = bytearray(v2)
     v1[VERSION_AT] = 1
     v1[crc_pos : crc_pos + 4] = struct.pack("<I", zlib.crc32(bytes(v1[crc_pos + 4 :])))
     with caplog.at_level("WARNING"):
-        torch.testing.assert_close(decode(bytes(v1)), encoded.x_hat, rtol=0, atol=0)
+        torch.testing.assert_close(decode(bytes(v1)), decode(v2), rtol=0, atol=0)
     assert "re-encode" in caplog.text
     v1[-1] ^= 0x01
     with pytest.raises(bs.BitstreamError, match="checksum"):
         decode(bytes(v1))
-    with pytest.raises(bs.BitstreamError, match=r"version 9.*\[1, 2\]"):
+    with pytest.raises(bs.BitstreamError, match=r"version 9.*\[1, 2, 3\]"):
         decode(encoded.data[:VERSION_AT] + bytes([9]) + encoded.data[VERSION_AT + 1 :])
 
 
@@ -328,9 +331,11 @@ def test_banded_upsampling_has_pytorchs_bicubic_weights_exactly():
 
 
 def test_a_wide_model_upsamples_like_interpolate_without_dense_matrices():
-    width = 20000  # dense, grid 0 would need a 20000x20000 matrix (1.6 GB), grid 1 a 20000x10000 one
+    width = 20000  # dense, grid 1 would need a 20000x10000 matrix (0.8 GB)
     model = OverfitCodec(3, width, n_grids=4, synthesis=(4,), arm_rowcol=1, arm_hidden=(4,))
-    assert model.up_w0_idx is not None and model.up_w0.shape == (width, 4)
+    assert (
+        model.up_w0 is None and model.up_w1_idx is not None and model.up_w1.shape == (width, 4)
+    )  # grid 0: as is
     assert max(b.numel() for b in model.buffers()) <= coolchic.DENSE_UPSAMPLING_LIMIT
     g = [torch.randn(*lat.shape) for lat in model.latents]
     up = model.upsample(g).reshape(4, 3, width)

@@ -1,6 +1,6 @@
 """The ``.tvc`` file of the overfitted codecs: a small binary header, then one range-coded stream.
 
-Layout (little-endian), format version 2::
+Layout (little-endian), format version 3::
 
     magic "TVC" | version u8 | method u8 | height u16 | width u16 | lambda f32
     n_grids u8 | n_synth u8, synth widths u8… | lem_layers u8 | arm_rowcol u8 | n_arm u8, arm widths u8…
@@ -8,18 +8,22 @@ Layout (little-endian), format version 2::
     grid_max u16 × n_grids                      (latents of grid i lie in [−M_i, M_i]; M_i = 0: all zero)
     param_scale u8 × n_tensors                  (Laplace scale 2^((s−64)/8) of each weight / bias tensor)
     payload_words u32 | crc32 u32               (CRC-32 of every byte of the file except these 4)
-    payload: constriction RangeEncoder words (u32): every parameter tensor, then every latent grid
+    payload: constriction RangeEncoder words (u32): every parameter tensor, then the latents
 
 Parameters are integers on a ``2^−k`` lattice (one ``k`` per module: synthesis, LEM, ARM), coded with a
-zero-mean quantised Laplace of the tensor's scale over [−2^15, 2^15). Latents are coded grid by grid in
-``trustvis.methods.codec.entropy.wavefront_steps`` with the (μ, scale) of the integer ARM.
+zero-mean quantised Laplace of the tensor's scale over [−2^15, 2^15). Latents are coded with the (μ, scale) of the
+integer ARM in wavefront steps (``trustvis.methods.codec.entropy.LatentCanvas.schedule``). Version 3 interleaves the
+grids — step t holds wavefront t of every grid with ``M_i > 0`` — and codes every latent over the common support
+[−M, M], M = max M_i, so the decoder takes one range-decoder call per step for all grids (as many steps as the
+largest grid has wavefronts, about half the grid-by-grid count). Versions 1 and 2 code grid by grid, grid i over
+[−M_i, M_i]; they still decode.
 constriction is pinned to 0.5.x: its stability policy changes the leading version number whenever coder
 output changes.
 
 Integrity and limits (checked by :func:`unpack` before anything is allocated; any failure raises
 :class:`BitstreamError`):
 
-* the checksum covers the header and the payload (version 2), so a damaged file — any single bit flip,
+* the checksum covers the header and the payload (versions 2 and 3), so a damaged file — any single bit flip,
   any burst of up to 32 bits — is refused, never decoded to a wrong image. Version 1 (trustvis before
   the hardening of issue 18) had the same layout with a CRC of the payload only; such files still decode
   (nothing is lost), with a warning that their header is unprotected: re-encode them to protect it;
@@ -45,6 +49,7 @@ import logging
 import math
 import struct
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +58,9 @@ import torch
 log = logging.getLogger(__name__)
 
 MAGIC = b"TVC"
-VERSION = 2  # 2: the checksum covers the whole file; 1: the payload only (still read, with a warning)
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # 3: grids interleaved by wavefront; 2: grid by grid; 1: as 2, checksum of the payload only
+READABLE_VERSIONS = (1, 2, 3)
+INTERLEAVED_SINCE = 3  # the first version whose latents are interleaved across grids
 METHOD_IDS = {"coolchic": 0, "eqlinr": 1}
 DISTRIBUTION_IDS = {"laplace": 0, "gaussian": 1}
 PARAM_SUPPORT = 2**15  # parameter integers lie in [−PARAM_SUPPORT, PARAM_SUPPORT)
@@ -65,6 +71,7 @@ MAX_GRIDS = 16  # latent grids (2^15 down-sampling: a 65535-pixel side is one la
 MAX_LAYERS = 16  # layers of the synthesis, of the LEM and of the ARM
 MAX_ROWCOL = 8  # ARM context rows/cols (8 -> 144 causal neighbours)
 MAX_K = 30  # parameter lattice exponents 2^-k (the encoder uses 3..14)
+ENCODE_CHUNK = 2**20  # latent positions per integer-ARM call in the encoder (bounds its memory)
 CODER_PRECISION = 24  # constriction's quantised models give every symbol of the support >= 2^-24
 
 
@@ -321,62 +328,63 @@ def decode_params(decoder, shapes: list[tuple[int, ...]], scales: tuple[int, ...
     return out
 
 
-def _arm_params(mu_s: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    from trustvis.methods.codec.entropy import scale_from_log
-
-    mu, s = mu_s
-    return mu.numpy().astype(np.float64), scale_from_log(s.numpy().astype(np.float64))
-
-
 def encode_latents(
     encoder, grids: list[torch.Tensor], arm: list[torch.Tensor], k_arm: int, rowcol: int, dist: str
 ) -> list[int]:
-    """Append the integer latent grids (h_i, w_i) to ``encoder``; returns their magnitudes ``M_i``.
+    """Append the integer latent grids (h_i, w_i) to ``encoder`` in the order of the current format (grids
+    interleaved by wavefront, over the common support); returns their magnitudes ``M_i``.
 
-    (μ, scale) of every position come from the integer ARM on the whole grid at once (exact, so equal to
-    what the decoder computes wavefront by wavefront); symbols are written in wavefront order.
+    (μ, scale) of every position come from the integer ARM on all contexts at once (exact, so equal to what the
+    decoder computes step by step), in chunks that bound the encoder's memory.
     """
-    from trustvis.methods.codec.entropy import causal_offsets, gather_context, integer_arm, wavefront_steps
+    from trustvis.methods.codec.entropy import IntegerARM, LatentCanvas, causal_offsets
 
-    offsets = causal_offsets(rowcol)
-    maxima = []
-    for g in grids:
-        m = int(g.abs().max()) if g.numel() else 0
-        if m > MAX_GRID:
-            raise ValueError(f"Latent magnitude {m} exceeds {MAX_GRID}")
-        maxima.append(m)
-        if m == 0:
-            continue
-        h, w = g.shape
-        mu, scale = _arm_params(integer_arm(gather_context(g, offsets), arm, k_arm))
-        order = np.concatenate(wavefront_steps(h, w, rowcol))
-        symbols = g.flatten().numpy().astype(np.int32)[order]
-        encoder.encode(symbols, _family(dist, -m, m), mu[order], scale[order])
+    maxima = [int(g.abs().max()) if g.numel() else 0 for g in grids]
+    if max(maxima, default=0) > MAX_GRID:
+        raise ValueError(f"Latent magnitude {max(maxima)} exceeds {MAX_GRID}")
+    if max(maxima, default=0) == 0:
+        return maxima
+    canvas = LatentCanvas(
+        [tuple(g.shape) for g in grids], causal_offsets(rowcol), rowcol, [m > 0 for m in maxima]
+    )
+    canvas.fill(grids)
+    order, _, _ = canvas.schedule(interleave=True)
+    integer_arm, m = IntegerARM([p.numpy() for p in arm], k_arm), max(maxima)
+    plan, fam = integer_arm.plan(m), _family(dist, -m, m)
+    for start in range(0, len(order), ENCODE_CHUNK):
+        pos = order[start : start + ENCODE_CHUNK]
+        mu, scale = integer_arm.mu_scale(canvas.context(pos), plan)
+        encoder.encode(canvas.buffer[pos].astype(np.int32), fam, mu, scale)
     return maxima
 
 
 def decode_latents(
     decoder, shapes: list[tuple[int, int]], maxima: tuple[int, ...], arm: list[torch.Tensor], k_arm: int,
-    rowcol: int, dist: str, progress=None,
+    rowcol: int, dist: str, progress=None, version: int = VERSION,
 ) -> list[torch.Tensor]:  # fmt: skip
-    """Decode the latent grids written by :func:`encode_latents`, one wavefront step at a time (numpy in the loop:
-    the grid padded once, the step's contexts gathered by precomputed indices, the integer ARM on all its positions)."""
-    from trustvis.methods.codec.entropy import IntegerARM, PaddedGrid, causal_offsets, scale_from_log
+    """Decode the latent grids written by :func:`encode_latents` (or by format ``version`` 1 and 2: grid by grid),
+    one wavefront step at a time: numpy in the loop, the step's contexts gathered by precomputed indices, the integer
+    ARM on all its positions, one range-decoder call. ``progress.update(1)`` as each grid is complete."""
+    from trustvis.methods.codec.entropy import IntegerARM, LatentCanvas, causal_offsets
 
-    offsets = causal_offsets(rowcol)
-    integer_arm = IntegerARM([p.numpy() for p in arm], k_arm)
-    grids = []
-    for (h, w), m in zip(shapes, maxima):
-        if m > 0:
-            fam = _family(dist, -m, m)
-            g = PaddedGrid(h, w, offsets, rowcol)
-            buf, plan = g.buffer, integer_arm.plan(m)
-            for pos in g.steps:
-                mu, s = integer_arm(g.context(pos), plan)
-                buf[pos] = decoder.decode(fam, mu, scale_from_log(s))
-            grids.append(g.grid())
-        else:
-            grids.append(torch.zeros(h, w, dtype=torch.int64))
-        if progress is not None:
-            progress.update(1)
-    return grids
+    canvas = LatentCanvas(shapes, causal_offsets(rowcol), rowcol, [m > 0 for m in maxima])
+    integer_arm, buf = IntegerARM([p.numpy() for p in arm], k_arm), canvas.buffer
+    interleave = version >= INTERLEAVED_SINCE
+    pos, bounds, ends = canvas.schedule(interleave)
+    if interleave:  # one pass over all grids, over the common support
+        passes = [(0, len(bounds) - 1, max(maxima))] if max(maxima, default=0) > 0 else []
+    else:  # grid i's steps follow grid i−1's, over its own support
+        starts = [0, *ends[:-1]]
+        passes = [(a, b, m) for a, b, m in zip(np.maximum.accumulate(starts), ends, maxima) if m > 0]
+    complete = Counter(ends)  # grids complete after each step count (0: not coded)
+    if progress is not None:
+        progress.update(complete.pop(0, 0))
+    for first, stop, m in passes:
+        fam, plan = _family(dist, -m, m), integer_arm.plan(m)
+        for j in range(first, stop):
+            p = pos[bounds[j] : bounds[j + 1]]
+            mu, scale = integer_arm.mu_scale(canvas.context(p), plan)
+            buf[p] = decoder.decode(fam, mu, scale)
+            if progress is not None and j + 1 in complete:
+                progress.update(complete[j + 1])
+    return canvas.grids()

@@ -165,7 +165,9 @@ class OverfitCodec(nn.Module):
         self.synthesis = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))  # per pixel
         for i, g in enumerate(self.latents):  # bicubic up-sampling: two fixed operators per grid
             for axis, n, out in (("h", g.shape[0], self.height), ("w", g.shape[1], self.width)):
-                if out * n <= DENSE_UPSAMPLING_LIMIT:  # a dense (out, n) matrix
+                if i == 0:  # full resolution: the identity, applied as nothing
+                    weights, idx = None, None
+                elif out * n <= DENSE_UPSAMPLING_LIMIT:  # a dense (out, n) matrix
                     weights, idx = _upsampling_matrix(n, 2**i, out), None
                 else:  # banded: 4 taps per output sample, O(out) memory
                     idx, weights = _upsampling_taps(n, 2**i, out)
@@ -186,14 +188,15 @@ class OverfitCodec(nn.Module):
     def upsample(self, grids: list[torch.Tensor]) -> torch.Tensor:
         """Latent grids [(h_i, w_i)] -> (L, H·W): grid i bicubically up-sampled by 2^i, cropped to H×W.
 
-        Bicubic interpolation is separable, so it is computed as ``U_h · g · U_wᵀ`` with the matrices of
+        Grid 0 is at full resolution and used as it is. Bicubic interpolation is separable, so the others are
+        computed as ``U_h · g · U_wᵀ`` with the matrices of
         :func:`_upsampling_matrix` (exactly PyTorch's bicubic weights; far faster to differentiate on a CPU
         than ``F.interpolate``). Where a dense matrix would exceed :data:`DENSE_UPSAMPLING_LIMIT` entries
         (sides above 4096), the same weights are applied as 4 taps per output sample
         (:func:`_upsampling_taps`): memory O(out) instead of O(out · n).
         """
-        ups = []
-        for i, g in enumerate(grids):
+        ups = [grids[0]]  # grid 0 is at full resolution
+        for i, g in enumerate(grids[1:], 1):
             u, idx = getattr(self, f"up_h{i}"), getattr(self, f"up_h{i}_idx")
             g = u @ g if idx is None else (u[:, :, None] * g[idx]).sum(1)  # (H, w_i)
             u, idx = getattr(self, f"up_w{i}"), getattr(self, f"up_w{i}_idx")
@@ -206,7 +209,7 @@ class OverfitCodec(nn.Module):
         for j, layer in enumerate(self.synthesis):
             h = torch.addmm(layer.bias[:, None], layer.weight, h)
             if j < len(self.synthesis) - 1:
-                h = F.relu(h)
+                h = torch.relu_(h)
         y = h.reshape(1, 3, self.height, self.width)
         for j, conv in enumerate(self.lem):
             r = conv(y)
@@ -339,7 +342,7 @@ def decode_parts(data: bytes, progress: bool = False) -> tuple[OverfitCodec, lis
         shapes = [tuple(g.shape) for g in model.latents]
         bar = _bar(len(shapes), "decode latents", progress)
         grids = bs.decode_latents(decoder, shapes, header.grid_max, params[-n_arm:], header.k_arm,
-                                  header.arm_rowcol, header.distribution, progress=bar)  # fmt: skip
+                                  header.arm_rowcol, header.distribution, progress=bar, version=header.version)  # fmt: skip
         if bar is not None:
             bar.close()
     except bs.BitstreamError:

@@ -11,15 +11,16 @@ Context (COOL-CHIC v1, ``n_ctx_rowcol=2``, C=12): the 5 positions x−2..x+2 of 
 2 positions x−2, x−1 of row y. The scale is ``exp(−½·clamp(s, −10, 13.8155))`` ∈ [1e-3, 150] as in
 COOL-CHIC (spec ``shared/specs/codec.md`` §1.3, §2).
 
-Decoding runs the ARM one wavefront at a time (:class:`PaddedGrid`: the grid padded once, every step's gather
-indices precomputed, the integer ARM in numpy on the step's positions at once).
+Decoding runs the ARM one wavefront at a time (:class:`LatentCanvas`: all grids padded once into one buffer, every
+step's gather indices precomputed; format 3 interleaves the grids, so step t decodes wavefront t of every grid in one
+integer-ARM call and one range-decoder call).
 
 Why integers: the decoder recomputes (μ, s) from already decoded latents and must get *exactly* the
 encoder's numbers, or the range decoder desynchronises (CompressAI #279, #309). Float matrix products
 give different last bits for different batch shapes and machines; the integer ARM (weights on a
 ``2^−k`` lattice, activations with :data:`ACT_BITS` fractional bits, floor division) is exact everywhere,
 so the encoder can run it on all positions at once and the decoder wavefront by wavefront
-(:func:`wavefront_steps`). Only the final ``exp`` of the scale is float64 (numpy): bit-exact on one
+(:meth:`LatentCanvas.schedule`). Only the final ``exp`` of the scale is float64 (numpy): bit-exact on one
 machine, and the same on every IEEE platform whose libm rounds ``exp`` identically.
 """
 
@@ -46,11 +47,35 @@ def causal_offsets(rowcol: int = 2) -> list[tuple[int, int]]:
 
 def gather_context(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
     """Causal context of every position of ``grid`` (h,w), float or integer: -> (h*w, C), zeros outside."""
-    r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    h, w = grid.shape
-    pad = _pad(grid, r)
-    cols = [pad[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]
-    return torch.stack(cols, -1).reshape(h * w, len(offsets))
+    return context_columns(grid, offsets).T
+
+
+def context_columns(grid: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
+    """:func:`gather_context` as columns: (C, h*w), one shifted copy of the zero-padded grid per neighbour — the
+    layout the training ARM multiplies. Differentiable: the gradient adds each column back at its shift into one
+    padded buffer (autograd's own slice gradients would allocate a padded grid per neighbour)."""
+    return _ContextColumns.apply(grid, tuple(offsets))
+
+
+class _ContextColumns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grid: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> torch.Tensor:
+        r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+        h, w = grid.shape
+        pad = _pad(grid, r)
+        ctx.meta = (h, w, r, offsets)
+        return torch.stack([pad[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]).reshape(
+            len(offsets), h * w
+        )
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        h, w, r, offsets = ctx.meta
+        out = grad.new_zeros(h + r, w + 2 * r)
+        grad = grad.reshape(len(offsets), h, w)
+        for c, (dy, dx) in enumerate(offsets):
+            out[r + dy : r + dy + h, r + dx : r + dx + w] += grad[c]
+        return out[r:, r : r + w], None
 
 
 def _pad(grid: torch.Tensor, r: int) -> torch.Tensor:
@@ -61,53 +86,88 @@ def _pad(grid: torch.Tensor, r: int) -> torch.Tensor:
     return out
 
 
-class PaddedGrid:
-    """An (h,w) int64 grid decoded in place inside one zero-padded buffer, with the flat gather indices of every
-    wavefront computed once: each step reads its contexts with one fancy index and writes its symbols with another.
+class LatentCanvas:
+    """The latent grids of one file in one zero-padded float64 buffer, decoded in place, with the flat positions of
+    every wavefront step computed once: a step reads its contexts with one fancy index and writes its symbols with
+    another.
 
     ::
 
-        buffer (h + r) x (w + 2r), zeros above, left and right; position (y,x) at flat (y + r)·W + x + r, W = w + 2r
-        context of flat p: buffer[p + dy·W + dx] for the causal (dy, dx)
+        buffer: the grids stacked top to bottom, each below r zero rows, r zero columns left and right of the
+        widest; grid i's (y,x) at flat (top_i + y)·W + r + x, W = max w_i + 2r
+        context of flat p: buffer[p + dy·W + dx] for the causal (dy, dx) — zeros outside any grid
+
+    :meth:`schedule` gives the coding order: grid by grid (formats 1, 2), or interleaved (format 3: step t holds
+    wavefront t of every coded grid, in grid order then raster order, so a file's latents take as many steps as its
+    largest grid has wavefronts). Values are integers held in float64 (exact below 2^53; the format bounds them by
+    2^16).
     """
 
-    def __init__(self, h: int, w: int, offsets: list[tuple[int, int]], rowcol: int) -> None:
-        self.h, self.w = h, w
+    def __init__(self, shapes: list[tuple[int, int]], offsets: list[tuple[int, int]], rowcol: int,
+                 coded: list[bool] | None = None) -> None:  # fmt: skip
+        self.shapes = [(int(h), int(w)) for h, w in shapes]
+        self.rowcol = rowcol
+        self.coded = [True] * len(self.shapes) if coded is None else [bool(c) for c in coded]
         self.r = r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-        self.width = w + 2 * r
-        self.buffer = np.zeros((h + r) * self.width, dtype=np.int64)
+        self.width = max(w for _, w in self.shapes) + 2 * r
+        self.tops, row = [], 0
+        for h, _ in self.shapes:
+            self.tops.append(row + r)
+            row += h + r
+        self.buffer = np.zeros(row * self.width, dtype=np.float64)
         self.offsets = np.asarray([dy * self.width + dx for dy, dx in offsets], dtype=np.int64)
-        steps = wavefront_steps(h, w, rowcol)
-        idx = np.concatenate(steps)
-        flat = (idx // w + r) * self.width + idx % w + r  # the positions moved into the padded buffer
-        self.steps = np.split(flat, np.cumsum([len(s) for s in steps])[:-1])
+
+    def schedule(self, interleave: bool = True) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """``(pos, bounds, ends)``: the coded positions' flat indices in coding order, step j being
+        ``pos[bounds[j]:bounds[j+1]]``, and for each grid the number of steps after which it is complete (0 for a
+        grid that is not coded).
+
+        Position (y,x) of a grid needs (y−1, x+rowcol), so its wavefront number t = (rowcol+1)·y + x orders it after
+        all its context; within a step positions keep raster order. The encoder writes the symbols in this order and
+        the decoder decodes one step at a time.
+        """
+        flats, keys, t_max = [], [], []
+        for (h, w), top, coded in zip(self.shapes, self.tops, self.coded, strict=True):
+            if not coded:
+                t_max.append(-1)
+                continue
+            ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
+            flats.append((top + ys) * self.width + self.r + xs)
+            keys.append((self.rowcol + 1) * ys + xs)
+            t_max.append((self.rowcol + 1) * (h - 1) + w - 1)
+        if not flats:
+            return np.zeros(0, np.int64), np.zeros(1, np.int64), [0] * len(self.shapes)
+        if not interleave:  # grid-major: shift each grid's wavefront numbers past the previous grids'
+            base = np.cumsum([0] + [t + 1 for t, c in zip(t_max, self.coded) if c])
+            keys = [k + b for k, b in zip(keys, base)]
+        key = np.concatenate(keys)
+        order = np.argsort(key, kind="stable")  # grids are concatenated in order, each in raster order
+        counts = np.bincount(key)
+        bounds = np.concatenate(
+            [[0], np.cumsum(counts[counts > 0])]
+        )  # empty wavefronts (grids under 3 wide) dropped
+        steps_through = np.cumsum(counts > 0)  # steps up to and including each wavefront number
+        last = iter(k[-1] for k in keys)
+        ends = [int(steps_through[next(last)]) if c else 0 for c in self.coded]
+        return np.concatenate(flats)[order], bounds, ends
+
+    def _view(self, i: int) -> np.ndarray:
+        h, w = self.shapes[i]
+        top, r = self.tops[i], self.r
+        return self.buffer.reshape(-1, self.width)[top : top + h, r : r + w]
 
     def context(self, pos: np.ndarray) -> np.ndarray:
-        """(N, C) contexts of the flat positions ``pos`` (zeros outside the grid and not yet decoded)."""
+        """(N, C) float64 contexts of the flat positions ``pos`` (zeros outside the grids and where not yet decoded)."""
         return self.buffer[pos[:, None] + self.offsets]
 
-    def grid(self) -> torch.Tensor:
-        """The decoded (h, w) grid."""
-        r = self.r
-        return torch.from_numpy(self.buffer.reshape(self.h + r, self.width)[r:, r : r + self.w].copy())
+    def fill(self, grids: list[torch.Tensor]) -> None:
+        """Write whole integer grids into the buffer (the encoder: every context is known at once)."""
+        for i, g in enumerate(grids):
+            self._view(i)[...] = g.numpy()
 
-
-def wavefront_steps(h: int, w: int, rowcol: int = 2) -> list[np.ndarray]:
-    """Flat positions (y·w + x) of an (h,w) grid grouped into steps that only depend on earlier steps.
-
-    Position (y,x) needs (y−1, x+rowcol), so t = (rowcol+1)·y + x orders it after all its context; within a step
-    positions keep raster order. The encoder writes the symbols in this order and the decoder decodes one step at
-    a time.
-    """
-    ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
-    t = (rowcol + 1) * ys + xs
-    order = np.argsort(t, kind="stable")
-    return np.split(order, np.cumsum(np.bincount(t))[:-1])
-
-
-def wavefront_order(h: int, w: int, rowcol: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`wavefront_steps` as (ys, xs) tensors per step."""
-    return [(torch.from_numpy(idx // w), torch.from_numpy(idx % w)) for idx in wavefront_steps(h, w, rowcol)]
+    def grids(self) -> list[torch.Tensor]:
+        """The (h_i, w_i) int64 grids."""
+        return [torch.from_numpy(self._view(i).astype(np.int64)) for i in range(len(self.shapes))]
 
 
 def scale_from_log(s: torch.Tensor | np.ndarray):
@@ -153,26 +213,13 @@ class ARM(nn.Module):
     def forward_grid(
         self, grid: torch.Tensor, offsets: list[tuple[int, int]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, s) of every position of a float ``grid`` (h,w), each (h*w,), without building the contexts.
-
-        The first layer is linear in the context, so it is a convolution of the zero-padded grid with a
-        causal kernel holding the first layer's weights at the context offsets; the rest runs on columns.
-        Same numbers as ``forward(gather_context(grid, offsets))`` up to float rounding, several times faster
-        to differentiate on a CPU.
-        """
-        r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-        first = self.hidden[0] if len(self.hidden) else self.out
-        idx = torch.tensor([(dy + r) * (2 * r + 1) + dx + r for dy, dx in offsets], device=grid.device)
-        kernel = first.weight.new_zeros(first.out_features, (r + 1) * (2 * r + 1)).index_copy(
-            1, idx, first.weight
-        )
-        h = F.conv2d(F.pad(grid[None, None], (r, r, r, 0)), kernel.view(-1, 1, r + 1, 2 * r + 1), first.bias)
-        h = h.reshape(first.out_features, -1)  # (hidden, h*w)
-        if len(self.hidden) == 0:
-            return h[0], h[1]
-        h = F.relu(h)
-        for layer in self.hidden[1:]:
-            h = F.relu(torch.addmm(layer.bias[:, None], layer.weight, h))
+        """(μ, s) of every position of a float ``grid`` (h,w), each (h*w,): the MLP on the context columns
+        (:func:`context_columns`), every layer one matrix product over all positions. Same numbers as
+        ``forward(gather_context(grid, offsets))`` up to float rounding, several times faster to differentiate on a
+        CPU (and about twice as fast as the first layer written as a causal convolution)."""
+        h = context_columns(grid, offsets)  # (C, h*w)
+        for layer in self.hidden:
+            h = torch.relu_(torch.addmm(layer.bias[:, None], layer.weight, h))
         o = torch.addmm(self.out.bias[:, None], self.out.weight, h)
         return o[0], o[1]
 
@@ -203,12 +250,14 @@ def integer_arm_np(ctx: np.ndarray, params: list[np.ndarray], k: int) -> tuple[n
 
 class IntegerARM:
     """The ARM in fixed point, built once from its integer weights (int64 arrays ``[w0, b0, w1, b1, ...]`` on the
-    ``2^−k`` lattice) and called on int64 contexts (N, C) -> (μ, s) float64 (N,).
+    ``2^−k`` lattice) and called on integer contexts (N, C) (int64, or integer-valued float64) -> (μ, s) float64 (N,).
 
     Activations carry :data:`ACT_BITS` fractional bits; a layer computes ``⌊(W·a + b·2^A) / 2^k⌋``. The products
     run as float64 matrix products (BLAS) when a bound on the layer's sums — max|a| times the largest row sum of |W|,
     plus max|b·2^A| — stays below 2^53, where every float64 sum of integers is exact whatever its order; otherwise as
-    int64 products. Either way the numbers are the integers' own, the same on every machine.
+    int64 products. Either way the numbers are the integers' own, the same on every machine. The float64 path keeps
+    the powers of two in the weights (``W·2^(A−k)`` for the first layer, ``W·2^−k`` after it): scaling by a power
+    of two is exact, so each step is a product, an addition and a floor.
     """
 
     EXACT = 2.0**53
@@ -223,9 +272,13 @@ class IntegerARM:
                 float(np.abs(w).sum(1).max()) if w.size else 0.0,
                 float(np.abs(b).max()) if b.size else 0.0,
             )
-            self.layers.append(
-                (w, b, np.ascontiguousarray(w.T, dtype=np.float64), b.astype(np.float64), bound)
-            )
+            scale = 2.0 ** (
+                (ACT_BITS if i == 0 else 0) - k
+            )  # the first layer's input gains A fractional bits
+            wt = np.ascontiguousarray(w.T, dtype=np.float64) * scale
+            self.layers.append((w, b, wt, b.astype(np.float64) * 2.0**-k, bound))
+        # the last layer's two outputs: μ = a·2^−A and −½·s = a·(−½·2^−A), both exact
+        self._out_scale = np.array([2.0**-ACT_BITS, -0.5 * 2.0**-ACT_BITS])
 
     def plan(self, max_context: int) -> list[bool]:
         """For each layer, whether its float64 product is exact for every context of magnitude at most
@@ -237,27 +290,39 @@ class IntegerARM:
             amax = math.floor(bound / 2**self.k)
         return out
 
-    def __call__(self, ctx: np.ndarray, plan: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(μ, s) of the int64 contexts ``ctx`` (N, C). ``plan`` (:meth:`plan` of a bound on |ctx|) fixes each layer's
-        path once for a whole grid; without it each call bounds its own sums."""
-        af = np.asarray(ctx, dtype=np.int64).astype(np.float64)
-        af *= 2.0**ACT_BITS
-        scale = 2.0**-self.k
+    def _last(self, ctx: np.ndarray, plan: list[bool] | None) -> np.ndarray:
+        """The last layer's integer outputs (N, 2) as float64 (μ and s times 2^A)."""
+        a = np.asarray(ctx, dtype=np.float64)
         last = len(self.layers) - 1
         for i, (w, b, wt, bf, (wsum, bmax)) in enumerate(self.layers):
-            exact = (
-                plan[i]
-                if plan is not None
-                else (float(np.abs(af).max()) if af.size else 0.0) * wsum + bmax < self.EXACT
-            )
-            if exact:  # integers below 2^53 and a power-of-two scale: every step is exact
-                af = af @ wt
-                af += bf
-                af *= scale
-                np.floor(af, out=af)
+            if plan is not None:
+                exact = plan[i]
+            else:  # the bound of this call's own activations (the first layer's input gains A fractional bits)
+                amax = (float(np.abs(a).max()) if a.size else 0.0) * (2**ACT_BITS if i == 0 else 1)
+                exact = amax * wsum + bmax < self.EXACT
+            if exact:  # integers below 2^53: every step is exact
+                a = a @ wt
+                a += bf
+                np.floor(a, out=a)
             else:
-                af = ((af.astype(np.int64) @ w.T + b) >> self.k).astype(np.float64)
+                ai = a.astype(np.int64) << (ACT_BITS if i == 0 else 0)
+                a = ((ai @ w.T + b) >> self.k).astype(np.float64)
             if i < last:
-                np.maximum(af, 0.0, out=af)
-        af *= 2.0**-ACT_BITS
-        return af[:, 0], af[:, 1]
+                np.maximum(a, 0.0, out=a)
+        return a
+
+    def __call__(self, ctx: np.ndarray, plan: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, s) of the integer contexts ``ctx`` (N, C). ``plan`` (:meth:`plan` of a bound on |ctx|) fixes each
+        layer's path once for a whole file; without it each call bounds its own sums."""
+        a = self._last(ctx, plan) * 2.0**-ACT_BITS
+        return a[:, 0], a[:, 1]
+
+    def mu_scale(self, ctx: np.ndarray, plan: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, scale) for the range coder: :meth:`__call__` with ``scale_from_log(s)`` folded in (the same numbers:
+        ``−½·clamp(s, lo, hi)`` is ``clamp(−½·s, −½·hi, −½·lo)`` exactly)."""
+        a = self._last(ctx, plan)
+        a *= self._out_scale
+        s = a[:, 1]
+        np.minimum(s, -0.5 * LOG_SCALE_MIN, out=s)
+        np.maximum(s, -0.5 * LOG_SCALE_MAX, out=s)
+        return a[:, 0], np.exp(s)
