@@ -195,7 +195,8 @@ def test_context_columns_gradient_is_the_adjoint_of_the_gather():
     for y in range(7):
         for x in range(9):
             want = [
-                float(g[y + dy, x + dx]) if 0 <= y + dy and 0 <= x + dx < 9 else 0.0 for dy, dx in offsets
+                float(g.detach()[y + dy, x + dx]) if 0 <= y + dy and 0 <= x + dx < 9 else 0.0
+                for dy, dx in offsets
             ]
             assert cols[:, y * 9 + x].tolist() == want
 
