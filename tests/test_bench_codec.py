@@ -172,8 +172,15 @@ def test_speed_ratios_of_a_neural_codec(tmp_path, folder, monkeypatch):
     for s in sp["sizes"]:
         assert s["decode_seconds"] > 0 and s["synthesis_seconds"] > 0
         assert s["decode_ratio"] == pytest.approx(s["decode_seconds"] / s["synthesis_seconds"])
+        assert (
+            0 < s["range_coder_seconds"] < s["decode_seconds"]
+        )  # the same symbols, without the ARM and the loop
+        assert s["range_coder_ratio"] == pytest.approx(s["range_coder_seconds"] / s["synthesis_seconds"])
     assert sp["encode_iteration_ratio"] == pytest.approx(
         sp["encode_iteration_seconds"] / sp["synthesis_step_seconds"]
     )
+    assert sp["rate_step_seconds"] > 0
+    assert sp["rate_step_ratio"] == pytest.approx(sp["rate_step_seconds"] / sp["synthesis_step_seconds"])
     md = (out / "results.md").read_text()
     assert "## Speed" in md and "| coolchic |" in md.split("## Speed")[1] and "decode 64x48" in md
+    assert "range decoder alone" in md and "ARM rate alone" in md

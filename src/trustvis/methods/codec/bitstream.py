@@ -301,7 +301,8 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
 # ------------------------------------------------------------------------------------- range coding
 
 
-def _family(dist: str, lo: int, hi: int):
+def quantised_family(dist: str, lo: int, hi: int):
+    """constriction's quantised Laplace or Gaussian over the integers ``lo..hi`` (per-symbol μ and scale)."""
     import constriction
 
     m = constriction.stream.model
@@ -310,7 +311,7 @@ def _family(dist: str, lo: int, hi: int):
 
 def encode_params(encoder, tensors: list[torch.Tensor], scales: list[int]) -> None:
     """Append integer parameter tensors to a constriction ``RangeEncoder``."""
-    fam = _family("laplace", -PARAM_SUPPORT, PARAM_SUPPORT - 1)
+    fam = quantised_family("laplace", -PARAM_SUPPORT, PARAM_SUPPORT - 1)
     for t, s in zip(tensors, scales):
         v = t.flatten().numpy().astype(np.int32)
         if v.size and (v.min() < -PARAM_SUPPORT or v.max() >= PARAM_SUPPORT):
@@ -319,7 +320,7 @@ def encode_params(encoder, tensors: list[torch.Tensor], scales: list[int]) -> No
 
 
 def decode_params(decoder, shapes: list[tuple[int, ...]], scales: tuple[int, ...]) -> list[torch.Tensor]:
-    fam = _family("laplace", -PARAM_SUPPORT, PARAM_SUPPORT - 1)
+    fam = quantised_family("laplace", -PARAM_SUPPORT, PARAM_SUPPORT - 1)
     out = []
     for shape, s in zip(shapes, scales):
         n = int(np.prod(shape))
@@ -332,30 +333,40 @@ def encode_latents(
     encoder, grids: list[torch.Tensor], arm: list[torch.Tensor], k_arm: int, rowcol: int, dist: str
 ) -> list[int]:
     """Append the integer latent grids (h_i, w_i) to ``encoder`` in the order of the current format (grids
-    interleaved by wavefront, over the common support); returns their magnitudes ``M_i``.
-
-    (μ, scale) of every position come from the integer ARM on all contexts at once (exact, so equal to what the
-    decoder computes step by step), in chunks that bound the encoder's memory.
-    """
-    from trustvis.methods.codec.entropy import IntegerARM, LatentCanvas, causal_offsets
-
+    interleaved by wavefront, over the common support [−M, M]); returns their magnitudes ``M_i``."""
     maxima = [int(g.abs().max()) if g.numel() else 0 for g in grids]
     if max(maxima, default=0) > MAX_GRID:
         raise ValueError(f"Latent magnitude {max(maxima)} exceeds {MAX_GRID}")
-    if max(maxima, default=0) == 0:
-        return maxima
+    if max(maxima, default=0) > 0:
+        fam = quantised_family(dist, -max(maxima), max(maxima))
+        for symbols, mu, scale in latent_symbols(grids, maxima, arm, k_arm, rowcol):
+            encoder.encode(symbols, fam, mu, scale)
+    return maxima
+
+
+def latent_symbols(
+    grids: list[torch.Tensor], maxima: list[int], arm: list[torch.Tensor], k_arm: int, rowcol: int,
+    chunk: int = ENCODE_CHUNK,
+):  # fmt: skip
+    """The coded latents in the order of the current format with the (μ, scale) the range coder gets, as chunks of
+    ``(symbols int32, μ, scale)`` of at most ``chunk`` positions (bounding the encoder's memory).
+
+    (μ, scale) of every position come from the integer ARM on all contexts at once: exact, so equal to what the
+    decoder computes step by step.
+    """
+    from trustvis.methods.codec.entropy import IntegerARM, LatentCanvas, causal_offsets
+
     canvas = LatentCanvas(
         [tuple(g.shape) for g in grids], causal_offsets(rowcol), rowcol, [m > 0 for m in maxima]
     )
     canvas.fill(grids)
     order, _, _ = canvas.schedule(interleave=True)
-    integer_arm, m = IntegerARM([p.numpy() for p in arm], k_arm), max(maxima)
-    plan, fam = integer_arm.plan(m), _family(dist, -m, m)
-    for start in range(0, len(order), ENCODE_CHUNK):
-        pos = order[start : start + ENCODE_CHUNK]
+    integer_arm = IntegerARM([p.numpy() for p in arm], k_arm)
+    plan = integer_arm.plan(max(maxima, default=0))
+    for start in range(0, len(order), chunk):
+        pos = order[start : start + chunk]
         mu, scale = integer_arm.mu_scale(canvas.context(pos), plan)
-        encoder.encode(canvas.buffer[pos].astype(np.int32), fam, mu, scale)
-    return maxima
+        yield canvas.buffer[pos].astype(np.int32), mu, scale
 
 
 def decode_latents(
@@ -380,7 +391,7 @@ def decode_latents(
     if progress is not None:
         progress.update(complete.pop(0, 0))
     for first, stop, m in passes:
-        fam, plan = _family(dist, -m, m), integer_arm.plan(m)
+        fam, plan = quantised_family(dist, -m, m), integer_arm.plan(m)
         for j in range(first, stop):
             p = pos[bounds[j] : bounds[j + 1]]
             mu, scale = integer_arm.mu_scale(canvas.context(p), plan)
