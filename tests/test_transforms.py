@@ -111,3 +111,69 @@ def test_compose():
     img = _img()
     f = T.compose(lambda x: T.center_crop(x, 32), T.to_tensor)
     assert f(img).shape == (3, 32, 32)
+
+
+def _highpass_energy(img: np.ndarray) -> float:
+    g = img.astype(np.float64).mean(-1)
+    return float((np.diff(g, axis=0) ** 2).mean() + (np.diff(g, axis=1) ** 2).mean())
+
+
+def test_webp_and_unsharp():
+    img = _img(64, 64)
+    out = T.webp(img, 50)
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+    assert np.abs(T.webp(img, 95).astype(int) - img).mean() < np.abs(out.astype(int) - img).mean()
+    with pytest.raises(ValueError, match="WebP quality"):
+        T.webp(img, 101)
+    smooth = _img(64, 64, noise=4.0)
+    sharp = T.unsharp(smooth, 1.0, 0.8)
+    assert _highpass_energy(sharp) > 1.3 * _highpass_energy(smooth)  # sharpening raises the high frequencies
+    assert np.array_equal(T.unsharp(smooth, 1.0, 0.0), smooth)
+    with pytest.raises(ValueError, match="radius"):
+        T.unsharp(smooth, 0.0, 0.5)
+
+
+def test_launder_is_seeded_per_image_and_keeps_the_shape():
+    img, launder = _img(64, 64), T.Launder()
+    a, steps_a = launder(img, np.random.default_rng(7))
+    b, steps_b = launder(img, np.random.default_rng(7))
+    assert np.array_equal(a, b) and steps_a == steps_b and a.shape == img.shape and a.dtype == np.uint8
+    runs = [launder(img, np.random.default_rng(s))[1] for s in range(200)]
+    assert len({repr(r) for r in runs}) > 150  # treatments differ from image to image
+    assert 0.7 < np.mean(["resize" in r for r in runs]) < 0.9  # p_resize 0.8
+    assert 0.2 < np.mean(["sharpen" in r for r in runs]) < 0.4  # p_sharpen 0.3
+    assert 0.4 < np.mean(["jpeg" in r for r in runs]) < 0.6 and all(
+        ("jpeg" in r) != ("webp" in r) for r in runs
+    )
+    qualities = [r.get("jpeg", r.get("webp")) for r in runs]
+    assert min(qualities) >= 60 and max(qualities) <= 95 and len(set(qualities)) > 20
+    scales = [r["resize"]["scale"] for r in runs if "resize" in r]
+    assert 0.5 <= min(scales) and max(scales) <= 0.9
+
+
+def test_launder_steps_are_what_it_applies():
+    img = _img(64, 64)
+    only_jpeg = T.Launder(p_resize=0.0, p_sharpen=0.0, jpeg_share=1.0, q_min=90, q_max=90)
+    out, steps = only_jpeg(img, np.random.default_rng(0))
+    assert steps == {"jpeg": 90} and np.array_equal(out, T.jpeg(img, 90))
+    out, steps = T.Launder(p_resize=0.0, p_sharpen=0.0, jpeg_share=0.0, q_min=70, q_max=70)(
+        img, np.random.default_rng(0)
+    )
+    assert steps == {"webp": 70} and np.array_equal(out, T.webp(img, 70))
+    resized, steps = T.Launder(
+        p_resize=1.0, scale_min=0.5, scale_max=0.5, p_sharpen=0.0, q_min=100, q_max=100
+    )(img, np.random.default_rng(0))
+    assert steps["resize"]["scale"] == 0.5
+    assert _highpass_energy(resized) < 0.5 * _highpass_energy(
+        img
+    )  # the resize chain removes the finest detail
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"p_resize": 1.5}, "p_resize"), ({"scale_min": 0.0}, "scale_min"), ({"scale_max": 1.2}, "scale_max"),
+     ({"sharpen_min": 0.9}, "sharpen_min"), ({"q_min": 0}, "q_min"), ({"jpeg_share": -0.1}, "jpeg_share")],
+)  # fmt: skip
+def test_launder_invalid(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        T.Launder(**kwargs)

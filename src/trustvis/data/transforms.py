@@ -8,13 +8,17 @@ so ``torch.manual_seed`` and DataLoader worker seeding make them reproducible.
   set :data:`DEGRADATIONS` used by the benchmarks (:func:`degrade`).
 - Augmentations: :class:`BlurJpeg` (the "Blur+JPEG (p)" augmentation of CNNDetection, Wang et al.,
   CVPR 2020), :func:`random_crop`, :func:`center_crop`, :func:`random_hflip`, :func:`compose`.
+- "In the wild" laundering: :class:`Launder` (a resize chain, mild sharpening, JPEG or WebP at a random
+  quality), seeded per image by a ``numpy`` generator so that reals and fakes get the same treatment.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +27,9 @@ from scipy.ndimage import gaussian_filter
 
 __all__ = [
     "jpeg",
+    "webp",
+    "unsharp",
+    "Launder",
     "gaussian_blur",
     "resize",
     "resize_roundtrip",
@@ -65,6 +72,35 @@ def jpeg(img: np.ndarray, quality: int, subsampling: str | int = "4:2:0") -> np.
     buf.seek(0)
     with Image.open(buf) as out:
         return np.array(out.convert("RGB"), dtype=np.uint8)
+
+
+def webp(img: np.ndarray, quality: int) -> np.ndarray:
+    """Lossy WebP-compress and decompress in memory (Pillow/libwebp, default method 4).
+
+    Args:
+        img: ``uint8 (H, W, 3)`` image.
+        quality: WebP quality 1..100.
+    """
+    _check_image(img)
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"WebP quality must be in 1..100, got {quality}")
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="WEBP", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return np.array(out.convert("RGB"), dtype=np.uint8)
+
+
+def unsharp(img: np.ndarray, radius: float, amount: float) -> np.ndarray:
+    """Unsharp-mask sharpening: ``img + amount · (img − blur(img, radius))``, rounded and clipped (Pillow's
+    ``UnsharpMask`` with ``percent = 100·amount`` and threshold 0)."""
+    from PIL import ImageFilter
+
+    _check_image(img)
+    if radius <= 0 or amount < 0:
+        raise ValueError(f"Need radius > 0 and amount >= 0, got radius={radius}, amount={amount}")
+    out = Image.fromarray(img).filter(ImageFilter.UnsharpMask(float(radius), round(100 * amount), 0))
+    return np.array(out, dtype=np.uint8)
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -193,6 +229,79 @@ class BlurJpeg:
             f"BlurJpeg(p_blur={self.p_blur}, p_jpeg={self.p_jpeg}, "
             f"sigma=[{self.sigma_min}, {self.sigma_max}], quality=[{self.q_min}, {self.q_max}])"
         )
+
+
+#: Resampling filters of :class:`Launder`'s resize chain (Pillow's; every one antialiases when down-scaling).
+RESAMPLE_FILTERS: dict[str, Image.Resampling] = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+@dataclass(frozen=True)
+class Launder:
+    """ "In the wild" laundering, applied alike to real and generated images (SynthBench v2's second test
+    condition), so that neither compression nor resampling tells the classes apart::
+
+        img ──► [p_resize] down-scale by s ~ U[scale_min, scale_max], then back to the input size, each resize
+                with a filter drawn from RESAMPLE_FILTERS (a chain of two resamplings, as a re-shared picture)
+            ──► [p_sharpen] unsharp mask, radius ~ U[0.5, 1.5], amount ~ U[sharpen_min, sharpen_max]
+            ──► JPEG (probability jpeg_share, 4:2:0) or WebP, quality ~ U{q_min..q_max}
+            ──► uint8, same shape
+
+    ``launder(img, rng)`` takes a ``numpy.random.Generator``: the caller seeds one per image (e.g. from the
+    build seed, the split and the image's index), and a fixed number of numbers is drawn whatever the branches,
+    so each image's treatment depends on its seed alone. Returns the image and the steps applied (for a
+    manifest or a figure).
+    """
+
+    p_resize: float = 0.8
+    scale_min: float = 0.5
+    scale_max: float = 0.9
+    p_sharpen: float = 0.3
+    sharpen_min: float = 0.3
+    sharpen_max: float = 0.8
+    jpeg_share: float = 0.5
+    q_min: int = 60
+    q_max: int = 95
+
+    def __post_init__(self) -> None:
+        for name in ("p_resize", "p_sharpen", "jpeg_share"):
+            _check_prob(name, getattr(self, name))
+        if not 0 < self.scale_min <= self.scale_max <= 1:
+            raise ValueError(f"Need 0 < scale_min <= scale_max <= 1, got {self.scale_min}, {self.scale_max}")
+        if not 0 <= self.sharpen_min <= self.sharpen_max:
+            raise ValueError(
+                f"Need 0 <= sharpen_min <= sharpen_max, got {self.sharpen_min}, {self.sharpen_max}"
+            )
+        if not 1 <= self.q_min <= self.q_max <= 100:
+            raise ValueError(f"Need 1 <= q_min <= q_max <= 100, got q_min={self.q_min}, q_max={self.q_max}")
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        h, w = _check_image(img).shape[:2]
+        u = rng.random(9)  # every draw made each call: the stream does not depend on the branches
+        filters = list(RESAMPLE_FILTERS)
+        steps: dict[str, Any] = {}
+        if u[0] < self.p_resize:
+            s = self.scale_min + (self.scale_max - self.scale_min) * u[1]
+            down, up = filters[int(u[2] * len(filters))], filters[int(u[3] * len(filters))]
+            small = Image.fromarray(img).resize(
+                (max(1, round(w * s)), max(1, round(h * s))), RESAMPLE_FILTERS[down]
+            )
+            img = np.array(small.resize((w, h), RESAMPLE_FILTERS[up]), dtype=np.uint8)
+            steps["resize"] = {"scale": round(float(s), 4), "down": down, "up": up}
+        if u[4] < self.p_sharpen:
+            radius = 0.5 + u[5]
+            amount = self.sharpen_min + (self.sharpen_max - self.sharpen_min) * u[8]
+            img = unsharp(img, radius, amount)
+            steps["sharpen"] = {"radius": round(float(radius), 4), "amount": round(float(amount), 4)}
+        quality = self.q_min + int(u[6] * (self.q_max - self.q_min + 1))
+        codec = "jpeg" if u[7] < self.jpeg_share else "webp"
+        img = jpeg(img, quality) if codec == "jpeg" else webp(img, quality)
+        steps[codec] = quality
+        return img, steps
 
 
 def _size2(size: int | tuple[int, int]) -> tuple[int, int]:
