@@ -87,6 +87,23 @@ def test_dcgan_and_vae_sample_shapes(size: int) -> None:
     assert np.array_equal(G.sample(v, 5, seed=1), G.sample(v, 5, seed=1))
 
 
+@pytest.mark.parametrize("size", [16, 64])
+def test_antialiased_generator_has_no_transposed_conv_and_no_zero_padding(size: int) -> None:
+    torch.manual_seed(0)
+    g = G.AntialiasedGenerator(size, latent_dim=8, base_width=4)
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert convs and all(type(c) is torch.nn.Conv2d and c.padding_mode == "reflect" for c in convs)
+    ups = [m for m in g.modules() if isinstance(m, torch.nn.Upsample)]
+    assert len(ups) == int(np.log2(size // 4)) and all(u.mode == "bilinear" for u in ups)
+    imgs = G.sample(g, 3, seed=1)
+    assert imgs.shape == (3, size, size, 3) and np.array_equal(imgs, G.sample(g, 3, seed=1))
+    assert len({im.tobytes() for im in imgs}) == 3  # different latents, different images
+    patches = np.random.default_rng(0).integers(0, 256, (6, size, size, 3), dtype=np.uint8)
+    d = G.DCGANDiscriminator(size, base_width=4)
+    assert np.isfinite(G.train_dcgan(g, d, patches, steps=2, batch_size=2, progress=False)["d_loss_last"])
+    assert G.generate(g, n=2).shape == (2, size, size, 3)
+
+
 def test_training_is_deterministic_and_generate_dispatches() -> None:
     patches = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
     outs = []

@@ -20,6 +20,8 @@ Implements the "fakes without big GANs" recipe of ``specs/detection.md`` section
 - ``DCGANGenerator`` / ``DCGANDiscriminator``: Radford, Metz & Chintala, "Unsupervised Representation
   Learning with Deep Convolutional GANs", ICLR 2016, arXiv 1511.06434; trained with the standard
   non-saturating BCE loss (Goodfellow et al. 2014), Adam 2e-4, beta1 0.5, the paper's N(0, 0.02) init.
+- ``AntialiasedGenerator``: a DCGAN-trained generator with bilinear up-sampling and reflect padding only —
+  the family without the transposed-convolution and zero-padding cues (SynthBench v2).
 - ``VAE``: Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv 1312.6114; conv
   encoder -> (mu, logvar) -> decoder whose up-sampling type is a constructor argument.
 
@@ -44,7 +46,8 @@ Deviations/choices:
       zero-insertion autoencoders under-shoot green on green-dominant patches (mean green error about
       -10/255 on the quick test split, not fixed by more steps, width, a cosine schedule or RGB
       shuffling), while nearest/bilinear do not. This is kept as a property of the family.
-    - Convolutions zero-pad, as in the reference generators, so outputs also carry a faint border.
+    - Convolutions zero-pad, as in the reference generators, so outputs also carry a faint border
+      (except ``AntialiasedGenerator``'s, which reflect).
     - VAE: Gaussian decoder with a per-pixel MSE (sum over pixels) + KL, weight ``beta`` (default 1);
       decoder up-sampling defaults to ``nearest`` so that the VAE family differs from the DCGAN's
       transposed convolutions.
@@ -232,6 +235,45 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z (B, latent_dim)`` -> images ``(B, 3, size, size)`` in [0, 1]."""
         return torch.sigmoid(self.net(z[:, :, None, None]))  # (B, 3, S, S)
+
+
+class AntialiasedGenerator(nn.Module):
+    """A GAN generator without the two cues the other families share: every up-sampling is bilinear x2 (a
+    [1,3,3,1]/4 low-pass on the zero-inserted signal, no transposed convolution, so no checkerboard) and every
+    convolution pads by reflection (no zero-padding border).
+
+    latent ``(B, latent_dim)`` -> linear to 4x4 -> [bilinear x2 -> conv3x3 (reflect) -> BatchNorm -> ReLU] per
+    doubling -> conv3x3 (reflect) to RGB -> sigmoid. Trained by :func:`train_dcgan` against a
+    :class:`DCGANDiscriminator`.
+
+    Args:
+        size: output side (4 * 2**k, e.g. 64 or 128).
+        latent_dim: latent dimension.
+        base_width: channels of the last hidden stage; doubled per stage towards 4x4, capped at 256.
+    """
+
+    def __init__(self, size: int = 64, latent_dim: int = 64, base_width: int = 16):
+        super().__init__()
+        n = _n_up(size)
+        self.size, self.latent_dim = size, latent_dim
+        w = [min(base_width * 2 ** (n - i), 256) for i in range(n + 1)]  # widths at 4, 8, ..., size
+        self.w0 = w[0]
+        self.stem = nn.Linear(latent_dim, w[0] * 16)
+        layers: list[nn.Module] = [nn.BatchNorm2d(w[0]), nn.ReLU(True)]
+        for i in range(n):
+            layers += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(w[i], w[i + 1], 3, padding=1, padding_mode="reflect", bias=False),
+                nn.BatchNorm2d(w[i + 1]),
+                nn.ReLU(True),
+            ]
+        layers += [nn.Conv2d(w[-1], 3, 3, padding=1, padding_mode="reflect")]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z (B, latent_dim)`` -> images ``(B, 3, size, size)`` in [0, 1]."""
+        return torch.sigmoid(self.net(self.stem(z).view(-1, self.w0, 4, 4)))  # (B, 3, S, S)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -438,7 +480,7 @@ def train_autoencoder(
 
 
 def train_dcgan(
-    generator: DCGANGenerator,
+    generator: DCGANGenerator | AntialiasedGenerator,
     discriminator: DCGANDiscriminator,
     patches_uint8: np.ndarray,
     steps: int = 300,
@@ -607,12 +649,18 @@ def reconstruct(model: nn.Module, patches_uint8: np.ndarray, batch_size: int = 6
     return np.concatenate(outs) if outs else np.zeros((0, *patches_uint8.shape[1:]), np.uint8)
 
 
+#: The models :func:`sample` draws from (the others reconstruct).
+SAMPLED = (DCGANGenerator, AntialiasedGenerator, VAE)
+
+
 @torch.no_grad()
-def sample(model: DCGANGenerator | VAE, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
-    """Draw ``n`` images from a DCGAN generator or a VAE decoder with ``z ~ N(0, I)``.
+def sample(
+    model: DCGANGenerator | AntialiasedGenerator | VAE, n: int, seed: int = 0, batch_size: int = 64
+) -> np.ndarray:
+    """Draw ``n`` images from a GAN generator or a VAE decoder with ``z ~ N(0, I)``.
 
     Args:
-        model: a :class:`DCGANGenerator` or a :class:`VAE`.
+        model: a :class:`DCGANGenerator`, an :class:`AntialiasedGenerator` or a :class:`VAE`.
         n: number of images.
         seed: seed of the latent draws.
         batch_size: images per forward pass.
@@ -620,8 +668,8 @@ def sample(model: DCGANGenerator | VAE, n: int, seed: int = 0, batch_size: int =
     Returns:
         uint8 ``(n, S, S, 3)``.
     """
-    if not isinstance(model, DCGANGenerator | VAE):
-        raise TypeError(f"sample() needs a DCGANGenerator or a VAE, got {type(model).__name__}")
+    if not isinstance(model, SAMPLED):
+        raise TypeError(f"sample() needs one of {[c.__name__ for c in SAMPLED]}, got {type(model).__name__}")
     gen = torch.Generator().manual_seed(seed)
     model.eval()
     decode = model.decode if isinstance(model, VAE) else model
@@ -638,7 +686,7 @@ def generate(
     """Make fakes: reconstruct ``patches_uint8`` with an autoencoder, or sample ``n`` from a GAN/VAE.
 
     Args:
-        model: :class:`UpsamplingAutoencoder` (needs ``patches_uint8``), :class:`DCGANGenerator` or
+        model: :class:`UpsamplingAutoencoder` (needs ``patches_uint8``), a sampled model (:data:`SAMPLED`)
             :class:`VAE` (need ``n``).
         patches_uint8: uint8 ``(N, H, W, 3)`` real patches to reconstruct.
         n: number of samples.
@@ -647,7 +695,7 @@ def generate(
     Returns:
         uint8 ``(N or n, H, W, 3)``.
     """
-    if isinstance(model, DCGANGenerator | VAE):
+    if isinstance(model, SAMPLED):
         if n is None:
             raise ValueError(f"generate() with a {type(model).__name__} needs n (number of samples)")
         return sample(model, n, seed=seed)
