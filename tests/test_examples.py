@@ -261,7 +261,7 @@ NOT_RUN: dict[str, str] = {
     "trustvis bench anomaly --quick --datasets textures,textures-misaligned": (
         "PaDiM and FYD on 12 textures: about 10 min"
     ),
-    "trustvis bench codec --quick": "the whole codec bench: 39 min on 2 cores",
+    "trustvis bench codec --quick": "the whole codec bench: 11 min on 2 cores",
     "trustvis bench codec --quick --methods eqlinr,jpeg,avif --images 2": (
         "800 overfitting iterations x 2 images x every lambda: minutes"
     ),

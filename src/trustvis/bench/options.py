@@ -425,7 +425,7 @@ BENCHES: dict[str, BenchEntry] = {
         kwargs=_pick("codecs", "images", "iterations", "lambdas", "folder", "ablation", "speed"),
         options=("quick", "seed", "out_dir"),  # no training run: no steps, preset, device or --set
         quiet_hides_progress=True,
-        quick_time="39 min on 2 cores",
+        quick_time="11 min on 2 cores",
         examples=(
             "trustvis bench codec --quick",
             "trustvis bench codec --quick --methods eqlinr,jpeg,avif --images 2",

@@ -558,9 +558,9 @@ class OverfitCodecMethod(Method):
         """Overfit to one image (uint8 (H,W,3) or float (3,H,W)) and code it; see :class:`EncodeResult`.
 
         Encoding is training: ``iterations`` Adam steps (default: the config's ``iterations``, 3,000 in the
-        ``default`` preset, 1,500 in ``quick``). A 256x256 image takes about 0.07 s (COOL-CHIC) to 0.09 s
+        ``default`` preset, 1,500 in ``quick``). A 256x256 image takes about 0.016 s (COOL-CHIC) to 0.026 s
         (EQLINR) per iteration on two CPU cores, quantisation search and coding included (the codec bench:
-        54 s and 72 s for 800 iterations), so 4-5 minutes at the default budget; time grows with the pixel
+        13 s and 21 s for 800 iterations), so about a minute at the default budget; time grows with the pixel
         count. ``progress`` (default on) shows a tqdm bar of the iterations on stderr (PSNR, rate and
         quantisation mode as it goes); ``progress=False`` is silent. ``stats["iterations"]`` is the
         number of steps taken.
