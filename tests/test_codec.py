@@ -375,4 +375,4 @@ def test_cli_encode_reports_its_budget_and_no_progress_is_silent(tmp_path, photo
     with pytest.raises(SystemExit):
         helptext.parse_args(["codec", "encode", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert "default 3000 with --preset default" in shown and "4-5 minutes" in shown
+    assert "default 3000 with --preset default" in shown and "about a minute" in shown
