@@ -143,9 +143,8 @@ class LatentCanvas:
         key = np.concatenate(keys)
         order = np.argsort(key, kind="stable")  # grids are concatenated in order, each in raster order
         counts = np.bincount(key)
-        bounds = np.concatenate(
-            [[0], np.cumsum(counts[counts > 0])]
-        )  # empty wavefronts (grids under 3 wide) dropped
+        # empty wavefronts (a grid narrower than rowcol + 1 skips some numbers) are dropped
+        bounds = np.concatenate([[0], np.cumsum(counts[counts > 0])])
         steps_through = np.cumsum(counts > 0)  # steps up to and including each wavefront number
         last = iter(k[-1] for k in keys)
         ends = [int(steps_through[next(last)]) if c else 0 for c in self.coded]
@@ -272,9 +271,8 @@ class IntegerARM:
                 float(np.abs(w).sum(1).max()) if w.size else 0.0,
                 float(np.abs(b).max()) if b.size else 0.0,
             )
-            scale = 2.0 ** (
-                (ACT_BITS if i == 0 else 0) - k
-            )  # the first layer's input gains A fractional bits
+            # the first layer's input gains A fractional bits; every layer divides by 2^k
+            scale = 2.0 ** ((ACT_BITS if i == 0 else 0) - k)
             wt = np.ascontiguousarray(w.T, dtype=np.float64) * scale
             self.layers.append((w, b, wt, b.astype(np.float64) * 2.0**-k, bound))
         # the last layer's two outputs: μ = a·2^−A and −½·s = a·(−½·2^−A), both exact
