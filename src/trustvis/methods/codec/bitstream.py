@@ -50,6 +50,7 @@ import math
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -347,7 +348,7 @@ def encode_latents(
 def latent_symbols(
     grids: list[torch.Tensor], maxima: list[int], arm: list[torch.Tensor], k_arm: int, rowcol: int,
     chunk: int = ENCODE_CHUNK,
-):  # fmt: skip
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
     """The coded latents in the order of the current format with the (μ, scale) the range coder gets, as chunks of
     ``(symbols int32, μ, scale)`` of at most ``chunk`` positions (bounding the encoder's memory).
 
