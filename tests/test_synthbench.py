@@ -365,3 +365,95 @@ def test_micro_build_fakes_have_the_reals_colour(micro_home) -> None:
     reals = np.stack([load_image(p) for p in sorted((root / "0_real").glob("*.png"))]).astype(float)
     fakes = np.stack([load_image(p) for p in sorted((root / "1_fake").glob("*.png"))]).astype(float)
     assert np.median(np.abs(reals.mean(axis=(1, 2)) - fakes.mean(axis=(1, 2)))) < 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# SynthBench v2
+# ------------------------------------------------------------------------------------------------
+
+MICRO_V2 = sb.SynthBenchV2Config(
+    **{**dataclasses.asdict(MICRO), "ddpm_steps": 4, "ddpm_width": 4, "ddpm_levels": 2, "sampling_steps": 2}
+)
+
+
+@pytest.fixture(scope="module")
+def micro_v2(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("tvhome2")
+    return build_synthbench("quick", progress=False, home_dir=home, config=MICRO_V2, version="v2")
+
+
+def _png(path) -> np.ndarray:
+    from trustvis.data.io import load_image
+
+    return load_image(path)
+
+
+def test_v2_layout_families_and_wild_split(micro_v2) -> None:
+    assert micro_v2.name == "v2-quick" and verify_synthbench(micro_v2, check_hashes=True) == []
+    man = load_manifest(micro_v2)
+    assert man["version"] == "v2" and list(man["families"]) == list(sb.FAMILIES_V2)
+    assert {"gan_aa", "ddpm", "inpaint"} <= set(man["families"]) and set(FAMILIES) < set(man["families"])
+    assert set(man["counts"]) == {*SPLITS, sb.WILD_SPLIT}
+    for split in ("test", sb.WILD_SPLIT):
+        assert set(man["counts"][split]) == set(sb.FAMILIES_V2)
+    assert set(man["counts"]["train"]) == {TRAIN_FAMILY}
+    assert man["launder"]["split"] == sb.WILD_SPLIT and man["launder"]["settings"]["q_max"] == 95
+
+
+def test_v2_wild_split_launders_reals_and_fakes_alike(micro_v2) -> None:
+    from trustvis.data.transforms import Launder
+
+    man, families = load_manifest(micro_v2), list(sb.FAMILIES_V2)
+    seed = man["config"]["seed"]
+    for k, family in [(0, "ae_tconv"), (families.index("ddpm"), "ddpm")]:
+        for cls, stream in (("0_real", 0), ("1_fake", k + 1)):
+            clean = _png(micro_v2 / "test" / family / cls / "00003.png")
+            wild = _png(micro_v2 / sb.WILD_SPLIT / family / cls / "00003.png")
+            again, _ = Launder()(clean, np.random.default_rng([seed, stream, 3]))
+            assert (
+                wild.shape == clean.shape and np.array_equal(wild, again) and not np.array_equal(wild, clean)
+            )
+    # the laundered reals are the same bytes in every family, as the clean ones are
+    first = (micro_v2 / sb.WILD_SPLIT / "ae_tconv" / "0_real" / "00000.png").read_bytes()
+    assert all(
+        (micro_v2 / sb.WILD_SPLIT / f / "0_real" / "00000.png").read_bytes() == first for f in families
+    )
+
+
+def test_v2_inpainting_keeps_most_of_its_real_and_diffusion_fakes_are_new_images(micro_v2) -> None:
+    for i in range(MICRO_V2.n_test):
+        real = _png(micro_v2 / "test" / "inpaint" / "0_real" / f"{i:05d}.png")
+        fake = _png(micro_v2 / "test" / "inpaint" / "1_fake" / f"{i:05d}.png")
+        kept = (real == fake).all(-1)
+        assert 0.4 <= kept.mean() <= 0.8  # 25-50 % of the patch regenerated (a regenerated pixel may match)
+    samples = [_png(micro_v2 / "test" / "ddpm" / "1_fake" / f"{i:05d}.png").tobytes() for i in range(8)]
+    assert len(set(samples)) == 8
+
+
+def test_v2_needs_its_own_config_and_a_known_version(tmp_path) -> None:
+    with pytest.raises(ValueError, match="SynthBenchV2Config"):
+        build_synthbench("tiny", home_dir=tmp_path, config=MICRO, version="v2")
+    with pytest.raises(ValueError, match="version 'v9'.*v1.*v2"):
+        build_synthbench("tiny", home_dir=tmp_path, version="v9")
+    with pytest.raises(ValueError, match="train_families"):
+        dataclasses.replace(MICRO_V2, train_families=["nope"]).validate()
+    with pytest.raises(ValueError, match="inpaint_min"):
+        dataclasses.replace(MICRO_V2, inpaint_min=0.9, inpaint_max=0.5).validate()
+    assert synthbench_path("tiny", tmp_path, "v2").name == "v2-tiny"
+    assert "launder" not in sb.SIZES["quick"].__dataclass_fields__  # v1's config (and its caches) unchanged
+
+
+def test_cli_builds_v2_and_refuses_a_version_for_recapturebench(tmp_path, monkeypatch, capsys) -> None:
+    from trustvis.cli import main
+
+    seen = {}
+
+    def fake_build(size, force=False, progress=True, version="v1"):
+        seen.update(size=size, version=version)
+        return tmp_path / f"{version}-{size}"
+
+    monkeypatch.setattr(sb, "build_synthbench", fake_build)
+    assert main(["data", "build", "synthbench", "--version", "v2", "--size", "tiny", "--no-progress"]) == 0
+    assert seen == {"size": "tiny", "version": "v2"} and "SynthBench v2 tiny ready" in capsys.readouterr().out
+    assert main(["data", "build", "recapturebench", "--version", "v2", "--size", "tiny"]) != 0
+    assert "--version applies to synthbench" in capsys.readouterr().err

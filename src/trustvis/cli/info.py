@@ -80,9 +80,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     title, target = BUILDERS[args.name]
     module, _, fn = target.partition(":")
     size = "quick" if args.quick else args.size
+    extra = {}
+    if args.version is not None:
+        if args.name != "synthbench":
+            raise UsageError(f"--version applies to synthbench (v1, v2), not to {args.name}")
+        extra["version"] = args.version
     t0 = time.perf_counter()
-    path = getattr(importlib.import_module(module), fn)(size, force=args.force, progress=not args.no_progress)
-    print(f"{title} {size} ready at {path} ({time.perf_counter() - t0:.0f} s)")
+    build = getattr(importlib.import_module(module), fn)
+    path = build(size, force=args.force, progress=not args.no_progress, **extra)
+    label = " ".join(x for x in (title, extra.get("version"), size) if x)
+    print(f"{label} ready at {path} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -113,6 +120,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("data", help="real-data sources and benchmark builders", formatter_class=RAW,
                        epilog="examples:\n  trustvis data status\n  trustvis data build synthbench --quick\n"
+                       "  trustvis data build synthbench --version v2 --size tiny\n"
                        "  trustvis data build recapturebench --quick")  # fmt: skip
     dsub = s.add_subparsers(dest="data_cmd", required=True, metavar="{status,build}")
     st = dsub.add_parser("status", help="which sources are installed and how many images each gives")
@@ -125,6 +133,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--size", default="quick", choices=["tiny", "quick", "full"], help="tiny builds in seconds"
     )
     b.add_argument("--quick", action="store_true", help="same as --size quick")
+    b.add_argument(
+        "--version",
+        choices=["v1", "v2"],
+        help="synthbench edition: v1 (default; autoencoder, DCGAN and VAE families) or v2 (adds an anti-aliased "
+        "GAN, a diffusion model and diffusion inpainting, and a laundered test split, test_wild)",
+    )
     b.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     b.add_argument("--no-progress", action="store_true")
     s.set_defaults(fn=cmd_data)

@@ -1,4 +1,13 @@
-"""SynthBench v1: the built-in synthetic-image benchmark (real photo patches vs. a zoo of small generators).
+"""SynthBench: the built-in synthetic-image benchmark (real photo patches vs. a zoo of small generators).
+
+Two editions (``build_synthbench(size, version=...)``, folder ``<version>-<size>``): **v1**, described below, and
+**v2** (:data:`FAMILIES_V2`, :class:`SynthBenchV2Config`, :data:`SIZES_V2`): v1's families plus three without
+the cues v1's generators share — ``gan_aa`` (bilinear up-sampling, reflect padding: no transposed-convolution
+peaks, no zero-padding border), ``ddpm`` (a small diffusion model, :mod:`trustvis.data.diffusion`, DDIM samples)
+and ``inpaint`` (the same model regenerating a rectangle of a real patch: paired, mostly real) — and a second
+test condition, :data:`WILD_SPLIT`: every test image, real and fake alike, through ``transforms.Launder`` (a
+resize chain, mild sharpening, JPEG or WebP at a random quality), so that compression is not a cue. v1 builds
+are unchanged (same files, same config, same caches).
 
 Builds, offline and on a CPU, the "train on one family, test on every family" protocol of the
 generalisation papers (Wang et al., CVPR 2020; Chandrasegaran et al., CVPR 2021) from the real-photo
@@ -93,8 +102,10 @@ from trustvis.data.cache import (
     reusable_build,
     verify_manifest,
 )
+from trustvis.data.diffusion import TinyUNet, ddim_inpaint, ddim_sample, inpaint_masks, train_ddpm
 from trustvis.data.generators import (
     VAE,
+    AntialiasedGenerator,
     DCGANDiscriminator,
     DCGANGenerator,
     UpsamplingAutoencoder,
@@ -106,11 +117,17 @@ from trustvis.data.generators import (
 )
 from trustvis.data.io import save_png
 from trustvis.data.photos import photo_patches
+from trustvis.data.transforms import Launder
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EDITIONS",
     "FAMILIES",
+    "FAMILIES_V2",
+    "WILD_SPLIT",
+    "SIZES_V2",
+    "SynthBenchV2Config",
     "TRAIN_FAMILY",
     "SPLITS",
     "VERSION",
@@ -147,6 +164,20 @@ _AE_UPSAMPLE = {
     "ae_pixelshuffle": "pixelshuffle",
     "ae_zeroins": "zeroins",
 }
+
+#: SynthBench v2: v1's families and three without the up-sampling cues v1's generators share. Order is the
+#: build order (the diffusion model is trained once for ``ddpm`` and ``inpaint``).
+FAMILIES_V2: dict[str, str] = {
+    **FAMILIES,
+    "gan_aa": "GAN generator with bilinear up-sampling and reflect padding only (no transposed-conv, no "
+    "zero-padding border cue), trained against a DCGAN discriminator, samples",
+    "ddpm": "small denoising diffusion model (U-Net, epsilon prediction), DDIM samples in a few steps",
+    "inpaint": "the same diffusion model regenerating a rectangle of 25-50 % of a real patch (RePaint-style)",
+}
+
+#: The splits of a v2 build: v1's, and the test split laundered "in the wild" (``transforms.Launder``: a
+#: resize chain, mild sharpening, JPEG or WebP), reals and fakes alike.
+WILD_SPLIT = "test_wild"
 
 
 @dataclass
@@ -200,19 +231,29 @@ class SynthBenchConfig:
     match_color: bool = True  # shift AE fakes' channel means to their real's (removes a colour shortcut)
     device: str = "cpu"
 
+    def families(self) -> dict[str, str]:
+        """The generator families of this edition (v1: :data:`FAMILIES`)."""
+        return FAMILIES
+
+    def laundered(self) -> bool:
+        """Whether the build also writes the laundered test split :data:`WILD_SPLIT` (v2)."""
+        return False
+
     def n_real(self, split: str) -> int:
         """Number of real patches of ``split``."""
-        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]
+        return {"train": self.n_train, "val": self.n_val, "test": self.n_test, WILD_SPLIT: self.n_test}[split]
 
     def splits_of(self, family: str) -> list[str]:
         """The splits written for ``family``."""
-        return list(SPLITS) if family in self.train_families else ["test"]
+        splits = list(SPLITS) if family in self.train_families else ["test"]
+        return splits + [WILD_SPLIT] if self.laundered() else splits
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an invalid configuration."""
-        unknown = [f for f in self.train_families if f not in FAMILIES]
+        families = self.families()
+        unknown = [f for f in self.train_families if f not in families]
         if unknown:
-            raise ValueError(f"Unknown train_families {unknown}; choose from {list(FAMILIES)}")
+            raise ValueError(f"Unknown train_families {unknown}; choose from {list(families)}")
         s = self.patch_size
         if s < 16 or s & (s - 1):
             raise ValueError(f"patch_size must be a power of two >= 16 (e.g. 16, 32, 64, 128), got {s}")
@@ -269,9 +310,82 @@ SIZES: dict[str, SynthBenchConfig] = {
     ),
 }
 
+
+@dataclass
+class SynthBenchV2Config(SynthBenchConfig):
+    """SynthBench v2: :class:`SynthBenchConfig` plus the diffusion families and the laundered test split.
+
+    Attributes (beyond v1's):
+        ddpm_steps: training steps of the diffusion model (shared by ``ddpm`` and ``inpaint``).
+        ddpm_width: its U-Net's channels at full resolution (doubled per level, capped at 128).
+        ddpm_levels: its U-Net's resolutions.
+        ddpm_lr: its Adam learning rate.
+        sampling_steps: DDIM steps per sample (and per inpainting).
+        inpaint_min, inpaint_max: share of a patch's area an ``inpaint`` fake regenerates.
+        launder: write :data:`WILD_SPLIT` (every test image, real and fake, through ``transforms.Launder()``).
+    """
+
+    ddpm_steps: int = 600
+    ddpm_width: int = 16
+    ddpm_levels: int = 3
+    ddpm_lr: float = 1e-3
+    sampling_steps: int = 20
+    inpaint_min: float = 0.25
+    inpaint_max: float = 0.5
+    launder: bool = True
+
+    def families(self) -> dict[str, str]:
+        return FAMILIES_V2
+
+    def laundered(self) -> bool:
+        return self.launder
+
+    def validate(self) -> None:
+        super().validate()
+        if self.ddpm_steps < 0 or self.ddpm_width < 1 or self.ddpm_levels < 1:
+            raise ValueError(
+                f"need ddpm_steps >= 0, ddpm_width >= 1, ddpm_levels >= 1; got {self.ddpm_steps}, "
+                f"{self.ddpm_width}, {self.ddpm_levels}"
+            )
+        if self.patch_size % 2 ** (self.ddpm_levels - 1):
+            raise ValueError(f"patch_size {self.patch_size} must be divisible by 2**(ddpm_levels-1)")
+        if not 1 <= self.sampling_steps <= 1000:
+            raise ValueError(f"sampling_steps must be in 1..1000, got {self.sampling_steps}")
+        if not 0 < self.inpaint_min <= self.inpaint_max <= 1:
+            raise ValueError(
+                f"need 0 < inpaint_min <= inpaint_max <= 1, got {self.inpaint_min}, {self.inpaint_max}"
+            )
+
+
+#: v2 presets: v1's sizes with the diffusion settings. ``quick`` keeps 64x64 patches so that the build and the
+#: detectors fit the quick budget; ``full`` is 128x128 with every family in every split.
+SIZES_V2: dict[str, SynthBenchV2Config] = {
+    "quick": SynthBenchV2Config(),
+    "full": SynthBenchV2Config(
+        **{**asdict(SIZES["full"]), "ddpm_steps": 4000, "ddpm_width": 32, "train_families": list(FAMILIES_V2)}
+    ),  # fmt: skip
+    "tiny": SynthBenchV2Config(
+        **{**asdict(SIZES["tiny"]), "ddpm_steps": 10, "ddpm_width": 8, "ddpm_levels": 2, "sampling_steps": 3}
+    ),  # fmt: skip
+}
+
+#: SynthBench editions: version -> (families, presets).
+EDITIONS: dict[str, tuple[dict[str, str], dict[str, SynthBenchConfig]]] = {
+    "v1": (FAMILIES, SIZES),
+    "v2": (FAMILIES_V2, SIZES_V2),
+}
+
+
+def _edition(version: str) -> tuple[dict[str, str], dict[str, SynthBenchConfig]]:
+    if version not in EDITIONS:
+        raise ValueError(f"Unknown SynthBench version {version!r}; choose from {list(EDITIONS)}")
+    return EDITIONS[version]
+
+
 #: seconds per generator training step and image pixel (batch x patch_size^2) on 2 CPU cores at the
-#: default widths (16), measured on the quick build; scaled by (width / 16)^2 for other widths
-_SECONDS_PER_STEP_PIXEL = {"ae": 8.1e-7, "dcgan": 5.0e-7, "vae": 1.25e-6}
+#: default widths (16), measured on the quick build (ddpm: 0.24 s per step of 32 64x64 patches, width 16, 3
+#: levels); scaled by (width / 16)^2 for other widths
+_SECONDS_PER_STEP_PIXEL = {"ae": 8.1e-7, "dcgan": 5.0e-7, "vae": 1.25e-6, "ddpm": 1.9e-6}
 _SECONDS_PER_PNG = 2.5e-3  # writing one 64x64 PNG (scaled by area for other sizes), with its hash
 
 
@@ -280,8 +394,12 @@ def estimate_seconds(cfg: SynthBenchConfig, family: str) -> float:
     pixels = cfg.batch_size * cfg.patch_size**2
     if family in _AE_UPSAMPLE:
         train = cfg.ae_steps * pixels * _SECONDS_PER_STEP_PIXEL["ae"] * (cfg.ae_width / 16) ** 2
-    elif family == "dcgan":
+    elif family in ("dcgan", "gan_aa"):
         train = cfg.gan_steps * pixels * _SECONDS_PER_STEP_PIXEL["dcgan"] * (cfg.gan_width / 16) ** 2
+    elif family in ("ddpm", "inpaint"):  # training (skipped by inpaint when ddpm just trained it) + sampling
+        # a DDIM step of one image costs about half a training step of one image (measured at 64 px, width 16)
+        steps = cfg.ddpm_steps + cfg.sampling_steps * cfg.n_test / (2 * cfg.batch_size)
+        train = steps * pixels * _SECONDS_PER_STEP_PIXEL["ddpm"] * (cfg.ddpm_width / 16) ** 2
     else:
         train = cfg.vae_steps * pixels * _SECONDS_PER_STEP_PIXEL["vae"] * (cfg.ae_width / 16) ** 2
     n_images = sum(2 * cfg.n_real(s) for s in cfg.splits_of(family))
@@ -292,21 +410,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        raise ValueError(f"Unknown SynthBench size {size!r}; choose from {list(SIZES)}")
+def _check_size(size: str, version: str = VERSION) -> None:
+    sizes = _edition(version)[1]
+    if size not in sizes:
+        raise ValueError(f"Unknown SynthBench {version} size {size!r}; choose from {list(sizes)}")
 
 
-def synthbench_path(size: str = "quick", home_dir: str | Path | None = None) -> Path:
-    """Folder of a SynthBench build: ``<home>/synthbench/v1-<size>`` (not necessarily built).
+def synthbench_path(size: str = "quick", home_dir: str | Path | None = None, version: str = VERSION) -> Path:
+    """Folder of a SynthBench build: ``<home>/synthbench/<version>-<size>`` (not necessarily built).
 
     Args:
-        size: one of :data:`SIZES`.
+        size: one of the edition's presets (:data:`SIZES`, :data:`SIZES_V2`).
         home_dir: cache root; default :func:`trustvis.data.cache.home`.
+        version: ``v1`` (default) or ``v2`` (:data:`EDITIONS`).
     """
-    _check_size(size)
+    _check_size(size, version)
     root = Path(home_dir).expanduser() if home_dir is not None else home()
-    return root / "synthbench" / f"{VERSION}-{size}"
+    return root / "synthbench" / f"{version}-{size}"
 
 
 def load_manifest(path: str | Path) -> dict:
@@ -330,7 +450,12 @@ def verify_synthbench(path: str | Path, check_hashes: bool = False) -> list[str]
         Problems found, one line each; empty when the build is complete.
     """
     root = Path(path)
-    problems = verify_manifest(root, VERSION, "SynthBench", check_hashes, progress=True)
+    try:
+        version = str(load_manifest(root).get("version", VERSION))
+    except (FileNotFoundError, ValueError):
+        version = VERSION  # verify_manifest says what is wrong with the manifest
+    problems = verify_manifest(root, version if version in EDITIONS else VERSION, "SynthBench", check_hashes,
+                               progress=True)  # fmt: skip
     if problems and problems[0].startswith("manifest:"):
         return problems
     man = load_manifest(root)
@@ -357,9 +482,9 @@ def _config_json(cfg: SynthBenchConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
-def _reusable(target: Path, cfg: SynthBenchConfig) -> bool:
+def _reusable(target: Path, cfg: SynthBenchConfig, version: str = VERSION) -> bool:
     return reusable_build(
-        target, VERSION, "SynthBench", {"config": _config_json(cfg)}, verify=verify_synthbench
+        target, version, "SynthBench", {"config": _config_json(cfg)}, verify=verify_synthbench
     )
 
 
@@ -379,7 +504,7 @@ def _resolve_device(device: str) -> torch.device:
 
 
 def _family_seed(cfg: SynthBenchConfig, family: str) -> int:
-    return cfg.seed * 1000 + 10 * (list(FAMILIES).index(family) + 1)
+    return cfg.seed * 1000 + 10 * (list(cfg.families()).index(family) + 1)
 
 
 def _write_images(images: np.ndarray, folder: Path, names: list[str], bar: tqdm) -> None:
@@ -410,7 +535,7 @@ def _make_family(
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Train one family on the train reals and make its fakes for every split it appears in."""
     seed = _family_seed(cfg, family)
-    splits = cfg.splits_of(family)
+    splits = [s for s in cfg.splits_of(family) if s != WILD_SPLIT]  # the wild split launders the test fakes
     fakes: dict[str, np.ndarray] = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # weight init
@@ -446,6 +571,29 @@ def _make_family(
             )
             for k, split in enumerate(splits):
                 fakes[split] = sample(g, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
+        elif family == "gan_aa":
+            g = AntialiasedGenerator(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.gan_width).to(
+                device
+            )
+            d = DCGANDiscriminator(cfg.patch_size, base_width=cfg.gan_width).to(device)
+            stats = train_dcgan(g, d, reals["train"], steps=cfg.gan_steps, batch_size=cfg.batch_size,
+                                lr=cfg.gan_lr, seed=seed, progress=progress, desc=f"train {family}")  # fmt: skip
+            for k, split in enumerate(splits):
+                fakes[split] = sample(g, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
+        elif family in ("ddpm", "inpaint"):
+            model, stats = _diffusion_model(cfg, reals["train"], device, progress)
+            stats = dict(stats)  # the shared model's training summary, copied for this family's seed
+            for k, split in enumerate(splits):
+                if family == "ddpm":
+                    fakes[split] = ddim_sample(
+                        model, len(reals[split]), cfg.sampling_steps, seed=seed + 1 + k
+                    )
+                else:  # fake i regenerates a rectangle of real i
+                    masks = inpaint_masks(len(reals[split]), cfg.patch_size, seed + 1 + k, cfg.inpaint_min,
+                                          cfg.inpaint_max)  # fmt: skip
+                    fakes[split] = ddim_inpaint(
+                        model, reals[split], masks, cfg.sampling_steps, seed=seed + 2 + k
+                    )
         elif family == "vae":
             model = VAE(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.ae_width).to(device)
             stats = train_vae(
@@ -462,9 +610,32 @@ def _make_family(
             for k, split in enumerate(splits):
                 fakes[split] = sample(model, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
         else:  # pragma: no cover - FAMILIES and this dispatch are kept in sync
-            raise ValueError(f"Unknown family {family!r}; choose from {list(FAMILIES)}")
+            raise ValueError(f"Unknown family {family!r}; choose from {list(cfg.families())}")
     stats["seed"] = seed
     return fakes, stats
+
+
+_DIFFUSION_CACHE: dict[
+    str, tuple[Any, dict]
+] = {}  # the diffusion model of a build, shared by ddpm and inpaint
+
+
+def _diffusion_model(
+    cfg: SynthBenchConfig, train: np.ndarray, device: torch.device, progress: bool
+) -> tuple[TinyUNet, dict]:
+    """The diffusion model of ``cfg``, trained on the train reals with the ``ddpm`` family's seed: trained once per
+    process for both diffusion families (a resumed build retrains it: the same seed gives the same model)."""
+    key = json.dumps(_config_json(cfg), sort_keys=True)
+    if key not in _DIFFUSION_CACHE:
+        _DIFFUSION_CACHE.clear()
+        seed = _family_seed(cfg, "ddpm")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = TinyUNet(cfg.patch_size, width=cfg.ddpm_width, levels=cfg.ddpm_levels).to(device)
+            stats = train_ddpm(model, train, steps=cfg.ddpm_steps, batch_size=cfg.batch_size, lr=cfg.ddpm_lr,
+                               seed=seed, progress=progress, desc="train ddpm")  # fmt: skip
+        _DIFFUSION_CACHE[key] = (model, stats)
+    return _DIFFUSION_CACHE[key]
 
 
 def build_synthbench(
@@ -473,35 +644,44 @@ def build_synthbench(
     progress: bool = True,
     home_dir: str | Path | None = None,
     config: SynthBenchConfig | None = None,
+    version: str = VERSION,
 ) -> Path:
     """Build SynthBench (or return the existing build) and return its folder.
 
     Args:
-        size: preset name, one of :data:`SIZES` (also names the folder ``v1-<size>``).
+        size: preset name of the edition (v1: :data:`SIZES`, v2: :data:`SIZES_V2`); also names the folder
+            ``<version>-<size>``.
         force: rebuild even if a valid build exists.
         progress: show tqdm progress bars.
         home_dir: cache root; default :func:`trustvis.data.cache.home` (``$TRUSTVIS_HOME``).
-        config: overrides the preset (e.g. a micro build for tests); the folder is still ``v1-<size>``
-            and a build made with another config is rebuilt.
+        config: overrides the preset (e.g. a micro build for tests; a :class:`SynthBenchV2Config` for v2); the
+            folder is still ``<version>-<size>`` and a build made with another config is rebuilt.
+        version: ``v1`` (default; :data:`FAMILIES`) or ``v2`` (:data:`FAMILIES_V2` and the laundered test split
+            :data:`WILD_SPLIT`).
 
     Returns:
-        ``<home>/synthbench/v1-<size>``.
+        ``<home>/synthbench/<version>-<size>``.
 
     Raises:
-        ValueError: unknown size or invalid config.
+        ValueError: unknown version or size, invalid config, or a config of the other edition.
     """
-    _check_size(size)
-    cfg = dataclasses.replace(SIZES[size] if config is None else config)
+    _check_size(size, version)
+    preset = _edition(version)[1][size]
+    if config is not None and type(config) is not type(preset):
+        raise ValueError(
+            f"SynthBench {version} needs a {type(preset).__name__}, got a {type(config).__name__}"
+        )
+    cfg = dataclasses.replace(preset if config is None else config)
     cfg.train_families = list(cfg.train_families)
     cfg.validate()
-    target = synthbench_path(size, home_dir)
-    if not force and _reusable(target, cfg):
-        logger.info("SynthBench %s already built at %s", size, target)
+    target = synthbench_path(size, home_dir, version)
+    if not force and _reusable(target, cfg, version):
+        logger.info("SynthBench %s %s already built at %s", version, size, target)
         return target
     with build_lock(target):
-        if not force and _reusable(target, cfg):  # another process built it while we waited
+        if not force and _reusable(target, cfg, version):  # another process built it while we waited
             return target
-        _build(target, size, cfg, progress, fresh=force)
+        _build(target, size, cfg, progress, fresh=force, version=version)
     return target
 
 
@@ -511,12 +691,14 @@ def partial_path(target: Path) -> Path:
     return target.parent / f".{target.name}.partial"
 
 
-def _open_partial(target: Path, cfg: SynthBenchConfig, fresh: bool) -> tuple[Path, dict[str, dict]]:
+def _open_partial(
+    target: Path, cfg: SynthBenchConfig, fresh: bool, version: str = VERSION
+) -> tuple[Path, dict[str, dict]]:
     """The partial build folder of ``target`` for ``cfg`` and the families it finished (name -> stats).
 
     A partial folder of another version or config, or any when ``fresh``, is discarded."""
     work = partial_path(target)
-    state = {"version": VERSION, "config": _config_json(cfg)}
+    state = {"version": version, "config": _config_json(cfg)}
     if work.exists():
         try:
             same = json.loads((work / ".build.json").read_text(encoding="utf-8")) == state
@@ -529,7 +711,7 @@ def _open_partial(target: Path, cfg: SynthBenchConfig, fresh: bool) -> tuple[Pat
         work.chmod(0o755)
         atomic_write_json(work / ".build.json", state)
     done: dict[str, dict] = {}
-    for family in FAMILIES:
+    for family in cfg.families():
         marker = work / f".family-{family}.json"
         if marker.is_file():
             try:
@@ -539,13 +721,28 @@ def _open_partial(target: Path, cfg: SynthBenchConfig, fresh: bool) -> tuple[Pat
     return work, done
 
 
-def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh: bool = False) -> None:
+def _launder(images: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """Every image of uint8 ``(n, S, S, 3)`` through ``Launder()``, image i seeded by ``(seed, stream, i)``."""
+    launder, out = Launder(), np.empty_like(images)
+    for i, img in enumerate(images):
+        out[i], _ = launder(img, np.random.default_rng([seed, stream, i]))
+    return out
+
+
+def _build(
+    target: Path,
+    size: str,
+    cfg: SynthBenchConfig,
+    progress: bool,
+    fresh: bool = False,
+    version: str = VERSION,
+) -> None:
     t0 = time.perf_counter()
     device = _resolve_device(cfg.device)
-    families = list(FAMILIES)
-    used_splits = [s for s in SPLITS if any(s in cfg.splits_of(f) for f in families)]
+    families = list(cfg.families())
+    used_splits = [s for s in (*SPLITS, WILD_SPLIT) if any(s in cfg.splits_of(f) for f in families)]
     n_images = sum(2 * cfg.n_real(s) for f in families for s in cfg.splits_of(f))
-    work, done = _open_partial(target, cfg, fresh)
+    work, done = _open_partial(target, cfg, fresh, version)
     estimates = {f: estimate_seconds(cfg, f) for f in families}
     logger.info(
         "Building SynthBench %s (%d generator families, %dx%d patches, %d images) at %s on %s: about %s on "
@@ -568,6 +765,10 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
         leaked = set(photo_ids.get(a, [])) & set(photo_ids.get(b, []))
         if leaked:
             raise RuntimeError(f"photo_patches leaked photos between {a} and {b}: {sorted(leaked)[:5]}")
+    if (
+        WILD_SPLIT in used_splits
+    ):  # the test reals laundered (stream 0; the fakes of family k use stream k + 1)
+        reals[WILD_SPLIT], photo_ids[WILD_SPLIT] = _launder(reals["test"], cfg.seed, 0), photo_ids["test"]
     names = {
         s: [f"{i:0{max(5, len(str(len(r) - 1)))}d}.png" for i in range(len(r))] for s, r in reals.items()
     }
@@ -596,13 +797,15 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
             continue
         scale = spent / estimated if estimated else 1.0
         logger.info("SynthBench %s [%d/%d] %s: %s (about %s)", size, k + 1, len(families), family,
-                    FAMILIES[family], _duration(estimates[family] * scale))  # fmt: skip
+                    cfg.families()[family], _duration(estimates[family] * scale))  # fmt: skip
         t_family = time.perf_counter()
         for split in splits:  # what an interrupted attempt at this family left
             shutil.rmtree(work / split / family / "1_fake", ignore_errors=True)
             if work / split / family / "0_real" != real_src[split]:
                 shutil.rmtree(work / split / family / "0_real", ignore_errors=True)
         fakes, losses[family] = _make_family(family, cfg, reals, device, progress)
+        if WILD_SPLIT in splits:
+            fakes[WILD_SPLIT] = _launder(fakes["test"], cfg.seed, k + 1)
         total = sum(len(reals[s]) for s in splits)
         with tqdm(total=total, desc=f"write {family}", disable=not progress, leave=False) as bar:
             for split in splits:
@@ -621,11 +824,11 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
 
     files = hash_tree(work, progress)
     manifest: dict[str, Any] = {
-        "version": VERSION,
+        "version": version,
         "size": size,
         "patch_size": cfg.patch_size,
         "config": _config_json(cfg),
-        "families": FAMILIES,
+        "families": cfg.families(),
         "train_family": TRAIN_FAMILY,
         "seeds": {
             "master": cfg.seed,
@@ -643,6 +846,9 @@ def _build(target: Path, size: str, cfg: SynthBenchConfig, progress: bool, fresh
         "resumed_families": list(done),
         "build_seconds": round(time.perf_counter() - t0, 2),
     }
+    if cfg.laundered():
+        manifest["launder"] = {"split": WILD_SPLIT, "settings": asdict(Launder()),
+                               "seeds": "image i of the reals: (master, 0, i); of family k (0-based): (master, k + 1, i)"}  # fmt: skip
     atomic_write_json(work / "manifest.json", manifest)
     for marker in work.glob(".*"):  # the build's own state: not part of the data set
         marker.unlink()
