@@ -617,6 +617,7 @@ SCENARIOS: dict[str, list[Step]] = {
     ],
     "synthbench": [
         "trustvis data build synthbench --quick",
+        "trustvis data build synthbench --version v2 --size tiny",
         "trustvis train bihpf --preset quick --out runs/bihpf",
         "trustvis train bihpf --out runs/bihpf --resume",
         "trustvis eval runs/bihpf --data ~/.cache/trustvis/synthbench/v1-quick/test",
