@@ -383,9 +383,9 @@ def _edition(version: str) -> tuple[dict[str, str], dict[str, SynthBenchConfig]]
 
 
 #: seconds per generator training step and image pixel (batch x patch_size^2) on 2 CPU cores at the
-#: default widths (16), measured on the quick build (ddpm: 0.24 s per step of 32 64x64 patches, width 16, 3
-#: levels); scaled by (width / 16)^2 for other widths
-_SECONDS_PER_STEP_PIXEL = {"ae": 8.1e-7, "dcgan": 5.0e-7, "vae": 1.25e-6, "ddpm": 1.9e-6}
+#: default widths (16), measured on the quick builds (v2's gan_aa: 134 s for 1,000 steps; ddpm: 0.24 s per step
+#: of 32 64x64 patches, width 16, 3 levels); scaled by (width / 16)^2 for other widths
+_SECONDS_PER_STEP_PIXEL = {"ae": 8.1e-7, "dcgan": 5.0e-7, "vae": 1.25e-6, "gan_aa": 1.0e-6, "ddpm": 1.9e-6}
 _SECONDS_PER_PNG = 2.5e-3  # writing one 64x64 PNG (scaled by area for other sizes), with its hash
 
 
@@ -395,10 +395,11 @@ def estimate_seconds(cfg: SynthBenchConfig, family: str) -> float:
     if family in _AE_UPSAMPLE:
         train = cfg.ae_steps * pixels * _SECONDS_PER_STEP_PIXEL["ae"] * (cfg.ae_width / 16) ** 2
     elif family in ("dcgan", "gan_aa"):
-        train = cfg.gan_steps * pixels * _SECONDS_PER_STEP_PIXEL["dcgan"] * (cfg.gan_width / 16) ** 2
-    elif family in ("ddpm", "inpaint"):  # training (skipped by inpaint when ddpm just trained it) + sampling
+        train = cfg.gan_steps * pixels * _SECONDS_PER_STEP_PIXEL[family] * (cfg.gan_width / 16) ** 2
+    elif family in ("ddpm", "inpaint"):  # training (inpaint reuses ddpm's model in one process) + sampling
         # a DDIM step of one image costs about half a training step of one image (measured at 64 px, width 16)
-        steps = cfg.ddpm_steps + cfg.sampling_steps * cfg.n_test / (2 * cfg.batch_size)
+        train_steps = cfg.ddpm_steps if family == "ddpm" else 0
+        steps = train_steps + cfg.sampling_steps * cfg.n_test / (2 * cfg.batch_size)
         train = steps * pixels * _SECONDS_PER_STEP_PIXEL["ddpm"] * (cfg.ddpm_width / 16) ** 2
     else:
         train = cfg.vae_steps * pixels * _SECONDS_PER_STEP_PIXEL["vae"] * (cfg.ae_width / 16) ** 2
@@ -740,6 +741,7 @@ def _build(
     t0 = time.perf_counter()
     device = _resolve_device(cfg.device)
     families = list(cfg.families())
+    label = size if version == VERSION else f"{version} {size}"  # for the log lines
     used_splits = [s for s in (*SPLITS, WILD_SPLIT) if any(s in cfg.splits_of(f) for f in families)]
     n_images = sum(2 * cfg.n_real(s) for f in families for s in cfg.splits_of(f))
     work, done = _open_partial(target, cfg, fresh, version)
@@ -747,7 +749,7 @@ def _build(
     logger.info(
         "Building SynthBench %s (%d generator families, %dx%d patches, %d images) at %s on %s: about %s on "
         "2 CPU cores; an interrupted build resumes from the last family written",
-        size, len(families), cfg.patch_size, cfg.patch_size, n_images, target, device,
+        label, len(families), cfg.patch_size, cfg.patch_size, n_images, target, device,
         _duration(sum(estimates[f] for f in families if f not in done)),
     )  # fmt: skip
     if done:
@@ -796,7 +798,7 @@ def _build(
         if family in done:
             continue
         scale = spent / estimated if estimated else 1.0
-        logger.info("SynthBench %s [%d/%d] %s: %s (about %s)", size, k + 1, len(families), family,
+        logger.info("SynthBench %s [%d/%d] %s: %s (about %s)", label, k + 1, len(families), family,
                     cfg.families()[family], _duration(estimates[family] * scale))  # fmt: skip
         t_family = time.perf_counter()
         for split in splits:  # what an interrupted attempt at this family left
@@ -820,7 +822,7 @@ def _build(
         estimated += estimates[family]
         left = sum(estimates[f] for f in families[k + 1 :] if f not in done) * spent / estimated
         if left:
-            logger.info("SynthBench %s: %s written; about %s left", size, family, _duration(left))
+            logger.info("SynthBench %s: %s written; about %s left", label, family, _duration(left))
 
     files = hash_tree(work, progress)
     manifest: dict[str, Any] = {
@@ -854,5 +856,5 @@ def _build(
         marker.unlink()
     move_dir(work, target)
     logger.info(
-        "SynthBench %s built at %s: %d files in %.1fs", size, target, len(files), time.perf_counter() - t0
+        "SynthBench %s built at %s: %d files in %.1fs", label, target, len(files), time.perf_counter() - t0
     )
