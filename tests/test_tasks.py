@@ -128,3 +128,32 @@ def test_a_run_saved_with_the_old_shared_data_config_still_loads(caplog):
     with caplog.at_level("WARNING"):
         run_config_from_dict(old)
     assert "brand_new" in caplog.text
+
+
+def test_a_detector_trains_on_synthbench_v2(tmp_path):
+    """data.version picks the SynthBench edition: v2's families are valid training families there (and only there),
+    its sizes are checked, and the training data come from the v2 build (its train split holds the families of
+    the size's train_families, as in v1)."""
+    from trustvis import registry
+    from trustvis.config import ConfigError, make_run_config
+    from trustvis.tasks.detect import DetectData, detection_datasets
+
+    DetectData(version="v2", size="tiny", train_family="ddpm").check()
+    with pytest.raises(ConfigError, match="v2 family"):
+        DetectData(version="v2", size="tiny", train_family="nope").check()
+    with pytest.raises(ConfigError, match="v1 family"):
+        DetectData(size="tiny", train_family="ddpm").check()
+    with pytest.raises(ConfigError, match="v2 size.*tiny"):
+        DetectData(version="v2", size="demo").check()
+    with pytest.raises(ConfigError, match="edition"):
+        DetectData(version="v9").check()
+    run = make_run_config(
+        "cnndet", "tiny", data={"version": "v2", "size": "tiny", "train_family": "ae_tconv"}
+    )
+    method = registry.get("cnndet").cls(run.model)
+    method.run_config = run
+    train, val = detection_datasets(run, method)
+    assert train.root.parent.name == "v2-tiny" and len(train) > 0 and len(val) > 0
+    assert (
+        train.root.parent / "test_wild" / "inpaint" / "1_fake"
+    ).is_dir()  # the v2 build, laundered split included

@@ -26,7 +26,8 @@ examples:
 
 data: each task has its own `data.*` fields (`trustvis info METHOD` lists a method's; --data ROOT is
 `--set data.name=folder --set data.root=ROOT`):
-  detectors     data.name=synthbench (default; SynthBench train/val of data.train_family, built on first use)
+  detectors     data.name=synthbench (default; SynthBench train/val of data.train_family, built on first use;
+                data.version=v2 for the second edition)
                 | folder: ROOT/{train,val}/<generator>/[<class>/]{0_real,1_fake}/* or a GenImage root
   classifiers   data.name=fashion-mnist (default) | opencv-digits | sklearn-digits | tuxpaint-stamps | folder (ROOT/<class>/*
   (classifier,  or ROOT/{train,[val],test}/<class>/*); data.imbalance=100 makes train/val long-tailed

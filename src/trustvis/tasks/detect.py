@@ -26,15 +26,26 @@ class DetectData:
 
     name: str = "synthbench"  # synthbench | folder (ForenSynths / GenImage layout under root)
     root: str = ""  # the folder when name == folder
-    size: str = "quick"  # synthbench size: tiny (seconds) | demo | quick | full
+    size: str = "quick"  # synthbench size: tiny (seconds) | demo | quick | full (v2: tiny | quick | full)
     train_family: str = "ae_tconv"  # synthbench family used for training
     max_images: int = 0  # cap per generator and class; 0 = all
+    version: str = "v1"  # synthbench edition: v1 | v2 (adds gan_aa, ddpm, inpaint and the test_wild split)
 
     def check(self) -> None:
-        from trustvis.data.synthbench import SIZES
+        from trustvis.data.synthbench import EDITIONS
 
-        if self.name == "synthbench" and self.size not in SIZES:
-            raise ConfigError(f"data.size={self.size!r} is not a SynthBench size; choose from {list(SIZES)}")
+        if self.name == "synthbench":
+            if self.version not in EDITIONS:
+                raise ConfigError(f"data.version={self.version!r} is not a SynthBench edition; choose from "
+                                  f"{list(EDITIONS)}")  # fmt: skip
+            families, sizes = EDITIONS[self.version]
+            if self.size not in sizes:
+                raise ConfigError(
+                    f"data.size={self.size!r} is not a SynthBench {self.version} size; choose from {list(sizes)}"
+                )
+            if self.train_family not in families:
+                raise ConfigError(f"data.train_family={self.train_family!r} is not a SynthBench {self.version} "
+                                  f"family; choose from {list(families)}")  # fmt: skip
         if self.name not in ("synthbench", "folder"):
             raise ConfigError(
                 f"data.name={self.name!r} is invalid for a detector; choose from ['synthbench', 'folder']"
@@ -142,7 +153,7 @@ def detection_datasets(run: Any, method: Any) -> tuple[Any, Any | None]:
     if data.name == "synthbench":
         from trustvis.data.synthbench import build_synthbench
 
-        root = build_synthbench(data.size, progress=True)
+        root = build_synthbench(data.size, progress=True, version=data.version)
         kw = {"generators": [data.train_family], "max_per_class": data.max_images}
         train = ForenSynthsDataset(
             root / "train", transform=method.make_transform(True), labels=method.train_labels, **kw
@@ -303,12 +314,13 @@ class DetectTask(Task):
                 f"calibrate --run supports SynthBench detector runs; {run_dir} trained on {run.data.name!r}: "
                 "export its logits to an .npz and use --logits"
             )
-        from trustvis.data.synthbench import FAMILIES, build_synthbench
+        from trustvis.data.synthbench import EDITIONS, build_synthbench
 
-        root = build_synthbench(run.data.size)
+        version = run.data.version
+        root = build_synthbench(run.data.size, version=version)
         cal, cal_y = detector_logits(method, root, [run.data.train_family], "val")
         test, test_y = detector_logits(
-            method, root, [f for f in FAMILIES if f != run.data.train_family], "test"
+            method, root, [f for f in EDITIONS[version][0] if f != run.data.train_family], "test"
         )
         return {"cal": cal, "cal_y": cal_y, "test": test, "test_y": test_y}
 
