@@ -126,19 +126,19 @@ class LatentCanvas:
         all its context; within a step positions keep raster order. The encoder writes the symbols in this order and
         the decoder decodes one step at a time.
         """
-        flats, keys, t_max = [], [], []
+        flats, keys = (
+            [],
+            [],
+        )  # per coded grid: flat positions and wavefront numbers, raster order (last = max)
         for (h, w), top, coded in zip(self.shapes, self.tops, self.coded, strict=True):
-            if not coded:
-                t_max.append(-1)
-                continue
-            ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
-            flats.append((top + ys) * self.width + self.r + xs)
-            keys.append((self.rowcol + 1) * ys + xs)
-            t_max.append((self.rowcol + 1) * (h - 1) + w - 1)
+            if coded:
+                ys, xs = np.divmod(np.arange(h * w, dtype=np.int64), w)
+                flats.append((top + ys) * self.width + self.r + xs)
+                keys.append((self.rowcol + 1) * ys + xs)
         if not flats:
             return np.zeros(0, np.int64), np.zeros(1, np.int64), [0] * len(self.shapes)
         if not interleave:  # grid-major: shift each grid's wavefront numbers past the previous grids'
-            base = np.cumsum([0] + [t + 1 for t, c in zip(t_max, self.coded) if c])
+            base = np.cumsum([0] + [int(k[-1]) + 1 for k in keys])
             keys = [k + b for k, b in zip(keys, base)]
         key = np.concatenate(keys)
         order = np.argsort(key, kind="stable")  # grids are concatenated in order, each in raster order
