@@ -68,6 +68,22 @@ def micro_synthbench(monkeypatch):
 
 
 @pytest.fixture
+def micro_synthbench_v2(monkeypatch, micro_synthbench):
+    """SynthBench v2 "quick" replaced by a 16-px, 8-test-patch version (v1's micro plus tiny diffusion and codec
+    budgets) that builds in seconds."""
+    import dataclasses
+
+    from trustvis.data import synthbench
+
+    micro = synthbench.SynthBenchV2Config(
+        **{**dataclasses.asdict(micro_synthbench), "ddpm_steps": 2, "ddpm_width": 4, "ddpm_levels": 2,
+           "sampling_steps": 2, "codec_iterations": 5}
+    )  # fmt: skip
+    monkeypatch.setitem(synthbench.SIZES_V2, "quick", micro)
+    return micro
+
+
+@pytest.fixture
 def cli(capsys):
     """``cli(argv) -> CliResult``: the command line in-process (helpers in ``tests/bad_inputs/badcli.py``)."""
     from badcli import run_cli  # tests/bad_inputs/ is on sys.path for the tests there

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from trustvis.cli import main
 from trustvis.data import synthbench
@@ -83,3 +84,50 @@ def test_interrupted_run_of_another_config_is_restarted(micro_synthbench, tmp_pa
     assert [s for s in steps if s is not None][:2] == [1, 2]  # trained from step 0 again, 2 steps
     res = json.loads((out / "results.json").read_text())
     assert res["methods"]["cnndet"]["train_steps"] == 2 and res["adversarial"] == {}
+
+
+def test_bench_detect_v2_runs_seeds_on_clean_and_wild_with_false_alarms(micro_synthbench_v2, tmp_path):
+    out = tmp_path / "bench2"
+    argv = ["bench", "detect", "--quick", "--data-version", "v2", "--preset", "tiny", "--steps", "2", "--methods",
+            "cnndet,npr,d4", "--seeds", "0,1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["data"]["version"] == "v2" and res["families"] == list(synthbench.FAMILIES_V2)
+    assert res["seeds"] == [0, 1] and set(res["conditions"]) == {"clean", "wild"}
+    for name, m in res["methods"].items():
+        assert [r["seed"] for r in m["seeds"]] == [0, 1]
+        assert (out / "runs" / f"{name}-seed1" / "model.safetensors").is_file()
+        for cond in ("clean", "wild"):
+            aps = [r[cond]["mean_unseen"]["ap"] for r in m["seeds"]]
+            stat = m[cond]["mean_unseen"]["ap"]
+            assert stat["n"] == 2 and abs(stat["mean"] - sum(aps) / 2) < 1e-12
+            assert set(m[cond]["per_family"]) == set(res["families"])
+            far = [r[cond]["false_alarm_rate"] for r in m["seeds"]]
+            assert all(0 <= f <= 1 for f in far) and m[cond]["false_alarm_rate"]["n"] == 2
+        assert all(r["clean"]["n_real"] == r["wild"]["n_real"] == micro_synthbench_v2.n_test for r in m["seeds"])
+    # the false-alarm rate is the share of real test photos scored at or above the run's validation threshold
+    import numpy as np
+
+    from trustvis.data.io import load_image
+    from trustvis.engine import load_method
+
+    method = load_method(out / "runs" / "npr-seed1")
+    root = synthbench.synthbench_path("quick", version="v2")
+    reals = [load_image(p) for p in sorted((root / "test_wild" / "vae" / "0_real").glob("*.png"))]
+    with torch.no_grad():
+        scores = torch.sigmoid(method.logits(torch.stack([method.make_transform(False)(x) for x in reals]))).numpy()
+    rec = res["methods"]["npr"]["seeds"][1]
+    assert rec["wild"]["false_alarm_rate"] == pytest.approx(np.mean(scores >= rec["val_threshold"]), abs=1e-9)
+    for f in res["figures"]:
+        assert (out / f["file"]).stat().st_size > 1000, f
+    md = (out / "results.md").read_text()
+    assert "SynthBench v2" in md and "## AP per generator family (wild)" in md and "false alarms" in md
+    assert "`d4`" in md and ("ties `cnndet`" in md or "beats `cnndet`" in md or "does not beat `cnndet`" in md)
+    assert "inr_codec" in md and "bpp" in md  # the codec family's rate and quality from the manifest
+
+
+def test_bench_detect_v2_refuses_v1_only_settings(micro_synthbench_v2, tmp_path, capsys):
+    assert main(["bench", "detect", "--quick", "--seeds", "0,1", "--out", str(tmp_path)]) != 0
+    assert "--seeds applies to --data-version v2" in capsys.readouterr().err
+    assert main(["bench", "detect", "--data-version", "v2", "--synthbench", "demo", "--out", str(tmp_path)]) != 0
+    assert "v2 has no size 'demo'" in capsys.readouterr().err

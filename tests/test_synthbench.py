@@ -372,14 +372,17 @@ def test_micro_build_fakes_have_the_reals_colour(micro_home) -> None:
 # ------------------------------------------------------------------------------------------------
 
 MICRO_V2 = sb.SynthBenchV2Config(
-    **{**dataclasses.asdict(MICRO), "ddpm_steps": 4, "ddpm_width": 4, "ddpm_levels": 2, "sampling_steps": 2}
-)
+    **{**dataclasses.asdict(MICRO), "ddpm_steps": 4, "ddpm_width": 4, "ddpm_levels": 2, "sampling_steps": 2,
+       "codec_iterations": 60}
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def micro_v2(tmp_path_factory: pytest.TempPathFactory):
+    from trustvis.tasks.detect import build_synthbench_data
+
     home = tmp_path_factory.mktemp("tvhome2")
-    return build_synthbench("quick", progress=False, home_dir=home, config=MICRO_V2, version="v2")
+    return build_synthbench_data("quick", progress=False, home_dir=home, config=MICRO_V2, version="v2")
 
 
 def _png(path) -> np.ndarray:
@@ -392,7 +395,9 @@ def test_v2_layout_families_and_wild_split(micro_v2) -> None:
     assert micro_v2.name == "v2-quick" and verify_synthbench(micro_v2, check_hashes=True) == []
     man = load_manifest(micro_v2)
     assert man["version"] == "v2" and list(man["families"]) == list(sb.FAMILIES_V2)
-    assert {"gan_aa", "ddpm", "inpaint"} <= set(man["families"]) and set(FAMILIES) < set(man["families"])
+    assert {"gan_aa", "ddpm", "inpaint", "inr_codec"} <= set(man["families"]) and set(FAMILIES) < set(
+        man["families"]
+    )
     assert set(man["counts"]) == {*SPLITS, sb.WILD_SPLIT}
     for split in ("test", sb.WILD_SPLIT):
         assert set(man["counts"][split]) == set(sb.FAMILIES_V2)
@@ -430,6 +435,41 @@ def test_v2_inpainting_keeps_most_of_its_real_and_diffusion_fakes_are_new_images
     assert len(set(samples)) == 8
 
 
+def test_v2_codec_family_codes_each_real_with_the_toolkits_codecs(micro_v2) -> None:
+    """inr_codec fake i is real i coded and decoded: close to it (the codec fits that very image), not equal, with
+    both codecs and both rate weights used and their rates and PSNR in the manifest."""
+    psnrs = []
+    for i in range(MICRO_V2.n_test):
+        real = _png(micro_v2 / "test" / "inr_codec" / "0_real" / f"{i:05d}.png").astype(float)
+        fake = _png(micro_v2 / "test" / "inr_codec" / "1_fake" / f"{i:05d}.png").astype(float)
+        other = _png(micro_v2 / "test" / "inr_codec" / "0_real" / f"{(i + 1) % MICRO_V2.n_test:05d}.png")
+        mse = ((real - fake) ** 2).mean()
+        assert 0 < mse < ((other - fake) ** 2).mean()  # nearer its own real than the next one
+        psnrs.append(10 * np.log10(255**2 / mse))
+    assert np.median(psnrs) > 15
+    stats = load_manifest(micro_v2)["generator_losses"]["inr_codec"]
+    assert stats["maker"] == "trustvis.tasks.detect.codec_fakes"
+    coded = stats["splits"]["test"]
+    assert set(coded) == {
+        f"{c} lambda={lm:g}" for c in MICRO_V2.codec_methods for lm in MICRO_V2.codec_lmbdas
+    }
+    assert sum(v["images"] for v in coded.values()) == MICRO_V2.n_test
+    assert all(v["mean_bpp"] > 0 and v["mean_psnr_db"] > 12 for v in coded.values())
+
+
+def test_v2_build_without_the_codec_maker_is_refused_before_any_work(tmp_path) -> None:
+    from trustvis.tasks.detect import build_synthbench_data
+
+    with pytest.raises(ValueError, match=r"\['inr_codec'\].*trustvis data build synthbench --version v2"):
+        build_synthbench("quick", home_dir=tmp_path, config=MICRO_V2, version="v2")
+    bad = dataclasses.replace(MICRO_V2, codec_methods=["cnndet"])
+    with pytest.raises(ValueError, match="'cnndet' is not a codec.*coolchic"):
+        build_synthbench_data("quick", home_dir=tmp_path, config=bad, version="v2")
+    with pytest.raises(ValueError, match="codec_iterations"):
+        dataclasses.replace(MICRO_V2, codec_iterations=0).validate()
+    assert not list(tmp_path.rglob("*.png"))
+
+
 def test_v2_needs_its_own_config_and_a_known_version(tmp_path) -> None:
     with pytest.raises(ValueError, match="SynthBenchV2Config"):
         build_synthbench("tiny", home_dir=tmp_path, config=MICRO, version="v2")
@@ -448,8 +488,9 @@ def test_cli_builds_v2_and_refuses_a_version_for_recapturebench(tmp_path, monkey
 
     seen = {}
 
-    def fake_build(size, force=False, progress=True, version="v1"):
+    def fake_build(size, force=False, progress=True, version="v1", makers=None):
         seen.update(size=size, version=version)
+        assert "inr_codec" in makers  # the CLI builds through the task layer, which brings the codec maker
         return tmp_path / f"{version}-{size}"
 
     monkeypatch.setattr(sb, "build_synthbench", fake_build)

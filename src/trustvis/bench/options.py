@@ -163,6 +163,11 @@ def _detect_args(p: Any) -> None:
                    "--quick, else full)")  # fmt: skip
     p.add_argument("--no-robustness", dest="robustness", action="store_false",
                    help="skip the degraded test sets (JPEG, blur, resize)")  # fmt: skip
+    p.add_argument("--data-version", choices=("v1", "v2"), default="v1",
+                   help="SynthBench edition: v1 (default; 7 families, one seed, degradations, adversarial table) or "
+                   "v2 (10 unseen families incl. diffusion, inpainting and codec ones, clean and laundered test "
+                   "sets, 3 seeds, false alarms at the validation threshold)")  # fmt: skip
+    p.add_argument("--seeds", type=_csv_of(int), help="v2: comma-separated training seeds (default 0,1,2)")
 
 
 def _augment_args(p: Any) -> None:
@@ -277,11 +282,14 @@ BENCHES: dict[str, BenchEntry] = {
         about="train detectors on one SynthBench family, test on all; robustness; adversarial table",
         target="trustvis.bench.detect:run_detect_bench",
         add_arguments=_detect_args,
-        kwargs=_pick("methods", "attack_images", "attack_queries", "synthbench", "robustness"),
+        kwargs=_pick(
+            "methods", "attack_images", "attack_queries", "synthbench", "robustness", "data_version", "seeds"
+        ),
         quick_time="40 min to 2.5 hours on 2 cores",
         examples=(
             "trustvis bench detect --quick",
             "trustvis bench detect --quick --methods bihpf --steps 200 --out results/try",
+            "trustvis bench detect --quick --data-version v2",
             "trustvis bench detect --device cuda --set train.num_workers=8",
         ),
     ),

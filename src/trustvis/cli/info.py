@@ -95,7 +95,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 #: ``trustvis data build NAME``: the benchmark sets built into the cache -> (title, "module:function(size, ...)")
 BUILDERS = {
-    "synthbench": ("SynthBench", "trustvis.data.synthbench:build_synthbench"),
+    "synthbench": ("SynthBench", "trustvis.tasks.detect:build_synthbench_data"),
     "recapturebench": ("RecaptureBench", "trustvis.data.recapturebench:build_recapturebench"),
 }
 

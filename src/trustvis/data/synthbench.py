@@ -3,8 +3,10 @@
 Two editions (``build_synthbench(size, version=...)``, folder ``<version>-<size>``): **v1**, described below, and
 **v2** (:data:`FAMILIES_V2`, :class:`SynthBenchV2Config`, :data:`SIZES_V2`): v1's families plus three without
 the cues v1's generators share — ``gan_aa`` (bilinear up-sampling, reflect padding: no transposed-convolution
-peaks, no zero-padding border), ``ddpm`` (a small diffusion model, :mod:`trustvis.data.diffusion`, DDIM samples)
-and ``inpaint`` (the same model regenerating a rectangle of a real patch: paired, mostly real) — and a second
+peaks, no zero-padding border), ``ddpm`` (a small diffusion model, :mod:`trustvis.data.diffusion`, DDIM samples),
+``inpaint`` (the same model regenerating a rectangle of a real patch: paired, mostly real) and ``inr_codec`` (each
+real coded and decoded by the toolkit's overfitted codecs COOL-CHIC / EQLINR; made through a maker the task layer
+passes in, :data:`EXTERNAL_FAMILIES`, since ``data`` imports no method) — and a second
 test condition, :data:`WILD_SPLIT`: every test image, real and fake alike, through ``transforms.Launder`` (a
 resize chain, mild sharpening, JPEG or WebP at a random quality), so that compression is not a cue. v1 builds
 are unchanged (same files, same config, same caches).
@@ -84,6 +86,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +126,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EDITIONS",
+    "EXTERNAL_FAMILIES",
+    "FamilyMaker",
     "FAMILIES",
     "FAMILIES_V2",
     "WILD_SPLIT",
@@ -173,7 +178,17 @@ FAMILIES_V2: dict[str, str] = {
     "zero-padding border cue), trained against a DCGAN discriminator, samples",
     "ddpm": "small denoising diffusion model (U-Net, epsilon prediction), DDIM samples in a few steps",
     "inpaint": "the same diffusion model regenerating a rectangle of 25-50 % of a real patch (RePaint-style)",
+    "inr_codec": "the toolkit's overfitted neural codecs (COOL-CHIC and EQLINR: latent grids and a per-pixel MLP "
+    "fitted to one image, an implicit neural representation): each real patch coded to a .tvc file and decoded",
 }
+
+#: Families whose fakes a layer above ``data`` makes (the toolkit's codecs are methods): ``build_synthbench(...,
+#: makers={name: fn})`` supplies them, ``fn(reals uint8 (n,S,S,3), cfg, seed, progress) -> (fakes uint8 (n,S,S,3),
+#: stats dict)`` with fake i made from real i; ``trustvis.tasks.detect.build_synthbench_data`` passes the codec's.
+EXTERNAL_FAMILIES: tuple[str, ...] = ("inr_codec",)
+
+#: What makes an external family's fakes (see :data:`EXTERNAL_FAMILIES`).
+FamilyMaker = Callable[[np.ndarray, "SynthBenchConfig", int, bool], tuple[np.ndarray, dict]]
 
 #: The splits of a v2 build: v1's, and the test split laundered "in the wild" (``transforms.Launder``: a
 #: resize chain, mild sharpening, JPEG or WebP), reals and fakes alike.
@@ -323,6 +338,11 @@ class SynthBenchV2Config(SynthBenchConfig):
         sampling_steps: DDIM steps per sample (and per inpainting).
         inpaint_min, inpaint_max: share of a patch's area an ``inpaint`` fake regenerates.
         launder: write :data:`WILD_SPLIT` (every test image, real and fake, through ``transforms.Launder()``).
+        codec_methods: the codecs of ``inr_codec`` (registered ``codec`` methods); real i is coded by
+            ``codec_methods[i % len(codec_methods)]``.
+        codec_lmbdas: their rate weights λ; real i uses ``codec_lmbdas[(i // len(codec_methods)) % len(codec_lmbdas)]``.
+        codec_iterations: the per-image fitting budget (encoding is training; about 1 s per 64x64 patch at 200).
+        codec_preset: the codecs' architecture preset (``quick``: the paper's; ``tiny`` for the test builds).
     """
 
     ddpm_steps: int = 600
@@ -333,6 +353,10 @@ class SynthBenchV2Config(SynthBenchConfig):
     inpaint_min: float = 0.25
     inpaint_max: float = 0.5
     launder: bool = True
+    codec_methods: list[str] = field(default_factory=lambda: ["coolchic", "eqlinr"])
+    codec_lmbdas: list[float] = field(default_factory=lambda: [1e-3, 4e-3])
+    codec_iterations: int = 200
+    codec_preset: str = "quick"
 
     def families(self) -> dict[str, str]:
         return FAMILIES_V2
@@ -355,17 +379,36 @@ class SynthBenchV2Config(SynthBenchConfig):
             raise ValueError(
                 f"need 0 < inpaint_min <= inpaint_max <= 1, got {self.inpaint_min}, {self.inpaint_max}"
             )
+        if not self.codec_methods or not self.codec_lmbdas or min(self.codec_lmbdas) <= 0:
+            raise ValueError(f"need at least one codec and positive rate weights; got codec_methods="
+                             f"{self.codec_methods}, codec_lmbdas={self.codec_lmbdas}")  # fmt: skip
+        if self.codec_iterations < 1:
+            raise ValueError(f"codec_iterations must be >= 1, got {self.codec_iterations}")
 
 
 #: v2 presets: v1's sizes with the diffusion settings. ``quick`` keeps 64x64 patches so that the build and the
-#: detectors fit the quick budget; ``full`` is 128x128 with every family in every split.
+#: detectors fit the quick budget; ``full`` is 128x128 with every family but ``inr_codec`` in every split (the codec
+#: fits each image on its own, about 3 s per 128x128 patch: a 4,500-patch train split would take hours; its
+#: test split is written in every size).
 SIZES_V2: dict[str, SynthBenchV2Config] = {
     "quick": SynthBenchV2Config(),
     "full": SynthBenchV2Config(
-        **{**asdict(SIZES["full"]), "ddpm_steps": 4000, "ddpm_width": 32, "train_families": list(FAMILIES_V2)}
+        **{
+            **asdict(SIZES["full"]),
+            "ddpm_steps": 4000,
+            "ddpm_width": 32,
+            "train_families": [f for f in FAMILIES_V2 if f not in EXTERNAL_FAMILIES],
+        }
     ),  # fmt: skip
     "tiny": SynthBenchV2Config(
-        **{**asdict(SIZES["tiny"]), "ddpm_steps": 10, "ddpm_width": 8, "ddpm_levels": 2, "sampling_steps": 3}
+        **{
+            **asdict(SIZES["tiny"]),
+            "ddpm_steps": 10,
+            "ddpm_width": 8,
+            "ddpm_levels": 2,
+            "sampling_steps": 3,
+            "codec_iterations": 40,
+        }
     ),  # fmt: skip
 }
 
@@ -396,6 +439,13 @@ def estimate_seconds(cfg: SynthBenchConfig, family: str) -> float:
         train = cfg.ae_steps * pixels * _SECONDS_PER_STEP_PIXEL["ae"] * (cfg.ae_width / 16) ** 2
     elif family in ("dcgan", "gan_aa"):
         train = cfg.gan_steps * pixels * _SECONDS_PER_STEP_PIXEL[family] * (cfg.gan_width / 16) ** 2
+    elif (
+        family in EXTERNAL_FAMILIES
+    ):  # the codec: per image, ~4.5 ms per fitting iteration at 64 px (2 cores)
+        n_fit = sum(cfg.n_real(s) for s in cfg.splits_of(family) if s != WILD_SPLIT)
+        train = (
+            n_fit * getattr(cfg, "codec_iterations", 0) * 4.5e-3 * max(1.0, (cfg.patch_size / 64) ** 2 / 2)
+        )
     elif family in ("ddpm", "inpaint"):  # training (inpaint reuses ddpm's model in one process) + sampling
         # a DDIM step of one image costs about half a training step of one image (measured at 64 px, width 16)
         train_steps = cfg.ddpm_steps if family == "ddpm" else 0
@@ -533,8 +583,10 @@ def _make_family(
     reals: dict[str, np.ndarray],
     device: torch.device,
     progress: bool,
+    makers: dict[str, FamilyMaker] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Train one family on the train reals and make its fakes for every split it appears in."""
+    """Train one family on the train reals and make its fakes for every split it appears in (an
+    :data:`EXTERNAL_FAMILIES` one with its maker of ``makers``)."""
     seed = _family_seed(cfg, family)
     splits = [s for s in cfg.splits_of(family) if s != WILD_SPLIT]  # the wild split launders the test fakes
     fakes: dict[str, np.ndarray] = {}
@@ -595,6 +647,12 @@ def _make_family(
                     fakes[split] = ddim_inpaint(
                         model, reals[split], masks, cfg.sampling_steps, seed=seed + 2 + k
                     )
+        elif family in EXTERNAL_FAMILIES:
+            stats = {"maker": f"{makers[family].__module__}.{makers[family].__qualname__}", "splits": {}}
+            for k, split in enumerate(splits):  # fake i is made from real i
+                fakes[split], stats["splits"][split] = makers[family](
+                    reals[split], cfg, seed + 1 + k, progress
+                )
         elif family == "vae":
             model = VAE(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.ae_width).to(device)
             stats = train_vae(
@@ -646,6 +704,7 @@ def build_synthbench(
     home_dir: str | Path | None = None,
     config: SynthBenchConfig | None = None,
     version: str = VERSION,
+    makers: dict[str, FamilyMaker] | None = None,
 ) -> Path:
     """Build SynthBench (or return the existing build) and return its folder.
 
@@ -659,12 +718,15 @@ def build_synthbench(
             folder is still ``<version>-<size>`` and a build made with another config is rebuilt.
         version: ``v1`` (default; :data:`FAMILIES`) or ``v2`` (:data:`FAMILIES_V2` and the laundered test split
             :data:`WILD_SPLIT`).
+        makers: the makers of the edition's :data:`EXTERNAL_FAMILIES` (needed only to build, not to reuse a
+            build; ``trustvis.tasks.detect.build_synthbench_data`` passes them).
 
     Returns:
         ``<home>/synthbench/<version>-<size>``.
 
     Raises:
-        ValueError: unknown version or size, invalid config, or a config of the other edition.
+        ValueError: unknown version or size, invalid config, a config of the other edition, or a build that
+            needs a maker it was not given.
     """
     _check_size(size, version)
     preset = _edition(version)[1][size]
@@ -679,10 +741,17 @@ def build_synthbench(
     if not force and _reusable(target, cfg, version):
         logger.info("SynthBench %s %s already built at %s", version, size, target)
         return target
+    missing = [f for f in cfg.families() if f in EXTERNAL_FAMILIES and f not in (makers or {})]
+    if missing:
+        raise ValueError(
+            f"SynthBench {version} {size} is not built at {target} and its families {missing} are made by the "
+            "toolkit's codecs: build it with `trustvis data build synthbench --version v2` or "
+            "trustvis.tasks.detect.build_synthbench_data()"
+        )
     with build_lock(target):
         if not force and _reusable(target, cfg, version):  # another process built it while we waited
             return target
-        _build(target, size, cfg, progress, fresh=force, version=version)
+        _build(target, size, cfg, progress, fresh=force, version=version, makers=makers)
     return target
 
 
@@ -737,6 +806,7 @@ def _build(
     progress: bool,
     fresh: bool = False,
     version: str = VERSION,
+    makers: dict[str, FamilyMaker] | None = None,
 ) -> None:
     t0 = time.perf_counter()
     device = _resolve_device(cfg.device)
@@ -805,7 +875,7 @@ def _build(
             shutil.rmtree(work / split / family / "1_fake", ignore_errors=True)
             if work / split / family / "0_real" != real_src[split]:
                 shutil.rmtree(work / split / family / "0_real", ignore_errors=True)
-        fakes, losses[family] = _make_family(family, cfg, reals, device, progress)
+        fakes, losses[family] = _make_family(family, cfg, reals, device, progress, makers)
         if WILD_SPLIT in splits:
             fakes[WILD_SPLIT] = _launder(fakes["test"], cfg.seed, k + 1)
         total = sum(len(reals[s]) for s in splits)

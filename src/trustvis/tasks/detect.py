@@ -145,15 +145,70 @@ def adversarial_eval(
     }  # fmt: skip
 
 
+def codec_fakes(reals: Any, cfg: Any, seed: int, progress: bool) -> tuple[Any, dict]:
+    """SynthBench v2's ``inr_codec`` family: every real patch uint8 (n,S,S,3) coded to ``.tvc`` bytes by one of the
+    toolkit's overfitted codecs and decoded; returns (fakes uint8 (n,S,S,3), stats).
+
+    Real i is coded by ``cfg.codec_methods[i % m]`` at ``cfg.codec_lmbdas[(i // m) % len(cfg.codec_lmbdas)]``
+    (m codecs) with ``cfg.codec_iterations`` fitting steps of the ``cfg.codec_preset`` architecture, seeded by
+    ``seed + i``; stats hold each codec's mean bits per pixel (of the real file) and PSNR."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from trustvis import registry
+
+    fakes, per = np.empty_like(reals), {}  # per: "codec lambda=..." -> {"bpp": [...], "psnr": [...]}
+    m, lm = len(cfg.codec_methods), cfg.codec_lmbdas
+    for i, img in enumerate(tqdm(reals, desc="code inr_codec", disable=not progress, leave=False)):
+        name, lmbda = cfg.codec_methods[i % m], lm[(i // m) % len(lm)]
+        codec = registry.build(
+            name, cfg.codec_preset, lmbda=lmbda, iterations=cfg.codec_iterations, seed=seed + i
+        )
+        data = codec.compress(img, progress=False)
+        x = codec.decompress(data)  # (3,S,S) in [0,1], rounded to 8 bits by the decoder
+        fakes[i] = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        mse = float(np.mean((fakes[i].astype(np.float64) - img) ** 2))
+        rec = per.setdefault(f"{name} lambda={lmbda:g}", {"bpp": [], "psnr": []})
+        rec["bpp"].append(8 * len(data) / (img.shape[0] * img.shape[1]))
+        rec["psnr"].append(10 * np.log10(255**2 / max(mse, 1e-10)))
+    stats = {k: {"images": len(v["bpp"]), "mean_bpp": round(float(np.mean(v["bpp"])), 4),
+                 "mean_psnr_db": round(float(np.mean(v["psnr"])), 3)} for k, v in per.items()}  # fmt: skip
+    return fakes, stats
+
+
+#: the makers of SynthBench's families that need the toolkit's methods (``data.synthbench.EXTERNAL_FAMILIES``)
+SYNTHBENCH_MAKERS = {"inr_codec": codec_fakes}
+
+
+def build_synthbench_data(
+    size: str = "quick", force: bool = False, progress: bool = True, version: str = "v1", **kw: Any
+) -> Path:
+    """``data.synthbench.build_synthbench`` with the makers of its external families (the codec family of v2),
+    whose codecs and preset are checked against the registry before any work; ``kw`` go to the builder."""
+    from trustvis import registry
+    from trustvis.data.synthbench import EDITIONS, build_synthbench
+
+    cfg = kw.get("config") or (EDITIONS[version][1].get(size) if version in EDITIONS else None)
+    for name in getattr(cfg, "codec_methods", []):
+        spec = registry.get(name)  # KeyError lists the methods
+        if spec.task != "codec" or cfg.codec_preset not in spec.presets:
+            raise ValueError(
+                f"SynthBench codec_methods: {name!r} is not a codec with a {cfg.codec_preset!r} preset; codecs: "
+                f"{[s.name for s in registry.list_methods('codec')]}"
+            )
+    return build_synthbench(
+        size, force=force, progress=progress, version=version, makers=SYNTHBENCH_MAKERS, **kw
+    )
+
+
 def detection_datasets(run: Any, method: Any) -> tuple[Any, Any | None]:
     """(train set, val set or None) for a detection run config (SynthBench or a ForenSynths folder)."""
     from trustvis.data.forensynths import ForenSynthsDataset, genimage_splits
 
     data = run.data
     if data.name == "synthbench":
-        from trustvis.data.synthbench import build_synthbench
-
-        root = build_synthbench(data.size, progress=True, version=data.version)
+        root = build_synthbench_data(data.size, progress=True, version=data.version)
         kw = {"generators": [data.train_family], "max_per_class": data.max_images}
         train = ForenSynthsDataset(
             root / "train", transform=method.make_transform(True), labels=method.train_labels, **kw
@@ -314,10 +369,10 @@ class DetectTask(Task):
                 f"calibrate --run supports SynthBench detector runs; {run_dir} trained on {run.data.name!r}: "
                 "export its logits to an .npz and use --logits"
             )
-        from trustvis.data.synthbench import EDITIONS, build_synthbench
+        from trustvis.data.synthbench import EDITIONS
 
         version = run.data.version
-        root = build_synthbench(run.data.size, version=version)
+        root = build_synthbench_data(run.data.size, version=version)
         cal, cal_y = detector_logits(method, root, [run.data.train_family], "val")
         test, test_y = detector_logits(
             method, root, [f for f in EDITIONS[version][0] if f != run.data.train_family], "test"

@@ -35,6 +35,7 @@ __all__ = [
     "plot_adversarial",
     "plot_cost",
     "plot_family_metric",
+    "plot_image_rows",
     "plot_maps",
     "plot_robustness",
     "plot_roc",
@@ -439,6 +440,39 @@ def plot_maps(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=list(axes), shrink=0.9, label=label)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_image_rows(rows: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """A grid of images, one labelled row per entry (e.g. the reals and each family's fakes), shown at their
+    pixel size's aspect without smoothing.
+
+    Args:
+        rows: ``{label: uint8 (n, H, W, 3)}``; rows may hold different counts (missing cells stay blank).
+        path: output PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    _check_nonempty(rows, "rows")
+    n_cols = max(len(v) for v in rows.values())
+    if n_cols == 0:
+        raise ValueError("Nothing to plot: every row of rows is empty.")
+    fig = Figure(figsize=(1.0 * n_cols + 1.6, 1.0 * len(rows) + 0.4), layout="constrained")
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(images):
+                ax.imshow(np.asarray(images[c]), interpolation="nearest")
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
