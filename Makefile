@@ -3,6 +3,7 @@
 #               (about 6 min on 2 CPU cores after set-up)
 #   make test   set up, then run the test suite (a few minutes)
 #   make bench-detect   the quick detection benchmark (SynthBench quick; 40 min to 2.5 hours on 2 CPU cores)
+#   make bench-detect-v2   the same on SynthBench v2: 3 seeds, clean and laundered test sets (about an hour)
 #   make bench-augment / bench-calibrate / bench-adapt   classification, calibration, adaptation (--quick; < 30 min each)
 #   make bench-antispoof   mToFNet and four baselines on RecaptureBench, unseen and seen displays (--quick; < 30 min)
 #   make bench-reid / bench-active   rolling-back fine-tuning; VaB-AL and five query strategies (--quick; < 30 min)
@@ -15,7 +16,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-setup
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format test-slow bench-detect bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-vit bench-multimodal bench-codec bench-codec-ablation clean
+.PHONY: demo test setup lint format test-slow bench-detect bench-detect-v2 bench-full bench-augment bench-calibrate bench-adapt bench-anomaly bench-antispoof bench-reid bench-active bench-vit bench-multimodal bench-codec bench-codec-ablation clean
 
 demo: setup
 	$(VENV)/bin/trustvis demo
@@ -23,6 +24,9 @@ demo: setup
 bench-detect: setup
 	$(VENV)/bin/trustvis data status
 	$(VENV)/bin/trustvis bench detect --quick
+
+bench-detect-v2: setup
+	$(VENV)/bin/trustvis bench detect --quick --data-version v2
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

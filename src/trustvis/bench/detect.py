@@ -14,7 +14,7 @@ Protocol (as in Wang et al. 2020 and the papers that follow it)::
 SynthBench v2 (``--data-version v2``, :func:`run_detect_v2`)::
 
     SynthBench v2 (v1's 7 families + gan_aa, ddpm, inpaint, inr_codec; test and test_wild = laundered test)
-      └─► for seed in seeds: train each detector on ae_tconv/train (quick: 300 steps)
+      └─► for seed in seeds: train each detector on ae_tconv/train (quick: 250 steps)
             └─► threshold = equal-error-rate threshold on ae_tconv/val (reals + fakes)
             └─► clean and wild test sets (the reals of a split scored once) ──► AP / AUC / acc per family,
                 mean over the 10 unseen families, false-alarm rate of the real test photos at the threshold
@@ -108,7 +108,7 @@ def run_detect_bench(
     (method -> ``["model.x=1", ...]``) apply to one method's run config, before ``opts.overrides``.
 
     ``data_version="v2"`` runs the SynthBench v2 protocol instead (:func:`run_detect_v2`): v2's ten unseen
-    families, each detector trained with every seed of ``seeds`` (default :data:`V2_SEEDS`; ``quick``: 300 steps
+    families, each detector trained with every seed of ``seeds`` (default :data:`V2_SEEDS`; ``quick``: 250 steps
     each, :data:`V2_QUICK_STEPS`), tested on the clean and the laundered test splits, mean ± std over the seeds,
     and the false-alarm rate on the real test photos at the threshold each run chose on its validation split.
     The degradation sweep, the artifact compression maps and the adversarial table stay v1's.
@@ -366,10 +366,10 @@ def results_markdown(res: dict[str, Any]) -> str:
 
 #: v2 training seeds (``--seeds``)
 V2_SEEDS = (0, 1, 2)
-#: v2 ``quick`` budget: every detector trains 300 steps (3/8 of v1's quick 800) so that three seeds of the six
-#: detectors and the build fit the hour on 2 CPU cores; D4's two phases shrink alike (100 + 200 of 250 + 500)
-V2_QUICK_STEPS = 300
-V2_QUICK_OVERRIDES = {"d4": ["model.saliency_steps=100"]}
+#: v2 ``quick`` budget: every detector trains 250 steps (under a third of v1's quick 800) so that three seeds of the
+#: six detectors and the build fit the hour on 2 CPU cores; D4's two phases shrink alike (80 + 170 of 250 + 500)
+V2_QUICK_STEPS = 250
+V2_QUICK_OVERRIDES = {"d4": ["model.saliency_steps=80"]}
 #: the test conditions of v2: the clean test split and the laundered one
 V2_CONDITIONS = {"clean": "test", "wild": "test_wild"}
 
@@ -392,7 +392,9 @@ def _split_arrays(root: Path, families: list[str]) -> tuple[np.ndarray, dict[str
 
 def _scores(method: Any, images: np.ndarray, progress: bool) -> tuple[np.ndarray, float]:
     """p(fake) of uint8 ``images`` (n, S, S, 3) and the forward throughput (images/s)."""
-    ds = ArrayDataset(images, np.zeros(len(images), np.int64), [""] * len(images), transform=method.make_transform(False))
+    ds = ArrayDataset(
+        images, np.zeros(len(images), np.int64), [""] * len(images), transform=method.make_transform(False)
+    )
     pred = predict_dataset(method, ds, batch_size=128, keys=("score",), progress=progress)
     return pred["score"].astype(np.float64), float(pred["images_per_second"])
 
@@ -410,7 +412,9 @@ def _condition_metrics(
         m = binary_metrics(y, np.r_[real, s])
         m["detected_at_val_threshold"] = float(np.mean(s >= threshold))
         per[f] = m
-    mean = mean_metrics([per[f] for f in unseen], keys=("acc", "ap", "auc", "eer", "detected_at_val_threshold"))
+    mean = mean_metrics(
+        [per[f] for f in unseen], keys=("acc", "ap", "auc", "eer", "detected_at_val_threshold")
+    )
     return {"per_family": per, "mean_unseen": mean, "false_alarm_rate": float(np.mean(real >= threshold)),
             "n_real": len(real)}  # fmt: skip
 
@@ -431,7 +435,7 @@ def run_detect_v2(
     from trustvis.report import plots
     from trustvis.tasks.detect import build_synthbench_data
 
-    out = opts.output("detect")
+    out = opts.output("detect-v2")  # results/detect-v2-quick by default: v1 keeps its folder
     t_start = time.perf_counter()
     root = build_synthbench_data(size, progress=opts.progress, version="v2")
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))

@@ -355,7 +355,7 @@ class SynthBenchV2Config(SynthBenchConfig):
     launder: bool = True
     codec_methods: list[str] = field(default_factory=lambda: ["coolchic", "eqlinr"])
     codec_lmbdas: list[float] = field(default_factory=lambda: [1e-3, 4e-3])
-    codec_iterations: int = 200
+    codec_iterations: int = 150
     codec_preset: str = "quick"
 
     def families(self) -> dict[str, str]:
