@@ -14,7 +14,7 @@ Protocol (as in Wang et al. 2020 and the papers that follow it)::
 SynthBench v2 (``--data-version v2``, :func:`run_detect_v2`)::
 
     SynthBench v2 (v1's 7 families + gan_aa, ddpm, inpaint, inr_codec; test and test_wild = laundered test)
-      └─► for seed in seeds: train each detector on ae_tconv/train (quick: 250 steps)
+      └─► for seed in seeds: train each detector on ae_tconv/train (quick: v1's budgets, 800 steps)
             └─► threshold = equal-error-rate threshold on ae_tconv/val (reals + fakes)
             └─► clean and wild test sets (the reals of a split scored once) ──► AP / AUC / acc per family,
                 mean over the 10 unseen families, false-alarm rate of the real test photos at the threshold
@@ -108,8 +108,8 @@ def run_detect_bench(
     (method -> ``["model.x=1", ...]``) apply to one method's run config, before ``opts.overrides``.
 
     ``data_version="v2"`` runs the SynthBench v2 protocol instead (:func:`run_detect_v2`): v2's ten unseen
-    families, each detector trained with every seed of ``seeds`` (default :data:`V2_SEEDS`; ``quick``: 250 steps
-    each, :data:`V2_QUICK_STEPS`), tested on the clean and the laundered test splits, mean ± std over the seeds,
+    families, each detector trained with every seed of ``seeds`` (default :data:`V2_SEEDS`; with v1's budgets,
+    800 steps in ``quick``), tested on the clean and the laundered test splits, mean ± std over the seeds,
     and the false-alarm rate on the real test photos at the threshold each run chose on its validation split.
     The degradation sweep, the artifact compression maps and the adversarial table stay v1's.
     """
@@ -366,10 +366,6 @@ def results_markdown(res: dict[str, Any]) -> str:
 
 #: v2 training seeds (``--seeds``)
 V2_SEEDS = (0, 1, 2)
-#: v2 ``quick`` budget: every detector trains 250 steps (under a third of v1's quick 800) so that three seeds of the
-#: six detectors and the build fit the hour on 2 CPU cores; D4's two phases shrink alike (80 + 170 of 250 + 500)
-V2_QUICK_STEPS = 250
-V2_QUICK_OVERRIDES = {"d4": ["model.saliency_steps=80"]}
 #: the test conditions of v2: the clean test split and the laundered one
 V2_CONDITIONS = {"clean": "test", "wild": "test_wild"}
 
@@ -442,9 +438,7 @@ def run_detect_v2(
     families = list(FAMILIES_V2)
     unseen = [f for f in families if f != TRAIN_FAMILY]
     data = {"name": "synthbench", "version": "v2", "size": size, "train_family": TRAIN_FAMILY}
-    quick_budget = size == "quick" and preset == "quick" and not opts.steps
-    overrides = {n: list((method_overrides or {}).get(n, V2_QUICK_OVERRIDES.get(n, []) if quick_budget else []))
-                 for n in methods}  # fmt: skip
+    overrides = {n: list((method_overrides or {}).get(n, [])) for n in methods}
     log.info("SynthBench v2 %s: %d detectors x %d seeds", size, len(methods), len(seeds))
 
     val_real, val_fakes = _split_arrays(root / "val", [TRAIN_FAMILY])
@@ -455,8 +449,7 @@ def run_detect_v2(
         for name in methods:
             spec = registry.get(name)
             p = preset if preset in spec.presets else "default"
-            train = {"steps": V2_QUICK_STEPS} if quick_budget else {}
-            run = seed_run(name, p, replace_overrides(opts, overrides[name]), seed, data, train=train)
+            run = seed_run(name, p, replace_overrides(opts, overrides[name]), seed, data)
             method, tinfo = train_or_reuse(
                 run, out / "runs" / f"{name}-seed{seed}", detection_datasets, _val_metrics
             )

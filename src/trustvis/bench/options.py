@@ -166,7 +166,7 @@ def _detect_args(p: Any) -> None:
     p.add_argument("--data-version", choices=("v1", "v2"), default="v1",
                    help="SynthBench edition: v1 (default; 7 families, one seed, degradations, adversarial table) or "
                    "v2 (10 unseen families incl. diffusion, inpainting and codec ones, clean and laundered test "
-                   "sets, 3 seeds, false alarms at the validation threshold)")  # fmt: skip
+                   "sets, 3 seeds, false alarms at the validation threshold; default --out results/detect-v2-quick)")  # fmt: skip
     p.add_argument("--seeds", type=_csv_of(int), help="v2: comma-separated training seeds (default 0,1,2)")
 
 
