@@ -244,7 +244,9 @@ NOT_RUN: dict[str, str] = {
         "the whole v2 detect bench: about an hour on 2 cores (tests/test_bench_detect.py runs its protocol on a "
         "micro SynthBench v2 through the CLI)"
     ),
-    "trustvis report results/detect-v2-quick": "needs the folder of `trustvis bench detect --quick --data-version v2`",
+    "trustvis data build synthbench --version v2 --quick": (
+        "the v2 quick build: about 14 min on 2 cores (the synthbench scenario builds v2 tiny through the same CLI)"
+    ),
     "trustvis bench augment --quick": "the whole augment bench: under 30 min on 2 cores",
     "trustvis bench multimodal --quick": "the whole image <-> speech bench: about 16 min on 2 cores",
     "trustvis bench multimodal --quick --methods xmodal,jmvae --fractions 0.05,1 --seeds 0": (

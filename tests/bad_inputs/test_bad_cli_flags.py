@@ -23,6 +23,11 @@ FLAG_CASES = [
     (["bench", "detect", "--quick", "--steps", "0"], ["--steps", ">= 1"]),
     (["bench", "detect", "--quick", "--attack-images", "-3"], ["--attack-images", ">= 0"]),
     (["bench", "detect", "--quick", "--queries", "0"], ["--queries", ">= 1"]),
+    (["bench", "detect", "--quick", "--data-version", "v3"], ["--data-version", "'v3'", "v2"]),
+    (["bench", "detect", "--quick", "--data-version", "v2", "--seeds", "a"], ["--seeds", "'a'"]),
+    (["bench", "detect", "--quick", "--seeds", "0,1"], ["--seeds applies to --data-version v2"]),
+    (["bench", "detect", "--data-version", "v2", "--synthbench", "demo"], ["v2 has no size 'demo'", "quick"]),
+    (["data", "build", "synthbench", "--version", "v3"], ["--version", "'v3'", "v2"]),
     # each bench's sub-command takes only its own flags and the shared ones it uses
     (["bench", "detect", "--quick", "--ablation"], ["unrecognized arguments", "--ablation"]),
     (["bench", "codec", "--quick", "--steps", "5"], ["unrecognized arguments", "--steps"]),

@@ -137,7 +137,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--version",
         choices=["v1", "v2"],
         help="synthbench edition: v1 (default; autoencoder, DCGAN and VAE families) or v2 (adds an anti-aliased "
-        "GAN, a diffusion model and diffusion inpainting, and a laundered test split, test_wild)",
+        "GAN, a diffusion model, diffusion inpainting and the toolkit's neural codecs' reconstructions, and a "
+        "laundered test split, test_wild)",
     )
     b.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     b.add_argument("--no-progress", action="store_true")
