@@ -449,7 +449,7 @@ def run_detect_v2(
         for name in methods:
             spec = registry.get(name)
             p = preset if preset in spec.presets else "default"
-            run = seed_run(name, p, replace_overrides(opts, overrides[name]), seed, data)
+            run = seed_run(name, p, _with_overrides(opts, overrides[name]), seed, data)
             method, tinfo = train_or_reuse(
                 run, out / "runs" / f"{name}-seed{seed}", detection_datasets, _val_metrics
             )
@@ -517,10 +517,9 @@ def run_detect_v2(
     spectra = {"real": mean_log_spectrum(real), **{f: mean_log_spectrum(x) for f, x in fakes.items()}}
     plots.plot_spectra(spectra, fig("fig_spectra.png", "Mean log-spectrum of high-pass residuals: reals and each "
                        "family's fakes (top), difference to reals (bottom); v2's new families lack v1's peaks"))  # fmt: skip
-    rows = {"real": real[:8], **{f: x[:8] for f, x in fakes.items()}}
-    wild_real, wild_fakes = test["wild"]
-    rows = {**{f"{k} (clean)": v for k, v in rows.items()}}
-    rows.update({"real (wild)": wild_real[:8], **{f"{f} (wild)": x[:8] for f, x in wild_fakes.items()}})
+    rows = {}
+    for cond, (reals, fakes_of) in test.items():  # the first 8 patches of the reals and of every family
+        rows.update({f"real ({cond})": reals[:8], **{f"{f} ({cond})": x[:8] for f, x in fakes_of.items()}})
     plots.plot_image_rows(rows, fig("fig_samples.png", "The first test patches of every family, clean and "
                           "laundered (the same index is the same source photo for paired families)"))  # fmt: skip
 
@@ -548,7 +547,7 @@ def run_detect_v2(
     return write_results(out, payload, results_markdown_v2)
 
 
-def replace_overrides(opts: BenchOptions, own: list[str]) -> BenchOptions:
+def _with_overrides(opts: BenchOptions, own: list[str]) -> BenchOptions:
     """``opts`` with one method's ``own`` overrides before the user's ``--set`` ones."""
     import dataclasses
 
