@@ -342,7 +342,7 @@ class SynthBenchV2Config(SynthBenchConfig):
             ``codec_methods[i % len(codec_methods)]``.
         codec_lmbdas: their rate weights λ; real i uses ``codec_lmbdas[(i // len(codec_methods)) % len(codec_lmbdas)]``.
         codec_iterations: the per-image fitting budget (encoding is training; about 1 s per 64x64 patch at 200).
-        codec_preset: the codecs' architecture preset (``quick``: the paper's; ``tiny`` for the test builds).
+        codec_preset: the codecs' architecture preset (``quick``, the default: the papers' architectures).
     """
 
     ddpm_steps: int = 600
@@ -606,26 +606,9 @@ def _make_family(
                 fakes[split] = reconstruct(model, reals[split])  # (n, S, S, 3), fake i <- real i
                 if cfg.match_color:
                     fakes[split] = match_channel_means(fakes[split], reals[split])
-        elif family == "dcgan":
-            g = DCGANGenerator(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.gan_width).to(device)
-            d = DCGANDiscriminator(cfg.patch_size, base_width=cfg.gan_width).to(device)
-            stats = train_dcgan(
-                g,
-                d,
-                reals["train"],
-                steps=cfg.gan_steps,
-                batch_size=cfg.batch_size,
-                lr=cfg.gan_lr,
-                seed=seed,
-                progress=progress,
-                desc=f"train {family}",
-            )
-            for k, split in enumerate(splits):
-                fakes[split] = sample(g, len(reals[split]), seed=seed + 1 + k)  # (n, S, S, 3)
-        elif family == "gan_aa":
-            g = AntialiasedGenerator(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.gan_width).to(
-                device
-            )
+        elif family in ("dcgan", "gan_aa"):  # the same adversarial training; only the generator differs
+            generator = DCGANGenerator if family == "dcgan" else AntialiasedGenerator
+            g = generator(cfg.patch_size, latent_dim=cfg.latent_dim, base_width=cfg.gan_width).to(device)
             d = DCGANDiscriminator(cfg.patch_size, base_width=cfg.gan_width).to(device)
             stats = train_dcgan(g, d, reals["train"], steps=cfg.gan_steps, batch_size=cfg.batch_size,
                                 lr=cfg.gan_lr, seed=seed, progress=progress, desc=f"train {family}")  # fmt: skip
